@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The two commands a newcomer needs, and the pieces they are made of.
+#   ./dev.sh demo    set up, then run the full rotation lifecycle against the built-in emulator
+#   ./dev.sh test    set up, then lint, type-check and run the whole test suite
+#   ./dev.sh setup   only create .venv from the lock files
+#   ./dev.sh lock    re-pin requirements*.lock from pyproject.toml (needs network)
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+setup() {
+    local lock=$1
+    # Re-install only when the lock file changed since the last setup of this venv.
+    local stamp="$VENV/.installed-$(basename "$lock")"
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV"
+    fi
+    if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+            || "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+        touch "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    setup)
+        setup requirements-test.lock
+        ;;
+    demo)
+        setup requirements.lock
+        shift
+        exec "$VENV/bin/secret-rotator" demo "$@"
+        ;;
+    test)
+        setup requirements-test.lock
+        shift
+        "$VENV/bin/ruff" check service tests
+        "$VENV/bin/mypy"
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    lock)
+        "$VENV/bin/python" -m pip install --quiet uv
+        "$VENV/bin/uv" pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements.lock
+        "$VENV/bin/uv" pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes -o requirements-test.lock
+        ;;
+    *)
+        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac

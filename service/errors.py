@@ -1,0 +1,130 @@
+"""One error root, sorted at the edge.
+
+Adapters translate SDK and HTTP failures into :class:`RemoteError` with a :class:`FailureReason` and
+whether trying again may help (`transient`). Everything an operator sees as ``rotation.failed`` carries
+one of the fixed reasons and a hint saying what to do. Messages never contain secret values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureReason(StrEnum):
+    """The fixed set of `reason` values of a ``rotation.failed`` event and its metric label."""
+
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    POLICY_VIOLATION = "policy_violation"
+    THROTTLED = "throttled"
+    VERIFICATION_FAILED = "verification_failed"
+    SINK_FAILED = "sink_failed"
+    CONFIG_ERROR = "config_error"
+    UNEXPECTED = "unexpected"
+
+
+DEFAULT_HINTS: dict[FailureReason, str] = {
+    FailureReason.PERMISSION_DENIED: (
+        "grant the rotator Application.ReadWrite.OwnedBy and make it an owner of the app "
+        "(or grant Application.ReadWrite.All); for Key Vault, assign Key Vault Secrets Officer"
+    ),
+    FailureReason.NOT_FOUND: "check tenant_id, client_id, vault_url and secret_name in the config",
+    FailureReason.POLICY_VIOLATION: (
+        "the tenant's app management policy refused the request: shorten `lifetime` or ask an admin "
+        "to relax the policy"
+    ),
+    FailureReason.THROTTLED: "the service is throttling; the next pass retries, nothing to do unless it persists",
+    FailureReason.VERIFICATION_FAILED: (
+        "the new secret never authenticated within verify_timeout; it was removed and the old one kept. "
+        "Check Entra sign-in logs for the app, or raise verify_timeout"
+    ),
+    FailureReason.SINK_FAILED: "a sink did not take the new secret; the next pass retries it",
+    FailureReason.CONFIG_ERROR: "fix the configuration (`secret-rotator config check`)",
+    FailureReason.UNEXPECTED: "a bug or an unknown failure: the log line's `error` says more",
+}
+
+
+class ServiceError(Exception):
+    """Root of the service's errors: a reason code, a message, and a hint for the operator."""
+
+    reason: FailureReason = FailureReason.UNEXPECTED
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: FailureReason | None = None,
+        hint: str | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        if transient is not None:
+            self.transient = transient
+        self.hint = hint or DEFAULT_HINTS[self.reason]
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(ServiceError):
+    """The configuration or the command line is wrong: exit 2, before any network call."""
+
+    reason = FailureReason.CONFIG_ERROR
+
+
+class RemoteError(ServiceError):
+    """A remote service (Graph, Key Vault, Entra, a push endpoint) refused or failed a call.
+
+    ``service`` names it (graph, keyvault, entra, push), ``target`` what was asked for (an app's client
+    id, a vault secret, a URL), ``status`` the HTTP status if there was one and ``code`` the service's
+    own error code (e.g. ``Authorization_RequestDenied``, ``SecretNotFound``, ``AADSTS7000215``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        target: str,
+        reason: FailureReason,
+        transient: bool,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, hint=hint, transient=transient)
+        self.service = service
+        self.target = target
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        detail = ", ".join(
+            part
+            for part in (
+                f"HTTP {self.status}" if self.status is not None else "",
+                self.code or "",
+            )
+            if part
+        )
+        return f"{self.service} {self.target}: {self.message}" + (f" ({detail})" if detail else "")
+
+
+class OutcomeUnknown(RemoteError):
+    """A write may or may not have happened (the connection broke after the request was sent).
+
+    For ``addPassword`` this is left to the orphan rule: a credential created but never recorded is
+    removed by a later pass once ``in_flight_timeout`` has passed.
+    """
+
+
+class VerificationFailed(ServiceError):
+    """The new secret did not authenticate before ``verify_timeout``."""
+
+    reason = FailureReason.VERIFICATION_FAILED

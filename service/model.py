@@ -1,0 +1,151 @@
+"""The nouns of a rotation: credentials on an app, what each sink holds, and the planned actions.
+
+Plain frozen dataclasses with no I/O, shared by the pure planner and the adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+DEFAULT_MARKER = "secret-rotator"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One of an app's ``passwordCredentials`` as Graph reports it (never with its secret text)."""
+
+    key_id: str
+    display_name: str | None
+    hint: str | None
+    start: datetime | None
+    end: datetime | None
+
+    def managed(self, marker: str = DEFAULT_MARKER) -> bool:
+        """Created by this service: its display name starts with the marker."""
+        return bool(self.display_name) and str(self.display_name).startswith(marker)
+
+    def expired(self, now: datetime) -> bool:
+        return self.end is not None and self.end <= now
+
+
+@dataclass(frozen=True)
+class App:
+    """An app registration as gathered: object id (for writes), appId and its password credentials."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    credentials: tuple[Credential, ...]
+
+    def credential(self, key_id: str | None) -> Credential | None:
+        return next((c for c in self.credentials if c.key_id == key_id), None)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What one sink holds now, and every key id it ever recorded.
+
+    ``key_id`` is None when the sink holds nothing this service can name (first run, lost receipts, a
+    Key Vault secret that matches no credential). ``since`` is when it started holding it. A sink that
+    can be read back (Key Vault) is ``readable``: the planner may re-sync other sinks from it.
+    ``pending`` marks a push whose receipt was written but never confirmed: the consumer may or may not
+    have the secret. ``recorded`` holds every key id the sink ever recorded (Key Vault versions' tags,
+    receipts, pending ones included): a credential in it was handed out, one outside never was.
+    """
+
+    sink: str
+    key_id: str | None
+    since: datetime | None
+    readable: bool
+    pending: bool = False
+    recorded: frozenset[str] = frozenset()
+
+
+class Kind(StrEnum):
+    CREATE = "create"
+    RESYNC = "resync"
+    RETIRE = "retire"
+    BLOCKED = "blocked"
+
+
+class Reason(StrEnum):
+    """Why an action is planned; the same word reaches the log event, the metric and `plan` output."""
+
+    # create
+    NO_CREDENTIAL_IN_USE = "no_credential_in_use"
+    RENEWAL_DUE = "renewal_due"
+    FORCED = "forced"
+    REVOKE_PREVIOUS = "revoke_previous"
+    SINK_LAGS_UNREADABLE = "sink_lags_unreadable"
+    PENDING_UNCONFIRMED = "pending_unconfirmed"
+    # resync
+    SINK_LAGS = "sink_lags"
+    PENDING_RESYNC = "pending_resync"
+    # retire
+    ORPHAN = "orphan"
+    SUPERSEDED = "superseded"
+    REVOKED = "revoked"
+    # blocked
+    CAP_REACHED = "cap_reached"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step the apply phase will take, with its reason and a sentence for humans.
+
+    ``after_rotation`` marks a retirement that must wait until the rotation planned in the same pass
+    has verified the new secret and written it to every sink (``--revoke-previous``).
+    """
+
+    kind: Kind
+    reason: Reason
+    message: str
+    key_id: str | None = None
+    sink: str | None = None
+    source: str | None = None
+    after_rotation: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rotation policy of one target (config `defaults` merged with the target's overrides)."""
+
+    lifetime: timedelta = timedelta(days=90)
+    renew_before: timedelta | None = None
+    renew_before_ratio: float = 1 / 3
+    grace_period: timedelta = timedelta(days=1)
+    verify_timeout: timedelta = timedelta(minutes=5)
+    in_flight_timeout: timedelta = timedelta(minutes=15)
+    max_credentials: int = 4
+    retire_unmanaged: bool = False
+    marker: str = DEFAULT_MARKER
+
+
+@dataclass(frozen=True)
+class Flags:
+    """What the operator asked for on the command line for this pass."""
+
+    force: bool = False
+    revoke_previous: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The actions for one target, and the facts they were derived from (for `plan` and `status`)."""
+
+    target: str
+    actions: tuple[Action, ...]
+    in_use: frozenset[str] = frozenset()
+    renew_at: datetime | None = None
+    holdings: tuple[Holding, ...] = field(default=())
+
+    @property
+    def healthy(self) -> bool:
+        return not self.actions
+
+
+def key_ids(holdings: Iterable[Holding]) -> set[str]:
+    return {h.key_id for h in holdings if h.key_id is not None}

@@ -1,0 +1,153 @@
+"""The narrow interfaces between the rotation engine and the outside world.
+
+Each Protocol states its contract and its errors. Implementations live in ``service/adapters/`` (the
+only modules that import an SDK); the engine and the planner know only these.
+
+Errors: every method raises :class:`service.errors.RemoteError` (with ``reason`` and ``transient``) for
+a remote failure, after the adapter's own bounded retries of transient ones. Reads never write.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from service.model import App, Credential, Holding
+from service.secret import Secret
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class Directory(Protocol):
+    """Microsoft Graph, for one tenant: the app registration whose secret is rotated."""
+
+    async def read_app(self, client_id: str) -> App:
+        """The app with this appId and its password credentials: one GET.
+
+        Raises RemoteError(not_found) when no app has this appId, (permission_denied) when the caller
+        may not read it.
+        """
+        ...
+
+    async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
+        """``addPassword``: the new credential and its secret text (returned only by this call).
+
+        Never retried: a second call would create a second credential. Raises OutcomeUnknown when the
+        request may have reached Graph but no answer came back, RemoteError(policy_violation) when the
+        tenant's app management policy refuses the lifetime.
+        """
+        ...
+
+    async def remove_password(self, object_id: str, key_id: str) -> None:
+        """``removePassword``; a credential that is already gone counts as removed."""
+        ...
+
+
+class Verifier(Protocol):
+    """Entra ID's token endpoint, asked with a given secret."""
+
+    async def try_token(self, tenant_id: str, client_id: str, secret: Secret) -> None:
+        """One client-credentials token request with a fresh credential object (no token cache).
+
+        Raises RemoteError(verification_failed, transient=True) while the secret is rejected (it may
+        not have replicated yet), RemoteError(transient=True) for network trouble.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class VaultVersion:
+    """One version of a Key Vault secret, without its value."""
+
+    version: str
+    created: datetime | None
+    expires_on: datetime | None
+    enabled: bool
+    tags: dict[str, str]
+
+
+class Vault(Protocol):
+    """Azure Key Vault secrets, for one vault."""
+
+    async def list_versions(self, name: str) -> list[VaultVersion]:
+        """Every version of the secret ``name`` (all pages); [] when the secret does not exist."""
+        ...
+
+    async def read_value(self, name: str, version: str | None = None) -> Secret:
+        """The value of one version (the latest when ``version`` is None)."""
+        ...
+
+    async def write(self, name: str, value: Secret, expires_on: datetime | None, tags: dict[str, str]) -> VaultVersion:
+        """A new version of ``name`` with this value, expiry and tags."""
+        ...
+
+
+class Pusher(Protocol):
+    """An HTTPS endpoint that takes a secret (Dime.Scheduler's configuration endpoint, a webhook)."""
+
+    async def push(self, fields: dict[str, str], secret: Secret, idempotency_key: str) -> None:
+        """POST the JSON body (``fields`` plus the secret under its field name) once it is accepted.
+
+        Success is any 2xx. 408/429/5xx are retried honouring Retry-After within a bounded time;
+        anything else raises RemoteError(sink_failed) at once.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the last push to a sink did: the key id, whether the consumer confirmed it, since when.
+
+    ``history`` keeps every key id ever pushed to this sink (newest last), so that a credential handed
+    out once is known as superseded, not as an orphan.
+    """
+
+    key_id: str
+    status: Literal["pending", "held"]
+    since: datetime
+    history: tuple[str, ...] = ()
+
+
+class StateStore(Protocol):
+    """Where push receipts live (a directory, or a Kubernetes ConfigMap)."""
+
+    async def get(self, target: str, sink: str) -> Receipt | None:
+        ...
+
+    async def put(self, target: str, sink: str, receipt: Receipt) -> None:
+        """Durable before it returns (file: write, fsync, rename)."""
+        ...
+
+    def lock(self, target: str) -> AbstractAsyncContextManager[None]:
+        """Held for the whole of a target's pass, so that two passes never interleave on one target."""
+        ...
+
+
+class Sink(Protocol):
+    """A consumer of the secret, as the engine sees it: read what it holds, give it a new secret."""
+
+    @property
+    def id(self) -> str:
+        """Stable and unique within a target (e.g. ``keyvault:https://v.vault.azure.net/name``)."""
+        ...
+
+    @property
+    def readable(self) -> bool:
+        """Its secret can be read back, so other sinks can be re-synced from it."""
+        ...
+
+    async def read(self, app: App) -> Holding:
+        ...
+
+    async def write(self, credential: Credential, secret: Secret) -> None:
+        ...
+
+    async def read_secret(self, key_id: str) -> Secret:
+        """The secret of ``key_id`` as this sink holds it (readable sinks only)."""
+        ...
