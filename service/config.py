@@ -10,6 +10,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,7 +30,7 @@ from pydantic import (
 
 from service.durations import format_duration, parse_duration
 from service.errors import ConfigError
-from service.model import DEFAULT_MARKER, Policy
+from service.model import Policy
 from service.secret import Secret
 
 GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -172,6 +173,23 @@ class Cloud(_Strict):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
         return self
+
+    def endpoints(self) -> Endpoints:
+        # All three are filled in by _fill_from_name.
+        assert self.authority_host is not None
+        assert self.graph_url is not None
+        assert self.graph_scope is not None
+        return Endpoints(self.authority_host, self.graph_url, self.graph_scope, self.ca_bundle)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """A cloud's endpoints once resolved: what the adapters are built from."""
+
+    authority_host: str
+    graph_url: str
+    graph_scope: str
+    ca_bundle: Path | None = None
 
     @property
     def known_authority(self) -> bool:
@@ -446,9 +464,9 @@ def semantic_problems(config: Config, environ: Mapping[str, str]) -> list[str]:
         for problem in policy_problems(config.policy(target)):
             problems.append(f"targets[{i}] ({target.name}): {problem}")
     for path, ref in _references(config):
-        problem = ref.problem(environ)
-        if problem:
-            problems.append(f"{path}: {problem}")
+        unresolved = ref.problem(environ)
+        if unresolved:
+            problems.append(f"{path}: {unresolved}")
     if config.cloud.ca_bundle is not None and not config.cloud.ca_bundle.is_file():
         problems.append(f"cloud.ca_bundle: {config.cloud.ca_bundle} is not a file: give the PEM file of the CA")
     return problems
@@ -462,7 +480,8 @@ def parse_config(text: str, source: str = "config", environ: Mapping[str, str] |
         # The YAML error's own text quotes the offending line, which may hold a pasted secret.
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigProblems(source, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})"]) from None
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigProblems(source, [f"{where}not valid YAML ({problem})"]) from None
     if not isinstance(data, dict):
         raise ConfigProblems(source, ["(top level): expected a mapping with at least `targets:`"])
     try:

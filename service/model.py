@@ -132,6 +132,9 @@ class Flags:
     revoke_previous: bool = False
 
 
+NO_FLAGS = Flags()
+
+
 @dataclass(frozen=True)
 class Plan:
     """The actions for one target, and the facts they were derived from (for `plan` and `status`)."""

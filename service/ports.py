@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from service.model import App, Credential, Holding
@@ -46,6 +46,13 @@ class Directory(Protocol):
 
     async def remove_password(self, object_id: str, key_id: str) -> None:
         """``removePassword``; a credential that is already gone counts as removed."""
+        ...
+
+    async def password_lifetime_limit(self, object_id: str) -> timedelta | None:
+        """The longest password lifetime the tenant's app management policies allow for this app.
+
+        None when no policy limits it or the policies cannot be read (that permission is optional).
+        """
         ...
 
 

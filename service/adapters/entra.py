@@ -1,0 +1,124 @@
+"""Microsoft Entra ID through azure-identity (async): the rotator's own identity, and the verifier.
+
+The verifier proves a new secret works the way its consumer will use it: a client-credentials token
+request, with a fresh credential object each try so that no token cache can answer for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import aiohttp
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+from azure.identity.aio import (
+    ClientSecretCredential,
+    DefaultAzureCredential,
+    ManagedIdentityCredential,
+    WorkloadIdentityCredential,
+)
+
+from service.adapters.transport import azure_client_kwargs
+from service.config import Endpoints, IdentityConfig
+from service.errors import ConfigError, FailureReason, RemoteError
+from service.secret import Secret
+
+SERVICE = "entra"
+# Sign-in errors that a secret created seconds ago may still get while it replicates through Entra.
+_NOT_YET = {"7000215", "7000222", "700016"}
+
+
+def _cloud_kwargs(cloud: Endpoints) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"authority": cloud.authority_host}
+    if not cloud.known_authority:
+        # MSAL would otherwise ask the public cloud to validate an authority it does not know.
+        kwargs["disable_instance_discovery"] = True
+    return kwargs
+
+
+def rotator_credential(
+    identity: IdentityConfig, cloud: Endpoints, session: aiohttp.ClientSession, default_tenant: str
+) -> AsyncTokenCredential:
+    """The credential the rotator calls Graph and Key Vault with.
+
+    Tokens are asked per target tenant (``get_token(..., tenant_id=T)``), so every kind allows any tenant
+    the identity is consented in.
+    """
+    common = {**_cloud_kwargs(cloud), **azure_client_kwargs(session), "additionally_allowed_tenants": ["*"]}
+    tenant = identity.tenant_id or default_tenant
+    if identity.type == "client_secret":
+        # Both present: the config's validator checked it.
+        assert identity.client_id is not None
+        assert identity.client_secret is not None
+        return ClientSecretCredential(tenant, identity.client_id, identity.client_secret.resolve().reveal(), **common)
+    if identity.type == "workload_identity":
+        token_file = identity.token_file or os.environ.get("AZURE_FEDERATED_TOKEN_FILE")
+        client_id = identity.client_id or os.environ.get("AZURE_CLIENT_ID")
+        if not token_file or not client_id:
+            raise ConfigError(
+                "credential type workload_identity needs a client id and a token file: set credential.client_id "
+                "and credential.token_file, or run in a pod labelled azure.workload.identity/use=true"
+            )
+        return WorkloadIdentityCredential(
+            tenant_id=identity.tenant_id or os.environ.get("AZURE_TENANT_ID") or default_tenant,
+            client_id=client_id,
+            token_file_path=str(token_file),
+            **common,
+        )
+    if identity.type == "managed_identity":
+        return ManagedIdentityCredential(client_id=identity.client_id, **azure_client_kwargs(session))
+    return DefaultAzureCredential(
+        managed_identity_client_id=identity.client_id,
+        exclude_interactive_browser_credential=True,
+        **common,
+    )
+
+
+def aadsts_code(message: str) -> str | None:
+    match = re.search(r"AADSTS(\d+)", message)
+    return match.group(1) if match else None
+
+
+class EntraVerifier:
+    """:class:`service.ports.Verifier`: does this secret get a token?"""
+
+    def __init__(self, cloud: Endpoints, session: aiohttp.ClientSession) -> None:
+        self._cloud = cloud
+        self._session = session
+
+    async def try_token(self, tenant_id: str, client_id: str, secret: Secret) -> None:
+        target = f"app {client_id} in tenant {tenant_id}"
+        credential = ClientSecretCredential(
+            tenant_id,
+            client_id,
+            secret.reveal(),
+            **_cloud_kwargs(self._cloud),
+            **azure_client_kwargs(self._session),
+        )
+        try:
+            await credential.get_token(self._cloud.graph_scope)
+        except ClientAuthenticationError as exc:
+            code = aadsts_code(exc.message or "")
+            raise RemoteError(
+                _first_sentence(exc.message or "the token request was refused"),
+                service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
+                transient=code in _NOT_YET, code=f"AADSTS{code}" if code else None,
+                status=getattr(exc, "status_code", None),
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise RemoteError(
+                f"token request failed: {type(exc).__name__}", service=SERVICE, target=target,
+                reason=FailureReason.VERIFICATION_FAILED, transient=True,
+            ) from None
+        finally:
+            await credential.close()
+
+
+def _first_sentence(message: str) -> str:
+    """The AADSTS line without trace ids and the long tail azure-identity appends."""
+    for line in message.splitlines():
+        if "AADSTS" in line:
+            return line.split(" Trace ID:")[0].strip()
+    return message.splitlines()[0] if message else message

@@ -1,0 +1,262 @@
+"""Microsoft Graph through msgraph-sdk: the app registration's password credentials.
+
+One :class:`GraphDirectory` per tenant (tokens must be asked for the target's tenant, which the SDK's
+auth provider does not do by itself). The httpx client carries kiota's middleware minus its
+RetryHandler: ``addPassword`` must never be retried blindly; reads retry through service.retry.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import RetryHandler
+from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+    AddPasswordPostRequestBody,
+)
+from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
+    RemovePasswordPostRequestBody,
+)
+from msgraph.generated.applications_with_app_id.applications_with_app_id_request_builder import (
+    ApplicationsWithAppIdRequestBuilder,
+)
+from msgraph.generated.models.application import Application
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.password_credential import PasswordCredential
+from msgraph.generated.models.password_credential_configuration import PasswordCredentialConfiguration
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # ships no py.typed
+
+from service.adapters.transport import httpx_client
+from service.errors import FailureReason, OutcomeUnknown, RemoteError
+from service.model import App, Credential
+from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
+from service.secret import Secret
+
+T = TypeVar("T")
+SERVICE = "graph"
+_SELECT = ["id", "appId", "displayName", "createdDateTime", "passwordCredentials"]
+
+
+def graph_service_client(
+    credential: AsyncTokenCredential, tenant_id: str, graph_url: str, graph_scope: str, context: ssl.SSLContext
+) -> tuple[GraphServiceClient, httpx.AsyncClient]:
+    """A Graph client whose tokens are requested for ``tenant_id``; close the httpx client after the pass."""
+    middleware = [m for m in KiotaClientFactory.get_default_middleware(None) if not isinstance(m, RetryHandler)]
+    http = GraphClientFactory.create_with_custom_middleware(middleware, client=httpx_client(context, graph_url))
+    host = urlsplit(graph_url).hostname or ""
+    auth = AzureIdentityAuthenticationProvider(
+        credential, options={"tenant_id": tenant_id}, scopes=[graph_scope], allowed_hosts=[host]
+    )
+    adapter = GraphRequestAdapter(auth, http)
+    adapter.base_url = graph_url
+    return GraphServiceClient(request_adapter=adapter), http
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _credential(item: PasswordCredential) -> Credential:
+    return Credential(
+        key_id=str(item.key_id),
+        display_name=item.display_name,
+        hint=item.hint,
+        start=_utc(item.start_date_time),
+        end=_utc(item.end_date_time),
+    )
+
+
+def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
+    """A Graph or sign-in failure as the service's error, with reason, transience and a hint."""
+    if isinstance(exc, RemoteError):
+        return exc
+    if isinstance(exc, ODataError):
+        status = exc.response_status_code
+        code = exc.error.code if exc.error else None
+        message = (exc.error.message if exc.error else None) or "Graph refused the request"
+        headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        reason, hint = FailureReason.UNEXPECTED, None
+        if status in (401, 403):
+            reason = FailureReason.PERMISSION_DENIED
+        elif status == 404:
+            reason = FailureReason.NOT_FOUND
+            hint = "no app with this client_id in the tenant: check tenant_id and client_id (the Application ID)"
+        elif code and "Policy" in code:
+            reason = FailureReason.POLICY_VIOLATION
+        elif status == 429:
+            reason = FailureReason.THROTTLED
+        elif status in TRANSIENT_STATUSES:
+            hint = f"Graph answered {status} to {operation}; the next pass tries again"
+        return RemoteError(
+            message,
+            service=SERVICE,
+            target=target,
+            reason=reason,
+            transient=status in TRANSIENT_STATUSES,
+            status=status,
+            code=code,
+            retry_after=retry_after,
+            hint=hint,
+        )
+    if isinstance(exc, ClientAuthenticationError):
+        return RemoteError(
+            f"the rotator could not get a token for Graph: {exc.message}",
+            service="entra",
+            target=target,
+            reason=FailureReason.PERMISSION_DENIED,
+            transient=False,
+            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
+        )
+    if isinstance(exc, httpx.TransportError):
+        return RemoteError(
+            f"{operation} failed: {type(exc).__name__} {exc}".strip(),
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.UNEXPECTED,
+            transient=True,
+            hint="network trouble reaching Graph (proxy, DNS, firewall?); the next pass tries again",
+        )
+    raise exc
+
+
+class GraphDirectory:
+    """:class:`service.ports.Directory` over msgraph-sdk for one tenant."""
+
+    def __init__(self, client: GraphServiceClient, tenant_id: str, retry: RetryPolicy) -> None:
+        self._client = client
+        self._tenant_id = tenant_id
+        self._retry = retry
+
+    async def _read(self, call: Callable[[], Awaitable[T]], target: str, operation: str) -> T:
+        async def once() -> T:
+            try:
+                return await call()
+            except (ODataError, ClientAuthenticationError, httpx.TransportError) as exc:
+                raise translate(exc, target=target, operation=operation) from None
+
+        return await retrying(once, self._retry)
+
+    async def read_app(self, client_id: str) -> App:
+        query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
+            select=_SELECT
+        )
+        config = RequestConfiguration(query_parameters=query)
+        target = f"app {client_id} in tenant {self._tenant_id}"
+        app: Application | None = await self._read(
+            lambda: self._client.applications_with_app_id(client_id).get(config), target, "read the app"
+        )
+        if app is None or not app.id:
+            raise RemoteError(
+                "Graph returned no application", service=SERVICE, target=target,
+                reason=FailureReason.NOT_FOUND, transient=False, status=404,
+            )
+        return App(
+            object_id=app.id,
+            app_id=app.app_id or client_id,
+            display_name=app.display_name or "",
+            credentials=tuple(_credential(p) for p in app.password_credentials or ()),
+        )
+
+    async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
+        body = AddPasswordPostRequestBody(
+            password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
+        )
+        target = f"app object {object_id} in tenant {self._tenant_id}"
+        request = self._client.applications.by_application_id(object_id).add_password
+
+        async def once() -> PasswordCredential | None:
+            try:
+                return await request.post(body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Never sent: safe to try again.
+                raise translate(exc, target=target, operation="addPassword") from None
+            except httpx.TransportError as exc:
+                raise OutcomeUnknown(
+                    f"addPassword sent but no answer came back ({type(exc).__name__})",
+                    service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
+                    hint="a credential may have been created; the next pass removes it as an orphan",
+                ) from None
+            except ODataError as exc:
+                error = translate(exc, target=target, operation="addPassword")
+                if error.status == 429:
+                    raise error from None  # throttled before it was processed: safe to try again
+                if error.status is not None and error.status >= 500:
+                    raise OutcomeUnknown(
+                        error.message, service=SERVICE, target=target, reason=error.reason, transient=False,
+                        status=error.status, code=error.code,
+                        hint="a credential may have been created; the next pass removes it as an orphan",
+                    ) from None
+                error.transient = False
+                raise error from None
+            except ClientAuthenticationError as exc:
+                raise translate(exc, target=target, operation="addPassword") from None
+
+        created = await retrying(once, self._retry)
+        if created is None or created.key_id is None or not created.secret_text:
+            raise OutcomeUnknown(
+                "addPassword answered without a key id or secret", service=SERVICE, target=target,
+                reason=FailureReason.UNEXPECTED, transient=False,
+            )
+        secret = Secret(created.secret_text)
+        created.secret_text = None  # the SDK object must not carry the value any further
+        return _credential(created), secret
+
+    async def remove_password(self, object_id: str, key_id: str) -> None:
+        body = RemovePasswordPostRequestBody(key_id=key_id)  # type: ignore[arg-type]  # the SDK types it UUID
+        target = f"credential {key_id} of app object {object_id} in tenant {self._tenant_id}"
+        request = self._client.applications.by_application_id(object_id).remove_password
+        try:
+            await self._read(lambda: request.post(body), target, "removePassword")
+        except RemoteError as error:
+            # Already gone (an earlier pass removed it before crashing): the goal is met.
+            if error.status == 404 or (error.status == 400 and "keyId" in error.message):
+                return
+            raise
+
+    async def password_lifetime_limit(self, object_id: str) -> timedelta | None:
+        """The shortest password lifetime the tenant's app management policies allow, if readable.
+
+        None when no policy restricts it or the rotator may not read the policies (Policy.Read.All).
+        """
+        limits: list[timedelta] = []
+        target = f"app management policies of tenant {self._tenant_id}"
+
+        def collect(configurations: list[PasswordCredentialConfiguration] | None) -> None:
+            for item in configurations or ():
+                kind = str(item.restriction_type.value if item.restriction_type else "")
+                if kind == "passwordLifetime" and item.max_lifetime:
+                    limits.append(item.max_lifetime)
+
+        try:
+            tenant_policy = await self._read(
+                lambda: self._client.policies.default_app_management_policy.get(), target, "read the policy"
+            )
+            if tenant_policy and tenant_policy.is_enabled is not False and tenant_policy.application_restrictions:
+                collect(tenant_policy.application_restrictions.password_credentials)
+            app_policies = await self._read(
+                lambda: self._client.applications.by_application_id(object_id).app_management_policies.get(),
+                target,
+                "read the app's policies",
+            )
+            for policy in (app_policies.value if app_policies else None) or ():
+                if policy.is_enabled is not False and policy.restrictions:
+                    collect(policy.restrictions.password_credentials)
+        except RemoteError as error:
+            if error.reason in (FailureReason.PERMISSION_DENIED, FailureReason.NOT_FOUND):
+                return min(limits, default=None)
+            raise
+        return min(limits, default=None)

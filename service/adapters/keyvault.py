@@ -1,0 +1,144 @@
+"""Azure Key Vault secrets through azure-keyvault-secrets (async): versions, values, new versions.
+
+One :class:`KeyVault` per vault in a pass, shared by every target that writes to it, so the vault's
+401 challenge and the token are paid once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import aiohttp
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretProperties
+from azure.keyvault.secrets.aio import SecretClient
+
+from service.adapters.transport import azure_client_kwargs
+from service.errors import FailureReason, RemoteError
+from service.ports import VaultVersion
+from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
+from service.secret import Secret
+
+T = TypeVar("T")
+SERVICE = "keyvault"
+
+
+def secret_client(
+    vault_url: str, credential: AsyncTokenCredential, session: aiohttp.ClientSession, *, verify_challenge_resource: bool
+) -> SecretClient:
+    return SecretClient(
+        vault_url,
+        credential,
+        verify_challenge_resource=verify_challenge_resource,
+        **azure_client_kwargs(session),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _version(properties: SecretProperties) -> VaultVersion:
+    return VaultVersion(
+        version=properties.version or "",
+        created=_utc(properties.created_on),
+        expires_on=_utc(properties.expires_on),
+        enabled=properties.enabled is not False,
+        tags=dict(properties.tags or {}),
+    )
+
+
+def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
+    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
+        # Raised by the credential, not by the vault: the rotator could not sign in.
+        return RemoteError(
+            f"the rotator could not get a token for Key Vault: {exc.message}",
+            service="entra", target=target, reason=FailureReason.PERMISSION_DENIED, transient=False,
+            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
+        )
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code
+        code = exc.error.code if exc.error else None
+        headers = getattr(exc.response, "headers", None) or {}
+        reason, hint = FailureReason.SINK_FAILED, None
+        if status in (401, 403):
+            reason = FailureReason.PERMISSION_DENIED
+            hint = "assign the rotator Key Vault Secrets Officer on the vault (or a get/list/set access policy)"
+        elif status == 404:
+            reason = FailureReason.NOT_FOUND
+            hint = "check vault_url and secret_name"
+        elif status == 429:
+            reason = FailureReason.THROTTLED
+        message = (exc.error.message if exc.error and exc.error.message else None) or exc.reason or "request failed"
+        return RemoteError(
+            f"{operation}: {message}",
+            service=SERVICE, target=target, reason=reason, transient=status in TRANSIENT_STATUSES,
+            status=status, code=code, retry_after=parse_retry_after(headers.get("Retry-After")), hint=hint,
+        )
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return RemoteError(
+            f"{operation}: {type(exc).__name__}: {exc.message}",
+            service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=True,
+            hint="network trouble reaching the vault (DNS, firewall, private endpoint?); the next pass tries again",
+        )
+    raise exc
+
+
+class KeyVault:
+    """:class:`service.ports.Vault` for one vault."""
+
+    def __init__(self, client: SecretClient, vault_url: str, retry: RetryPolicy) -> None:
+        self._client = client
+        self._vault_url = vault_url
+        self._retry = retry
+
+    async def _call(self, call: Callable[[], Awaitable[T]], name: str, operation: str) -> T:
+        target = f"{self._vault_url}/secrets/{name}"
+
+        async def once() -> T:
+            try:
+                return await call()
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+                raise translate(exc, target=target, operation=operation) from None
+
+        return await retrying(once, self._retry)
+
+    async def list_versions(self, name: str) -> list[VaultVersion]:
+        async def listing() -> list[VaultVersion]:
+            return [_version(p) async for p in self._client.list_properties_of_secret_versions(name)]
+
+        try:
+            return await self._call(listing, name, "list versions")
+        except RemoteError as error:
+            if error.status == 404:
+                return []
+            raise
+
+    async def read_value(self, name: str, version: str | None = None) -> Secret:
+        bundle = await self._call(lambda: self._client.get_secret(name, version), name, "read the secret")
+        if not bundle.value:
+            raise RemoteError(
+                "the secret version has no value", service=SERVICE, target=f"{self._vault_url}/secrets/{name}",
+                reason=FailureReason.SINK_FAILED, transient=False,
+            )
+        return Secret(bundle.value)
+
+    async def write(self, name: str, value: Secret, expires_on: datetime | None, tags: dict[str, str]) -> VaultVersion:
+        written = await self._call(
+            lambda: self._client.set_secret(
+                name, value.reveal(), expires_on=expires_on, tags=tags, content_type="client-secret"
+            ),
+            name,
+            "write a new version",
+        )
+        return _version(written.properties)

@@ -1,0 +1,100 @@
+"""The HTTPS push to Dime.Scheduler's configuration endpoint (or any webhook).
+
+``POST url`` with a JSON body and ``Idempotency-Key: <keyId>``; 2xx is success; 408/429/5xx are
+retried honouring ``Retry-After`` within the sink's timeout; redirects are refused (the secret would
+follow them, perhaps to plain http).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from service import redact
+from service.errors import FailureReason, OutcomeUnknown, RemoteError
+from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
+from service.secret import Secret
+
+SERVICE = "push"
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """How to address one endpoint; header values that are secrets travel as :class:`Secret`."""
+
+    url: str
+    secret_field: str = "clientSecret"  # noqa: S105  # a JSON field name, not a password
+    headers: Mapping[str, str] = field(default_factory=dict)
+    secret_headers: Mapping[str, Secret] = field(default_factory=dict)
+    timeout: float = 120.0
+
+
+class HttpPusher:
+    """:class:`service.ports.Pusher` over the pass's shared aiohttp session."""
+
+    def __init__(self, session: aiohttp.ClientSession, request: PushRequest, retry: RetryPolicy) -> None:
+        self._session = session
+        self._request = request
+        self._retry = RetryPolicy(
+            attempts=retry.attempts, base_delay=retry.base_delay, max_delay=retry.max_delay,
+            budget=min(retry.budget, request.timeout),
+        )
+
+    async def push(self, fields: dict[str, str], secret: Secret, idempotency_key: str) -> None:
+        request = self._request
+        headers = {
+            **request.headers,
+            **{name: value.reveal() for name, value in request.secret_headers.items()},
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key,
+        }
+        body = json.dumps({**fields, request.secret_field: secret.reveal()})
+
+        async def once() -> None:
+            try:
+                async with self._session.post(
+                    request.url,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=min(60.0, request.timeout)),
+                ) as response:
+                    if 200 <= response.status < 300:
+                        return
+                    text = (await response.text(errors="replace"))[:300]
+                    raise _refused(request.url, response.status, response.headers, redact.scrub(text))
+            except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as exc:
+                raise RemoteError(
+                    f"cannot connect: {type(exc).__name__}", service=SERVICE, target=request.url,
+                    reason=FailureReason.SINK_FAILED, transient=not isinstance(exc, aiohttp.ClientSSLError),
+                    hint="check the URL, DNS and the endpoint's certificate (cloud.ca_bundle for a private CA)",
+                ) from None
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                # Sent, but the answer was lost: the endpoint may have the secret. Retrying is safe (the
+                # Idempotency-Key dedupes it); if it never answers, the receipt stays pending.
+                raise OutcomeUnknown(
+                    f"no answer: {type(exc).__name__}", service=SERVICE, target=request.url,
+                    reason=FailureReason.SINK_FAILED, transient=True,
+                ) from None
+
+        await retrying(once, self._retry)
+
+
+def _refused(url: str, status: int, headers: Mapping[str, str], text: str) -> RemoteError:
+    hint = None
+    if status in (401, 403):
+        hint = "the endpoint refused the credentials: check the sink's api_key (X-API-KEY) or secret_headers"
+    elif 300 <= status < 400:
+        hint = f"the endpoint redirects to {headers.get('Location', '?')}: configure the final https URL"
+    elif status == 404:
+        hint = "check the sink's url"
+    # `text` is scrubbed by the caller: an endpoint may echo the request body, secret and all.
+    detail = f": {text.strip()}" if text.strip() else ""
+    return RemoteError(
+        f"the endpoint answered {status}{detail}", service=SERVICE, target=url, reason=FailureReason.SINK_FAILED,
+        transient=status in TRANSIENT_STATUSES, status=status,
+        retry_after=parse_retry_after(headers.get("Retry-After")), hint=hint,
+    )

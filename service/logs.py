@@ -1,0 +1,105 @@
+"""structlog set-up: JSON lines on stdout (a console renderer on a TTY), scrubbed of secrets.
+
+Every line has ``timestamp`` (UTC ISO 8601), ``level`` and ``event``. The event names are a contract
+(DESIGN.md, "Logs, metrics, alerts"); they are listed here so code and tests use the same words.
+Tracebacks are rendered without local variables, and the last step scrubs every registered secret
+from the rendered line, whatever produced it (our code, an SDK's message, stdlib logging).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from service import redact
+
+RUN_STARTED = "run.started"
+RUN_FINISHED = "run.finished"
+TARGET_HEALTHY = "target.healthy"
+CREDENTIAL_CREATED = "credential.created"
+CREDENTIAL_VERIFIED = "credential.verified"
+SINK_UPDATED = "sink.updated"
+CREDENTIAL_RETIRED = "credential.retired"
+CREDENTIAL_EXPIRING = "credential.expiring"
+ROTATION_FAILED = "rotation.failed"
+
+# The SDKs log each request at INFO; warnings and errors are worth a line.
+_QUIET_LOGGERS = ("azure", "msal", "httpx", "httpcore", "kiota_http", "msgraph", "apscheduler", "aiohttp")
+
+
+def _scrub_values(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    return {key: _scrub(value) for key, value in event_dict.items()}
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact.scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+class _ScrubbedRenderer:
+    """Renders with ``inner``, then scrubs the whole line: the wall behind every other wall."""
+
+    def __init__(self, inner: Processor) -> None:
+        self._inner = inner
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        rendered = self._inner(logger, name, event_dict)
+        return redact.scrub(rendered if isinstance(rendered, str) else str(rendered))
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.StackInfoRenderer(),
+    ]
+
+
+def configure(stream: TextIO | None = None, *, json: bool | None = None, level: str = "info") -> None:
+    """Set up structlog and route stdlib logging (the SDKs) through the same renderer."""
+    stream = stream or sys.stdout
+    as_json = json if json is not None else not stream.isatty()
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    tracebacks: Processor = (
+        structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+        if as_json
+        else structlog.processors.format_exc_info
+    )
+    tail: list[Processor] = [tracebacks, _scrub_values, _ScrubbedRenderer(renderer)]
+    numeric = logging.getLevelName(level.upper())
+    structlog.configure(
+        processors=[*_shared_processors(), *tail],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+def get_logger(**context: Any) -> Any:
+    return structlog.get_logger().bind(**context)

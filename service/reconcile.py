@@ -1,0 +1,319 @@
+"""gather -> plan -> apply, for every target of a pass.
+
+``gather`` only reads, ``policy.plan`` only decides, ``apply`` is the only code that writes. One
+target's failure never stops another: each ends as healthy, changed or failed, and a failed one logs
+exactly one ``rotation.failed`` with a reason and a hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from service import logs, policy
+from service.durations import format_duration
+from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, VerificationFailed
+from service.metrics import Metrics
+from service.model import NO_FLAGS, Action, App, Credential, Flags, Holding, Kind, Plan, Policy, Reason
+from service.ports import Clock, Directory, Sink, StateStore, Verifier
+from service.secret import Secret
+
+
+@dataclass
+class TargetContext:
+    """One target with the adapters of this pass (built by service.wiring)."""
+
+    name: str
+    tenant_id: str
+    client_id: str
+    policy: Policy
+    directory: Directory
+    verifier: Verifier
+    sinks: Sequence[Sink]
+
+
+class Outcome(StrEnum):
+    HEALTHY = "healthy"  # nothing to do
+    CHANGED = "changed"  # rotated, re-synced or retired, and all went well
+    FAILED = "failed"
+
+
+@dataclass
+class TargetResult:
+    target: str
+    outcome: Outcome
+    plan: Plan | None = None
+    app: App | None = None
+    error: ServiceError | None = None
+    done: list[Action] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VerifyBackoff:
+    """Waits between token attempts with a new secret, while Entra replicates it."""
+
+    first: float = 1.0
+    factor: float = 1.5
+    longest: float = 15.0
+
+
+class Engine:
+    def __init__(
+        self,
+        clock: Clock,
+        store: StateStore,
+        metrics: Metrics,
+        *,
+        backoff: VerifyBackoff = VerifyBackoff(),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self._metrics = metrics
+        self._backoff = backoff
+        self._sleep = sleep
+
+    # --- gather and plan (read-only) -------------------------------------------------------------
+
+    async def gather(self, ctx: TargetContext) -> tuple[App, list[Holding]]:
+        app = await ctx.directory.read_app(ctx.client_id)
+        holdings = await asyncio.gather(*(sink.read(app) for sink in ctx.sinks))
+        return app, list(holdings)
+
+    def _plan(self, ctx: TargetContext, app: App, holdings: list[Holding], flags: Flags) -> Plan:
+        actions = policy.plan(self._clock.now(), app.credentials, holdings, ctx.policy, flags)
+        in_use = frozenset(policy.in_use(app.credentials, holdings))
+        current = _current(app, in_use)
+        renew_at = policy.renewal_time(current, ctx.policy) if current else None
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings))
+
+    async def plan_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
+        """What a pass would do, without writing anything (the `plan` and `status` commands)."""
+        try:
+            app, holdings = await self.gather(ctx)
+        except ServiceError as error:
+            return TargetResult(ctx.name, Outcome.FAILED, error=error)
+        plan = self._plan(ctx, app, holdings, flags)
+        return TargetResult(ctx.name, Outcome.HEALTHY if plan.healthy else Outcome.CHANGED, plan, app)
+
+    # --- one target ------------------------------------------------------------------------------
+
+    async def reconcile_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
+        log = logs.get_logger(target=ctx.name)
+        result = TargetResult(ctx.name, Outcome.FAILED)
+        try:
+            async with self._store.lock(ctx.name):
+                app, holdings = await self.gather(ctx)
+                result.app = app
+                result.plan = self._plan(ctx, app, holdings, flags)
+                if result.plan.healthy:
+                    result.outcome = Outcome.HEALTHY
+                    current = _current(app, result.plan.in_use)
+                    log.info(logs.TARGET_HEALTHY, key_id=current.key_id if current else None,
+                             renew_at=_iso(result.plan.renew_at))
+                else:
+                    await self._apply(ctx, app, result, log)
+                    result.outcome = Outcome.CHANGED
+        except ServiceError as error:
+            result.error = error
+        except Exception as error:  # one target's bug must not stop the others
+            log.exception("target.crashed")
+            result.error = ServiceError(f"{type(error).__name__} while reconciling", reason=FailureReason.UNEXPECTED)
+        self._report(ctx, result, log)
+        return result
+
+    def _report(self, ctx: TargetContext, result: TargetResult, log: Any) -> None:
+        now = self._clock.now()
+        app = result.app
+        if app is not None and result.plan is not None:
+            self._metrics.credentials(ctx.name, app.credentials, set(result.plan.in_use), ctx.policy.marker)
+        if result.error is None:
+            self._metrics.succeeded(ctx.name, now)
+            return
+        error = result.error
+        self._metrics.failures.labels(ctx.name, error.reason.value).inc()
+        fields: dict[str, Any] = {"reason": error.reason.value, "hint": error.hint, "error": str(error)}
+        if isinstance(error, RemoteError):
+            fields.update(service=error.service, status=error.status, code=error.code)
+        log.error(logs.ROTATION_FAILED, **fields)
+        plan = result.plan
+        if app is not None and plan is not None and plan.renew_at is not None and plan.renew_at <= now:
+            current = _current(app, plan.in_use)
+            if current is not None and current.end is not None:
+                log.warning(
+                    logs.CREDENTIAL_EXPIRING, key_id=current.key_id, expires_at=_iso(current.end),
+                    expires_in=format_duration(current.end - now) if current.end > now else "expired",
+                )
+
+    # --- apply (the only code that writes) -------------------------------------------------------
+
+    async def _apply(self, ctx: TargetContext, app: App, result: TargetResult, log: Any) -> None:
+        assert result.plan is not None
+        actions = result.plan.actions
+        errors: list[ServiceError] = []
+        rotated = True
+        for action in actions:
+            if action.after_rotation:
+                continue
+            try:
+                if action.kind is Kind.BLOCKED:
+                    raise ServiceError(action.message, reason=FailureReason.POLICY_VIOLATION,
+                                       hint="remove an unused secret of the app, or raise max_credentials")
+                if action.kind is Kind.RETIRE:
+                    await self._retire(ctx, app, action, log)
+                elif action.kind is Kind.RESYNC:
+                    await self._resync(ctx, app, action, log)
+                elif action.kind is Kind.CREATE:
+                    rotated = False
+                    await self._rotate(ctx, app, action, log)
+                    rotated = True
+                result.done.append(action)
+            except ServiceError as error:
+                errors.append(error)
+                if action.kind in (Kind.CREATE, Kind.BLOCKED):
+                    break
+        if rotated:
+            for action in actions:
+                if action.after_rotation:
+                    try:
+                        await self._retire(ctx, app, action, log)
+                        result.done.append(action)
+                    except ServiceError as error:
+                        errors.append(error)
+        if errors:
+            raise errors[0]
+
+    async def _retire(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
+        assert action.key_id is not None
+        await ctx.directory.remove_password(app.object_id, action.key_id)
+        log.info(logs.CREDENTIAL_RETIRED, key_id=action.key_id, reason=action.reason.value, detail=action.message)
+
+    async def _resync(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
+        assert action.key_id is not None
+        credential = app.credential(action.key_id)
+        source = next(s for s in ctx.sinks if s.id == action.source)
+        sink = next(s for s in ctx.sinks if s.id == action.sink)
+        assert credential is not None
+        secret = await source.read_secret(action.key_id)
+        await sink.write(credential, secret)
+        log.info(logs.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value,
+                 source=source.id)
+
+    async def _rotate(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
+        credential, secret = await self._create(ctx, app, log, action.reason)
+        try:
+            attempts, seconds = await self._verify(ctx, credential, secret)
+        except VerificationFailed:
+            await self._compensate(ctx, app, credential, log, "verification failed")
+            raise
+        log.info(logs.CREDENTIAL_VERIFIED, key_id=credential.key_id, attempts=attempts, seconds=round(seconds, 2))
+
+        failures: list[ServiceError] = []
+        delivered = 0
+        # Readable sinks first: once Key Vault holds the secret, a push that fails can be re-synced from it.
+        for sink in sorted(ctx.sinks, key=lambda s: not s.readable):
+            try:
+                await sink.write(credential, secret)
+            except ServiceError as error:
+                failures.append(error)
+                log.warning("sink.failed", sink=sink.id, key_id=credential.key_id, error=str(error),
+                            outcome_unknown=isinstance(error, OutcomeUnknown))
+                continue
+            delivered += 1
+            log.info(logs.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value)
+        if delivered:
+            self._metrics.rotations.labels(ctx.name, action.reason.value).inc()
+        if not failures:
+            return
+        first = failures[0]
+        if not delivered and not any(isinstance(f, OutcomeUnknown) for f in failures):
+            # No consumer has it for sure: take it back now instead of leaving it to the orphan rule.
+            await self._compensate(ctx, app, credential, log, "no sink took it")
+        raise ServiceError(
+            f"{len(failures)} of {len(ctx.sinks)} sink(s) did not take the new secret: {first}",
+            reason=FailureReason.SINK_FAILED if first.reason is not FailureReason.PERMISSION_DENIED else first.reason,
+            hint=first.hint,
+        )
+
+    async def _create(self, ctx: TargetContext, app: App, log: Any, reason: Reason) -> tuple[Credential, Secret]:
+        now = self._clock.now()
+        end = now + ctx.policy.lifetime
+        name = f"{ctx.policy.marker} {now:%Y-%m-%dT%H:%M:%SZ}"
+        try:
+            credential, secret = await ctx.directory.add_password(app.object_id, name, end)
+        except RemoteError as error:
+            if error.reason is not FailureReason.POLICY_VIOLATION:
+                raise
+            limit = await ctx.directory.password_lifetime_limit(app.object_id)
+            if limit is None or now + limit >= end:
+                error.hint = (
+                    "the tenant's app management policy refused a lifetime of "
+                    f"{format_duration(ctx.policy.lifetime)}: set `lifetime` within the policy, or grant the "
+                    "rotator Policy.Read.All so it can cap the lifetime itself"
+                )
+                raise
+            # Leave room for clock skew between us and Graph, which measures from its own start time.
+            end = now + limit - min(timedelta(hours=1), limit / 10)
+            log.warning("credential.lifetime_capped", requested=format_duration(ctx.policy.lifetime),
+                        allowed=format_duration(limit))
+            credential, secret = await ctx.directory.add_password(app.object_id, name, end)
+        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value,
+                 expires_at=_iso(credential.end), display_name=credential.display_name)
+        return credential, secret
+
+    async def _verify(self, ctx: TargetContext, credential: Credential, secret: Secret) -> tuple[int, float]:
+        """Token requests with the new secret until one succeeds or ``verify_timeout`` runs out."""
+        started = time.monotonic()
+        deadline = started + ctx.policy.verify_timeout.total_seconds()
+        delay = self._backoff.first
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await ctx.verifier.try_token(ctx.tenant_id, ctx.client_id, secret)
+                return attempts, time.monotonic() - started
+            except RemoteError as error:
+                if not error.transient or time.monotonic() + delay > deadline:
+                    raise VerificationFailed(
+                        f"the new secret {credential.key_id} did not get a token after {attempts} attempt(s) "
+                        f"in {time.monotonic() - started:.0f}s: {error.message}"
+                    ) from None
+            await self._sleep(delay)
+            delay = min(delay * self._backoff.factor, self._backoff.longest)
+
+    async def _compensate(self, ctx: TargetContext, app: App, credential: Credential, log: Any, why: str) -> None:
+        try:
+            await ctx.directory.remove_password(app.object_id, credential.key_id)
+        except ServiceError as error:
+            # Left to the orphan rule: a managed credential no sink recorded goes after in_flight_timeout.
+            log.warning("credential.compensation_failed", key_id=credential.key_id, error=str(error))
+            return
+        log.info(logs.CREDENTIAL_RETIRED, key_id=credential.key_id, reason="compensation", detail=why)
+
+    # --- a pass over many targets ----------------------------------------------------------------
+
+    async def run(
+        self, contexts: Sequence[TargetContext], flags: Flags = NO_FLAGS, *, per_tenant: int = 4
+    ) -> list[TargetResult]:
+        """Reconcile every target, concurrently, at most ``per_tenant`` at a time in one tenant."""
+        limits: dict[str, asyncio.Semaphore] = {}
+
+        async def one(ctx: TargetContext) -> TargetResult:
+            limit = limits.setdefault(ctx.tenant_id, asyncio.Semaphore(per_tenant))
+            async with limit:
+                return await self.reconcile_target(ctx, flags)
+
+        return list(await asyncio.gather(*(one(ctx) for ctx in contexts)))
+
+
+def _current(app: App, in_use: frozenset[str]) -> Credential | None:
+    return policy.newest(c for c in app.credentials if c.key_id in in_use)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
