@@ -6,7 +6,7 @@ target names, key ids (public), reasons and outcomes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -68,6 +68,10 @@ class Metrics:
                 str(credential.managed(marker)).lower(),
                 str(credential.key_id in in_use).lower(),
             ).set(credential.end.timestamp())
+
+    def observer(self, service: str, operation: str) -> Callable[[str], None]:
+        """A callback for service.retry that counts each attempt's outcome."""
+        return lambda outcome: self.remote_calls.labels(service, operation, outcome).inc()
 
     def succeeded(self, target: str, at: datetime) -> None:
         self.last_success.labels(target).set(at.timestamp())

@@ -9,6 +9,7 @@ a remote failure, after the adapter's own bounded retries of transient ones. Rea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,7 +99,7 @@ class Vault(Protocol):
 class Pusher(Protocol):
     """An HTTPS endpoint that takes a secret (Dime.Scheduler's configuration endpoint, a webhook)."""
 
-    async def push(self, fields: dict[str, str], secret: Secret, idempotency_key: str) -> None:
+    async def push(self, fields: Mapping[str, object], secret: Secret, idempotency_key: str) -> None:
         """POST the JSON body (``fields`` plus the secret under its field name) once it is accepted.
 
         Success is any 2xx. 408/429/5xx are retried honouring Retry-After within a bounded time;

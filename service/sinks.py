@@ -90,7 +90,7 @@ class PushSink:
         store: StateStore,
         clock: Clock,
         target: str,
-        fields: dict[str, str],
+        fields: dict[str, object],
         names: dict[str, str],
     ) -> None:
         self.id = sink_id
@@ -123,7 +123,7 @@ class PushSink:
         await self._store.put(
             self._target, self.id, Receipt(credential.key_id, "pending", self._clock.now(), history)
         )
-        body = dict(self._fields)
+        body: dict[str, object] = dict(self._fields)
         if credential.end is not None:
             body[self._names.get("expiresOn", "expiresOn")] = credential.end.strftime("%Y-%m-%dT%H:%M:%SZ")
         try:

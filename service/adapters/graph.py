@@ -39,6 +39,8 @@ from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # s
 
 from service.adapters.transport import httpx_client
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
+from service.metrics import DEFAULT as DEFAULT_METRICS
+from service.metrics import Metrics
 from service.model import App, Credential
 from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
 from service.secret import Secret
@@ -136,10 +138,13 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
 class GraphDirectory:
     """:class:`service.ports.Directory` over msgraph-sdk for one tenant."""
 
-    def __init__(self, client: GraphServiceClient, tenant_id: str, retry: RetryPolicy) -> None:
+    def __init__(
+        self, client: GraphServiceClient, tenant_id: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS
+    ) -> None:
         self._client = client
         self._tenant_id = tenant_id
         self._retry = retry
+        self._metrics = metrics
 
     async def _read(self, call: Callable[[], Awaitable[T]], target: str, operation: str) -> T:
         async def once() -> T:
@@ -148,7 +153,7 @@ class GraphDirectory:
             except (ODataError, ClientAuthenticationError, httpx.TransportError) as exc:
                 raise translate(exc, target=target, operation=operation) from None
 
-        return await retrying(once, self._retry)
+        return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, operation))
 
     async def read_app(self, client_id: str) -> App:
         query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
@@ -205,7 +210,7 @@ class GraphDirectory:
             except ClientAuthenticationError as exc:
                 raise translate(exc, target=target, operation="addPassword") from None
 
-        created = await retrying(once, self._retry)
+        created = await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, "addPassword"))
         if created is None or created.key_id is None or not created.secret_text:
             raise OutcomeUnknown(
                 "addPassword answered without a key id or secret", service=SERVICE, target=target,

@@ -23,6 +23,8 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from service.adapters.transport import azure_client_kwargs
 from service.errors import FailureReason, RemoteError
+from service.metrics import DEFAULT as DEFAULT_METRICS
+from service.metrics import Metrics
 from service.ports import VaultVersion
 from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
 from service.secret import Secret
@@ -97,10 +99,13 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
 class KeyVault:
     """:class:`service.ports.Vault` for one vault."""
 
-    def __init__(self, client: SecretClient, vault_url: str, retry: RetryPolicy) -> None:
+    def __init__(
+        self, client: SecretClient, vault_url: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS
+    ) -> None:
         self._client = client
         self._vault_url = vault_url
         self._retry = retry
+        self._metrics = metrics
 
     async def _call(self, call: Callable[[], Awaitable[T]], name: str, operation: str) -> T:
         target = f"{self._vault_url}/secrets/{name}"
@@ -111,7 +116,7 @@ class KeyVault:
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
                 raise translate(exc, target=target, operation=operation) from None
 
-        return await retrying(once, self._retry)
+        return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, operation))
 
     async def list_versions(self, name: str) -> list[VaultVersion]:
         async def listing() -> list[VaultVersion]:

