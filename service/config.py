@@ -235,12 +235,24 @@ class PolicyOverrides(_Strict):
     retire_unmanaged: bool | None = None
     marker: str | None = Field(default=None, min_length=3, max_length=60)
 
+    @model_validator(mode="after")
+    def _one_renewal_rule(self) -> PolicyOverrides:
+        if self.renew_before is not None and self.renew_before_ratio is not None:
+            raise ValueError("give renew_before or renew_before_ratio, not both")
+        return self
+
 
 def merge_policy(*layers: PolicyOverrides) -> Policy:
     """The effective policy: built-in defaults, then each layer's keys that are set."""
     values: dict[str, Any] = {}
     for layer in layers:
-        values.update({k: getattr(layer, k) for k in PolicyOverrides.model_fields if getattr(layer, k) is not None})
+        given = {k: getattr(layer, k) for k in PolicyOverrides.model_fields if getattr(layer, k) is not None}
+        # The two ways of saying when to renew replace each other: a target's ratio beats a default duration.
+        if "renew_before_ratio" in given:
+            values.pop("renew_before", None)
+        if "renew_before" in given:
+            values.pop("renew_before_ratio", None)
+        values.update(given)
     return Policy(**values)
 
 
@@ -351,6 +363,8 @@ class StateConfig(_Strict):
 def _cron(value: Any) -> str:
     from apscheduler.triggers.cron import CronTrigger  # only to validate the expression
 
+    if not isinstance(value, str):
+        raise ValueError("must be a cron expression in quotes, e.g. '0 */6 * * *'")
     try:
         CronTrigger.from_crontab(value)
     except (ValueError, TypeError) as exc:
@@ -408,9 +422,9 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("keyvault", "dimescheduler", "webhook", "function-after[_exactly_one(), SecretRef]"):
-            continue  # the discriminated union's branch name: the path is clearer without it
-        elif str(part).startswith(("function-", "lax-", "str", "int", "float", "bool")):
+        elif part in ("keyvault", "dimescheduler", "webhook", "str", "int", "float", "bool"):
+            continue  # a union's branch name, not a key: the path is clearer without it
+        elif str(part).startswith(("function-", "lax-")):
             continue
         else:
             path += f".{part}" if path else str(part)

@@ -21,7 +21,7 @@ def parse_duration(text: str) -> timedelta:
     """
     if not isinstance(text, str):
         raise ValueError("a duration needs a unit: write it like 90d, 12h, 30m, 45s or P90D")
-    short = _SHORT.match(text)
+    short = _SHORT.match(text.lower())
     if short:
         return timedelta(**{_UNITS[short.group(2)]: float(short.group(1))})
     iso = _ISO.match(text.strip().upper())
@@ -34,7 +34,8 @@ def format_duration(value: timedelta) -> str:
     """The shortest exact short form (``90d``, ``36h``, ``90s``), for messages and `plan` output."""
     seconds = int(value.total_seconds())
     if seconds != value.total_seconds():
-        return f"{value.total_seconds():g}s"
+        exact = f"{value.total_seconds():.6f}".rstrip("0").rstrip(".")
+        return f"{exact}s"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"

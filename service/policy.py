@@ -117,6 +117,8 @@ def plan(
             for c in credentials
             if c.key_id not in retired
             and (c.managed(policy.marker) or policy.retire_unmanaged or c.key_id in recorded)
+            # A young credential no sink recorded may be another pass's, still in flight.
+            and not (c.key_id not in recorded and _age(now, c.start) < policy.in_flight_timeout)
         )
     return actions
 
@@ -159,10 +161,11 @@ def _retirements(
     recorded: set[str],
     policy: Policy,
 ) -> list[Action]:
-    # Pending receipts count as held: the consumer may be using that secret.
-    protected = {k for k in held.values() if k} | {h.key_id for h in holdings if h.pending and h.key_id}
+    # `held` counts pending receipts too: the consumer may be using that secret.
+    protected = {k for k in held.values() if k}
     settled = bool(holdings) and all(
-        held.get(h.sink) is not None and not h.pending and _age(now, h.since) >= policy.grace_period
+        held.get(h.sink) is not None and not h.pending and h.since is not None
+        and now - h.since >= policy.grace_period
         for h in holdings
     )
     actions = []

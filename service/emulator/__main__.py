@@ -1,0 +1,5 @@
+"""`python -m service.emulator` runs the standalone emulator."""
+
+from service.emulator.standalone import main
+
+raise SystemExit(main())

@@ -1,0 +1,493 @@
+"""The Emulator: one HTTPS port serving Entra, Graph, Key Vault, the push receiver and a control API.
+
+Routing is by the first path segment (`v1.0` Graph, `secrets`/`deletedsecrets` Key Vault,
+`dimescheduler` the receiver, `_emulator` control, anything else Entra's `/{tenant}/...`), so the SDKs
+can use `emu.url` as authority host and vault URL at once. A middleware adds default latency and the
+injected faults to every route but the control API, and records each request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from service.emulator import ca, directory
+from service.emulator.clock import Clock
+from service.emulator.directory import (
+    GRAPH_APP_ROLES,
+    AppRecord,
+    Directory,
+    FederatedCredential,
+    Identity,
+    SpRecord,
+    new_id,
+)
+from service.emulator.entra import EntraService
+from service.emulator.fault_responses import fault_response
+from service.emulator.faults import Fault, FaultSet, RequestInfo
+from service.emulator.graph import GraphService
+from service.emulator.keyvault import KeyVaultService, SecretVersion
+from service.emulator.receiver import Receiver
+from service.emulator.tokens import TokenSigner
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+RECEIVER_PATH = "/dimescheduler/exchange-settings"
+# The status recorded for a request whose connection was dropped: no answer was sent.
+DROPPED = 599
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    service: str
+    method: str
+    path: str
+    status: int
+    tenant_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PasswordInfo:
+    """A password credential as tests inspect it (never its secret text)."""
+
+    key_id: str
+    display_name: str | None
+    hint: str
+    start: datetime
+    end: datetime
+    created_at: datetime
+
+
+def classify(path: str) -> str:
+    first = path.lstrip("/").split("/", 1)[0]
+    if first == "v1.0":
+        return "graph"
+    if first in ("secrets", "deletedsecrets"):
+        return "keyvault"
+    if first == "dimescheduler":
+        return "receiver"
+    if first == "_emulator":
+        return "control"
+    return "entra"
+
+
+class Emulator:
+    """Azure (Entra ID, Graph, Key Vault) and Dime.Scheduler's endpoint, in process, over HTTPS."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        state_dir: Path | None = None,
+        receiver_api_key: str | None = None,
+        verify_pushed_secrets: bool = True,
+    ) -> None:
+        self.clock = clock or Clock()
+        self._state_dir = state_dir
+        self._own_state_dir = False
+        self.directory = Directory(self.clock)
+        self.signer = TokenSigner()
+        self.entra = EntraService(self.directory, self.signer, lambda: self.url)
+        issuers = self.entra.access_token_issuers()
+        self.graph = GraphService(self.directory, self.signer, lambda: self.url, issuers)
+        self.keyvault = KeyVaultService(self.clock, self.signer, lambda: self.url, issuers)
+        self.receiver = Receiver(self.directory, receiver_api_key, verify_signin=verify_pushed_secrets)
+        self.faults = FaultSet()
+        self.default_latency = timedelta(0)
+        self.requests: list[RequestRecord] = []
+        self._url: str | None = None
+        self._ca_file: Path | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- addresses ---------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the emulator is not started")
+        return self._url
+
+    @property
+    def graph_url(self) -> str:
+        return f"{self.url}/v1.0"
+
+    @property
+    def vault_url(self) -> str:
+        return self.url
+
+    @property
+    def receiver_url(self) -> str:
+        return f"{self.url}{RECEIVER_PATH}"
+
+    @property
+    def ca_file(self) -> Path:
+        if self._ca_file is None:
+            raise RuntimeError("the emulator is not started")
+        return self._ca_file
+
+    @property
+    def state_dir(self) -> Path:
+        if self._state_dir is None:
+            raise RuntimeError("the emulator is not started")
+        return self._state_dir
+
+    # -- knobs -------------------------------------------------------------------------------------
+
+    @property
+    def replication_delay(self) -> timedelta:
+        return self.directory.replication_delay
+
+    @replication_delay.setter
+    def replication_delay(self, value: timedelta) -> None:
+        self.directory.replication_delay = value
+
+    @property
+    def password_cap(self) -> int:
+        return self.directory.password_cap
+
+    @password_cap.setter
+    def password_cap(self, value: int) -> None:
+        self.directory.password_cap = value
+
+    @property
+    def vault_tenant_id(self) -> str | None:
+        return self.keyvault.tenant_id
+
+    @vault_tenant_id.setter
+    def vault_tenant_id(self, value: str | None) -> None:
+        self.keyvault.tenant_id = value.lower() if value else None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host not in LOOPBACK_HOSTS:
+            raise ValueError(f"the emulator serves on loopback only, not {host!r}")
+        if self._state_dir is None:
+            self._state_dir = Path(tempfile.mkdtemp(prefix="secret-rotator-emulator-"))
+            self._own_state_dir = True
+        files = ca.generate(self._state_dir)
+        self._ca_file = files.ca_file
+        app = web.Application(middlewares=[self._middleware], client_max_size=1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ca.server_context(files))
+        await site.start()
+        bound_port = self._runner.addresses[0][1]
+        url_host = "[::1]" if host == "::1" else host
+        self._url = f"https://{url_host}:{bound_port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._own_state_dir and self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._own_state_dir = False
+            self._state_dir = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def start_in_thread(self, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0) -> None:
+        """Serve from a daemon thread with its own event loop; returns once listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start(host, port))
+            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread, which raises it
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="secret-rotator-emulator", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("the emulator did not start in time")
+        if failure:
+            raise failure[0]
+
+    def stop_thread(self, timeout: float = 10.0) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._loop = None
+        self._thread = None
+
+    # -- request pipeline --------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        service = classify(request.path)
+        segments = request.path.lstrip("/").split("/")
+        if service == "control":
+            from service.emulator.control import handle_control
+
+            return await handle_control(self, request, segments[1:])
+        if service == "graph":
+            graph_segments = [s for s in segments[1:] if s]
+            return await self.graph.handle(request, graph_segments)
+        if service == "keyvault":
+            return await self.keyvault.handle(request, segments)
+        if service == "receiver":
+            if request.path.rstrip("/") != RECEIVER_PATH:
+                raise web.HTTPNotFound()
+            return await self.receiver.handle(request)
+        return await self.entra.handle(request, [s for s in segments if s])
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        service = classify(request.path)
+        if service == "control":
+            response: web.StreamResponse = await handler(request)
+            self._record(request, service, response.status)
+            return response
+        latency = self.default_latency.total_seconds()
+        if latency > 0:
+            await asyncio.sleep(latency)
+        firing = self.faults.take(request.method, request.path)
+        for fault in (f for f in firing if not f.after):
+            early = await self._apply_before(request, service, fault)
+            if early is not None:
+                self._record(request, service, early.status)
+                return early
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = web.Response(status=exc.status, text=exc.text or "", content_type="text/plain")
+        for fault in (f for f in firing if f.after):
+            response = self._apply_after(request, service, fault, response)
+            if response.status == DROPPED:
+                break
+        self._record(request, service, response.status)
+        return response
+
+    def _info(self, request: web.Request, service: str, phase: str, status: int | None = None) -> RequestInfo:
+        return RequestInfo(
+            service=service,
+            method=request.method,
+            path=request.path,
+            query=request.query_string,
+            tenant_id=request.get("tenant_id"),
+            phase="after" if phase == "after" else "before",
+            status=status,
+        )
+
+    async def _apply_before(self, request: web.Request, service: str, fault: Fault) -> web.StreamResponse | None:
+        if fault.kind == "latency":
+            await asyncio.sleep(fault.delay)
+            return None
+        if fault.kind == "hook":
+            assert fault.hook is not None
+            await asyncio.sleep(fault.delay) if fault.delay else None
+            fault.hook(self._info(request, service, "before"))
+            return None
+        if fault.kind == "drop":
+            return _drop(request)
+        return fault_response(service, fault.status, fault.retry_after, self)
+
+    def _apply_after(
+        self, request: web.Request, service: str, fault: Fault, response: web.StreamResponse
+    ) -> web.StreamResponse:
+        if fault.kind == "hook":
+            assert fault.hook is not None
+            fault.hook(self._info(request, service, "after", response.status))
+            return response
+        if fault.kind == "drop":
+            return _drop(request)
+        return fault_response(service, fault.status, fault.retry_after, self)
+
+    def _record(self, request: web.Request, service: str, status: int) -> None:
+        tenant = request.get("tenant_id")
+        self.requests.append(
+            RequestRecord(
+                service=service,
+                method=request.method,
+                path=request.path,
+                status=status,
+                tenant_id=str(tenant).lower() if tenant else None,
+                at=self.clock.now(),
+            )
+        )
+
+    def reset_requests(self) -> None:
+        self.requests.clear()
+
+    # -- seeding -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def issued_secrets() -> set[str]:
+        """Every secret text generated or seeded by any emulator in this process (a canary set)."""
+        return directory.issued_secrets()
+
+    def add_tenant(self, tenant_id: str | None = None, *, vault: bool = True) -> str:
+        tenant = self.directory.add_tenant(tenant_id)
+        if vault and self.keyvault.tenant_id is None:
+            self.keyvault.tenant_id = tenant.tenant_id
+        return tenant.tenant_id
+
+    def add_app(
+        self,
+        tenant_id: str,
+        display_name: str,
+        *,
+        app_id: str | None = None,
+        owners: tuple[str, ...] | list[str] = (),
+        service_principal: bool = True,
+        redirect_uris: list[str] | None = None,
+    ) -> AppRecord:
+        """An app registration (and, unless told otherwise, its service principal, so it can sign in)."""
+        tenant = self.directory.require_tenant(tenant_id)
+        with self.directory.lock:
+            app = self.directory.create_app(
+                tenant, display_name, app_id=app_id, owners=owners, redirect_uris=redirect_uris
+            )
+            if service_principal:
+                self.directory.create_sp(tenant, app.app_id)
+            return app
+
+    def add_service_principal(self, tenant_id: str, app_id: str) -> SpRecord:
+        return self.directory.create_sp(self.directory.require_tenant(tenant_id), app_id)
+
+    def grant_app_role(self, tenant_id: str, principal_object_id: str, role: str) -> None:
+        """Assign a Microsoft Graph application permission (by value, e.g. Application.Read.All)."""
+        tenant = self.directory.require_tenant(tenant_id)
+        role_id = GRAPH_APP_ROLES.get(role, role)
+        self.directory.assign_app_role(tenant, principal_object_id, self.directory.graph_sp(tenant).object_id, role_id)
+
+    def add_rotator(
+        self,
+        tenant_id: str,
+        roles: tuple[str, ...] | list[str] = ("Application.ReadWrite.OwnedBy",),
+        display_name: str = "secret-rotator",
+    ) -> Identity:
+        tenant = self.directory.require_tenant(tenant_id)
+        with self.directory.lock:
+            app = self.directory.create_app(tenant, display_name)
+            sp = self.directory.create_sp(tenant, app.app_id)
+            for role in roles:
+                self.grant_app_role(tenant_id, sp.object_id, role)
+            _, secret = self.directory.add_password(app, display_name="rotator", replicated=True)
+        return Identity(
+            tenant_id=tenant.tenant_id,
+            client_id=app.app_id,
+            secret=secret,
+            object_id=sp.object_id,
+            app_object_id=app.object_id,
+        )
+
+    def add_owner(self, tenant_id: str, app_object_id: str, principal_object_id: str) -> None:
+        tenant = self.directory.require_tenant(tenant_id)
+        app = tenant.apps[app_object_id.lower()]
+        self.directory.add_owner(tenant, app, principal_object_id)
+
+    def _app(self, tenant_id: str, app_id: str) -> AppRecord:
+        tenant = self.directory.require_tenant(tenant_id)
+        app = self.directory.app_by_app_id(tenant, app_id)
+        if app is None:
+            raise KeyError(f"no app with appId {app_id} in tenant {tenant_id}")
+        return app
+
+    def add_password(
+        self,
+        tenant_id: str,
+        app_id: str,
+        *,
+        display_name: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        secret: str | None = None,
+        usable: bool = True,
+    ) -> tuple[str, str]:
+        """Seed a password as if made by hand in the portal: usable at once (`usable=False`: never)."""
+        app = self._app(tenant_id, app_id)
+        now = self.clock.now()
+        name = display_name if display_name is not None else f"Password uploaded on {now:%a %b %d %Y}"
+        record, text = self.directory.add_password(
+            app, display_name=name, start=start, end=end, secret=secret, replicated=True, usable=usable
+        )
+        return record.key_id, text
+
+    def passwords(self, tenant_id: str, app_id: str) -> list[PasswordInfo]:
+        app = self._app(tenant_id, app_id)
+        with self.directory.lock:
+            return [PasswordInfo(p.key_id, p.display_name, p.hint, p.start, p.end, p.created_at) for p in app.passwords]
+
+    def add_user(self, tenant_id: str, upn: str, roles: tuple[str, ...] | list[str] = ("Global Administrator",)) -> str:
+        return self.directory.add_user(self.directory.require_tenant(tenant_id), upn, roles).object_id
+
+    def add_federated_credential(
+        self, tenant_id: str, app_id: str, issuer: str, subject: str, audience: str = "api://AzureADTokenExchange"
+    ) -> None:
+        app = self._app(tenant_id, app_id)
+        with self.directory.lock:
+            app.federated.append(
+                FederatedCredential(
+                    id=new_id(),
+                    name=f"fic-{len(app.federated) + 1}",
+                    issuer=issuer,
+                    subject=subject,
+                    audiences=(audience,),
+                )
+            )
+
+    def set_password_max_lifetime(
+        self, tenant_id: str, lifetime: timedelta | None, *, app_object_id: str | None = None
+    ) -> None:
+        tenant = self.directory.require_tenant(tenant_id)
+        with self.directory.lock:
+            if app_object_id is None:
+                tenant.password_max_lifetime = lifetime
+            elif lifetime is None:
+                tenant.app_password_max_lifetime.pop(app_object_id.lower(), None)
+            else:
+                tenant.app_password_max_lifetime[app_object_id.lower()] = lifetime
+
+    def vault_secret(self, name: str) -> SecretVersion | None:
+        return self.keyvault.latest(name)
+
+    def vault_versions(self, name: str) -> list[SecretVersion]:
+        return self.keyvault.versions(name)
+
+    def kv_deny(self, object_id: str) -> None:
+        self.keyvault.deny(object_id)
+
+    def kv_allow(self, object_id: str) -> None:
+        self.keyvault.allow(object_id)
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Abort the connection; the response returned is never written (aiohttp sees a closed transport)."""
+    transport = request.transport
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.abort()
+    return web.Response(status=DROPPED)

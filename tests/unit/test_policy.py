@@ -1,0 +1,369 @@
+"""The planner's rules as a table: given the app's credentials and what each sink holds, what one pass does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason
+from service.policy import plan, renewal_time
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+KV = "keyvault"
+PUSH = "push"
+
+
+def cred(key_id: str, *, age: timedelta, lifetime: timedelta = 90 * DAY, managed: bool = True) -> Credential:
+    """A credential created ``age`` ago that lives ``lifetime``."""
+    start = NOW - age
+    name = f"secret-rotator {start:%Y-%m-%dT%H:%M:%SZ}" if managed else "made by hand"
+    return Credential(key_id=key_id, display_name=name, hint=key_id[:3], start=start, end=start + lifetime)
+
+
+def keyvault(key_id: str | None, *, held_for: timedelta = 10 * DAY, recorded: tuple[str, ...] = ()) -> Holding:
+    """A Key Vault sink (readable) whose latest version carries ``key_id`` and older versions ``recorded``."""
+    ids = frozenset(recorded) | ({key_id} if key_id else set())
+    return Holding(KV, key_id, NOW - held_for if key_id else None, readable=True, recorded=ids)
+
+
+def push(
+    key_id: str | None, *, held_for: timedelta = 10 * DAY, pending: bool = False, recorded: tuple[str, ...] = ()
+) -> Holding:
+    """A push sink (not readable): its holding is the last receipt."""
+    ids = frozenset(recorded) | ({key_id} if key_id else set())
+    return Holding(PUSH, key_id, NOW - held_for if key_id else None, readable=False, pending=pending, recorded=ids)
+
+
+def describe(action: Action) -> str:
+    """One action as a short sentence, so that a whole plan compares as a list of strings."""
+    words = [str(action.kind), str(action.reason)]
+    if action.key_id:
+        words.append(action.key_id)
+    if action.sink:
+        words.append(f"to {action.sink} from {action.source}")
+    if action.after_rotation:
+        words.append("after rotation")
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class Case:
+    credentials: list[Credential]
+    holdings: list[Holding]
+    expected: list[str]
+    policy: Policy = field(default_factory=Policy)
+    flags: Flags = field(default_factory=Flags)
+
+
+CUR = cred("cur", age=10 * DAY)  # the credential in use, far from due under the default policy
+OLD = cred("old", age=40 * DAY)  # its predecessor, still valid
+EXPIRED_OLD = cred("old", age=100 * DAY)
+HAND = cred("hand", age=200 * DAY, lifetime=730 * DAY, managed=False)
+HAND2 = cred("hand2", age=100 * DAY, lifetime=730 * DAY, managed=False)
+HAND3 = cred("hand3", age=50 * DAY, lifetime=730 * DAY, managed=False)
+DUE = cred("cur", age=61 * DAY)  # past 2/3 of a 90 day life: due under the default 1/3 ratio
+
+CASES: dict[str, Case] = {
+    # --- rotate because nothing is in use -------------------------------------------------------
+    "a first run with no sink holding anything rotates": Case(
+        [], [keyvault(None), push(None)], ["create no_credential_in_use"]
+    ),
+    "a hand-made secret that no sink is known to hold is left alone and a managed one is created": Case(
+        [HAND], [keyvault(None)], ["create no_credential_in_use"]
+    ),
+    "a sink naming a key id that is no longer on the app holds nothing, so the pass rotates": Case(
+        [CUR], [keyvault("gone", recorded=("cur",))], ["create no_credential_in_use"]
+    ),
+    "lost receipts make the credential an orphan: it is retired and a new one created": Case(
+        [CUR], [push(None)], ["retire orphan cur", "create no_credential_in_use"]
+    ),
+    # --- healthy ---------------------------------------------------------------------------------
+    "every sink holding a credential that is not due needs nothing": Case([CUR], [keyvault("cur"), push("cur")], []),
+    "a credential one day before its default renewal time needs nothing": Case(
+        [cred("cur", age=59 * DAY)], [keyvault("cur")], []
+    ),
+    # --- renewal ---------------------------------------------------------------------------------
+    "a credential past renew_before rotates": Case(
+        [cred("cur", age=61 * DAY)],
+        [keyvault("cur"), push("cur")],
+        ["create renewal_due"],
+        policy=Policy(renew_before=30 * DAY),
+    ),
+    "a credential one day before renew_before needs nothing": Case(
+        [cred("cur", age=59 * DAY)], [keyvault("cur")], [], policy=Policy(renew_before=30 * DAY)
+    ),
+    "a credential past the default third of its lifetime rotates": Case(
+        [DUE], [keyvault("cur"), push("cur")], ["create renewal_due"]
+    ),
+    "a credential past renew_before_ratio of its lifetime rotates": Case(
+        [cred("cur", age=46 * DAY)], [keyvault("cur")], ["create renewal_due"], policy=Policy(renew_before_ratio=0.5)
+    ),
+    "a credential before renew_before_ratio of its lifetime needs nothing": Case(
+        [cred("cur", age=44 * DAY)], [keyvault("cur")], [], policy=Policy(renew_before_ratio=0.5)
+    ),
+    "an expired credential in use rotates": Case(
+        [cred("cur", age=91 * DAY)], [keyvault("cur"), push("cur")], ["create renewal_due"]
+    ),
+    "a credential shortened by a tenant policy is not due the moment it is created": Case(
+        [cred("cur", age=1 * DAY, lifetime=7 * DAY)], [keyvault("cur")], [], policy=Policy(renew_before=30 * DAY)
+    ),
+    "a credential shortened by a tenant policy is due past half its lifetime": Case(
+        [cred("cur", age=4 * DAY, lifetime=7 * DAY)],
+        [keyvault("cur")],
+        ["create renewal_due"],
+        policy=Policy(renew_before=30 * DAY),
+    ),
+    "the newest credential in use decides renewal, not an older one still held": Case(
+        [cred("old", age=89 * DAY), CUR],
+        [keyvault("cur", recorded=("old",)), push("old")],
+        ["resync sink_lags cur to push from keyvault"],
+    ),
+    # --- operator flags --------------------------------------------------------------------------
+    "--force rotates a healthy target": Case(
+        [CUR], [keyvault("cur"), push("cur")], ["create forced"], flags=Flags(force=True)
+    ),
+    "--revoke-previous rotates and revokes the one in use and its managed predecessor after the rotation": Case(
+        [OLD, CUR, HAND],
+        [keyvault("cur", held_for=12 * HOUR, recorded=("old",)), push("cur", held_for=12 * HOUR)],
+        ["create revoke_previous", "retire revoked old after rotation", "retire revoked cur after rotation"],
+        flags=Flags(revoke_previous=True),
+    ),
+    "--revoke-previous revokes a hand-made secret a sink holds, since it was handed out": Case(
+        [HAND],
+        [keyvault("hand")],
+        ["create revoke_previous", "retire revoked hand after rotation"],
+        flags=Flags(revoke_previous=True),
+    ),
+    "--revoke-previous retires a superseded credential past grace now and revokes the rest after the rotation": Case(
+        [OLD, CUR],
+        [keyvault("cur", recorded=("old",)), push("cur")],
+        ["retire superseded old", "create revoke_previous", "retire revoked cur after rotation"],
+        flags=Flags(revoke_previous=True),
+    ),
+    "--revoke-previous wins over --force": Case(
+        [CUR],
+        [keyvault("cur")],
+        ["create revoke_previous", "retire revoked cur after rotation"],
+        flags=Flags(force=True, revoke_previous=True),
+    ),
+    # --- sinks that lag --------------------------------------------------------------------------
+    "Key Vault lagging behind the push sink cannot be re-synced from anywhere, so the pass rotates": Case(
+        [OLD, CUR], [keyvault("old"), push("cur", recorded=("old",))], ["create sink_lags_unreadable"]
+    ),
+    "a push sink lagging behind Key Vault is re-synced from Key Vault": Case(
+        [OLD, CUR], [keyvault("cur", recorded=("old",)), push("old")], ["resync sink_lags cur to push from keyvault"]
+    ),
+    "a push sink holding a key id no longer on the app is re-synced from Key Vault": Case(
+        [CUR], [keyvault("cur"), push("gone")], ["resync sink_lags cur to push from keyvault"]
+    ),
+    "a push sink holding nothing known is re-synced from Key Vault": Case(
+        [CUR], [keyvault("cur"), push(None)], ["resync sink_lags cur to push from keyvault"]
+    ),
+    "a pending receipt for the key Key Vault holds is re-pushed from Key Vault": Case(
+        [CUR], [keyvault("cur"), push("cur", pending=True)], ["resync pending_resync cur to push from keyvault"]
+    ),
+    "a pending receipt with no readable sink holding its key rotates": Case(
+        [CUR], [push("cur", pending=True)], ["create pending_unconfirmed"]
+    ),
+    "Key Vault lagging behind a pending receipt rotates": Case(
+        [OLD, CUR], [keyvault("old"), push("cur", pending=True, recorded=("old",))], ["create sink_lags_unreadable"]
+    ),
+    # --- orphans ---------------------------------------------------------------------------------
+    "a young orphan is kept, a concurrent pass may be verifying it": Case(
+        [CUR, cred("young", age=5 * MINUTE)], [keyvault("cur"), push("cur")], []
+    ),
+    "an orphan older than in_flight_timeout is retired": Case(
+        [CUR, cred("orphan", age=20 * MINUTE)], [keyvault("cur"), push("cur")], ["retire orphan orphan"]
+    ),
+    "an orphan is retired even while a sink is still within its grace period": Case(
+        [CUR, cred("orphan", age=2 * HOUR)],
+        [keyvault("cur", held_for=HOUR), push("cur", held_for=HOUR)],
+        ["retire orphan orphan"],
+    ),
+    "a credential only a pending receipt recorded is no orphan": Case(
+        [CUR, cred("sent", age=2 * HOUR)],
+        [keyvault("cur", held_for=HOUR), push("cur", held_for=HOUR, recorded=("sent",))],
+        [],
+    ),
+    # --- superseded ------------------------------------------------------------------------------
+    "a superseded credential within the grace period is kept": Case(
+        [OLD, CUR], [keyvault("cur", held_for=12 * HOUR, recorded=("old",)), push("cur", held_for=12 * HOUR)], []
+    ),
+    "a superseded credential is kept until every sink has held its successor for the grace period": Case(
+        [OLD, CUR], [keyvault("cur", held_for=2 * DAY, recorded=("old",)), push("cur", held_for=12 * HOUR)], []
+    ),
+    "a superseded credential is retired once every sink has held its successor for the grace period": Case(
+        [OLD, CUR],
+        [keyvault("cur", held_for=DAY, recorded=("old",)), push("cur", held_for=DAY)],
+        ["retire superseded old"],
+    ),
+    "a superseded credential is kept while a receipt is pending": Case(
+        [OLD, CUR],
+        [keyvault("cur", held_for=2 * DAY, recorded=("old",)), push("cur", held_for=2 * DAY, pending=True)],
+        ["resync pending_resync cur to push from keyvault"],
+    ),
+    "an expired superseded credential is retired": Case(
+        [EXPIRED_OLD, CUR], [keyvault("cur", recorded=("old",)), push("cur")], ["retire superseded old"]
+    ),
+    # --- what this service does not own ----------------------------------------------------------
+    "an unmanaged credential no sink holds is left alone": Case([CUR, HAND], [keyvault("cur"), push("cur")], []),
+    "an unmanaged credential a sink once recorded is left alone": Case(
+        [HAND, CUR], [keyvault("cur", recorded=("hand",)), push("cur")], []
+    ),
+    "an unmanaged credential no sink holds is retired with retire_unmanaged": Case(
+        [CUR, HAND], [keyvault("cur"), push("cur")], ["retire superseded hand"], policy=Policy(retire_unmanaged=True)
+    ),
+    "an unmanaged credential is kept within the grace period even with retire_unmanaged": Case(
+        [CUR, HAND], [keyvault("cur", held_for=HOUR)], [], policy=Policy(retire_unmanaged=True)
+    ),
+    "a credential whose name has a different marker is not this service's": Case(
+        [CUR, cred("theirs", age=50 * DAY)], [keyvault("cur")], [], policy=Policy(marker="other-rotator")
+    ),
+    # --- held credentials are never retired ------------------------------------------------------
+    "an expired credential a sink still holds is never retired": Case(
+        [EXPIRED_OLD, CUR],
+        [keyvault("cur", recorded=("old",)), push("old")],
+        ["resync sink_lags cur to push from keyvault"],
+    ),
+    "a credential a pending receipt names is never retired": Case(
+        [EXPIRED_OLD, CUR],
+        [keyvault("cur", recorded=("old",)), push("old", pending=True)],
+        ["resync sink_lags cur to push from keyvault"],
+    ),
+    "an expired unmanaged credential a sink holds is never retired, even with retire_unmanaged": Case(
+        [cred("hand", age=800 * DAY, lifetime=730 * DAY, managed=False), CUR],
+        [keyvault("cur"), push("hand")],
+        ["resync sink_lags cur to push from keyvault"],
+        policy=Policy(retire_unmanaged=True),
+    ),
+    # --- max_credentials -------------------------------------------------------------------------
+    "at the cap a retirement is planned before the creation": Case(
+        [EXPIRED_OLD, HAND, HAND2, DUE],
+        [keyvault("cur", recorded=("old",)), push("cur")],
+        ["retire superseded old", "create renewal_due"],
+    ),
+    "at the cap with nothing retirable the rotation is blocked": Case(
+        [HAND, HAND2, HAND3, DUE], [keyvault("cur"), push("cur")], ["blocked cap_reached"]
+    ),
+    "at the cap a young orphan cannot make room, so the rotation is blocked": Case(
+        [HAND, HAND2, DUE, cred("young", age=MINUTE)], [keyvault("cur")], ["blocked cap_reached"]
+    ),
+    "at the cap a superseded credential within grace cannot make room, so a forced rotation is blocked": Case(
+        [HAND, HAND2, OLD, CUR],
+        [keyvault("cur", held_for=HOUR, recorded=("old",))],
+        ["blocked cap_reached"],
+        flags=Flags(force=True),
+    ),
+    "below the cap nothing needs to be retired first": Case(
+        [HAND, HAND2, DUE], [keyvault("cur")], ["create renewal_due"]
+    ),
+    "a higher max_credentials lets the rotation through": Case(
+        [HAND, HAND2, HAND3, DUE], [keyvault("cur")], ["create renewal_due"], policy=Policy(max_credentials=5)
+    ),
+    "a blocked rotation still plans the retirements it can": Case(
+        [HAND, HAND2, cred("orphan", age=HOUR), DUE, cred("young", age=MINUTE)],
+        [keyvault("cur")],
+        ["retire orphan orphan", "blocked cap_reached"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_plan(case: Case) -> None:
+    actions = plan(NOW, case.credentials, case.holdings, case.policy, case.flags)
+    assert [describe(a) for a in actions] == case.expected
+
+
+def test_the_table_covers_every_kind_and_reason() -> None:
+    said = " ".join(" ".join(case.expected) for case in CASES.values()).split()
+    assert {str(k) for k in Kind} <= set(said)
+    assert {str(r) for r in Reason} <= set(said)
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_every_action_says_why_in_words(case: Case) -> None:
+    for action in plan(NOW, case.credentials, case.holdings, case.policy, case.flags):
+        assert action.message.strip()
+
+
+MESSAGES = {
+    "an expired credential says it expired": (
+        Case([cred("cur", age=91 * DAY)], [keyvault("cur")], []),
+        "expired at",
+    ),
+    "a credential due for renewal says when it was due": (
+        Case([DUE], [keyvault("cur")], []),
+        "was due for renewal at 2025-05-31 12:00Z",
+    ),
+    "an expired superseded credential says it expired": (
+        Case([EXPIRED_OLD, CUR], [keyvault("cur", recorded=("old",))], []),
+        "(expired) is superseded",
+    ),
+    "an orphan says how long ago it was created": (
+        Case([CUR, cred("orphan", age=20 * MINUTE)], [keyvault("cur")], []),
+        "was created 20m ago",
+    ),
+    "a blocked rotation says how to unblock it": (
+        Case([HAND, HAND2, HAND3, DUE], [keyvault("cur")], []),
+        "remove an unused secret or raise max_credentials",
+    ),
+    "a re-sync names the sink it copies from": (
+        Case([CUR], [keyvault("cur"), push(None)], []),
+        "re-send cur (hint cur…) from keyvault",
+    ),
+}
+
+
+@pytest.mark.parametrize(("case", "fragment"), MESSAGES.values(), ids=MESSAGES.keys())
+def test_messages(case: Case, fragment: str) -> None:
+    messages = [a.message for a in plan(NOW, case.credentials, case.holdings, case.policy, case.flags)]
+    assert any(fragment in m for m in messages), messages
+
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def life(days: float, *, start: datetime | None = START) -> Credential:
+    begin = start or START
+    return Credential("k", "secret-rotator", None, start, begin + timedelta(days=days))
+
+
+RENEWAL_TIMES = {
+    "renew_before is counted back from the end": (life(90), Policy(renew_before=30 * DAY), START + 60 * DAY),
+    "the default is a third of the credential's own lifetime": (life(90), Policy(), START + 60 * DAY),
+    "renew_before_ratio is a share of the credential's own lifetime": (
+        life(30),
+        Policy(renew_before_ratio=0.25),
+        START + timedelta(days=22.5),
+    ),
+    "renew_before wins over renew_before_ratio": (
+        life(90),
+        Policy(renew_before=10 * DAY, renew_before_ratio=0.5),
+        START + 80 * DAY,
+    ),
+    "renew_before longer than half the lifetime is floored at half the lifetime": (
+        life(7),
+        Policy(renew_before=30 * DAY),
+        START + timedelta(days=3.5),
+    ),
+    "a credential without a start counts back by the policy lifetime's ratio": (
+        life(90, start=None),
+        Policy(lifetime=30 * DAY, renew_before_ratio=0.5),
+        START + 75 * DAY,
+    ),
+    "a credential that never expires is never due": (
+        Credential("k", "secret-rotator", None, START, None),
+        Policy(renew_before=30 * DAY),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize(("credential", "policy", "expected"), RENEWAL_TIMES.values(), ids=RENEWAL_TIMES.keys())
+def test_renewal_time(credential: Credential, policy: Policy, expected: datetime | None) -> None:
+    assert renewal_time(credential, policy) == expected

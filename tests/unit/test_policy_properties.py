@@ -1,0 +1,275 @@
+"""Invariants of the planner over random apps, sinks and policies (DESIGN.md I3 and I4)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason
+from service.policy import plan, renewal_time
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+MARKER = "secret-rotator"
+UNKNOWN = "gone"  # a key id a sink may name that is not on the app
+
+# No example database: every run explores afresh and stores no failing examples in the tree.
+FAST = settings(max_examples=300, deadline=None, database=None)
+
+# Minutes, with the boundaries the rules compare against (15m, 1d, ...) likely to be hit exactly.
+minutes = st.one_of(
+    st.integers(0, 200 * 24 * 60),
+    st.sampled_from([0, 1, 14, 15, 16, 60, 23 * 60, 24 * 60, 25 * 60, 2 * 24 * 60, 30 * 24 * 60]),
+)
+
+
+# True one time in five: operator flags and pending receipts are the exception, and they mask other rules.
+rarely = st.sampled_from([False, False, False, False, True])
+
+
+def ago(m: int) -> datetime:
+    return NOW - timedelta(minutes=m)
+
+
+@st.composite
+def credentials(draw: st.DrawFn) -> list[Credential]:
+    result = []
+    for i in range(draw(st.integers(0, 8))):
+        start = ago(draw(minutes)) if draw(st.integers(0, 9)) else NOW + timedelta(minutes=draw(st.integers(1, 60)))
+        end = None if draw(st.integers(0, 19)) == 0 else start + timedelta(minutes=draw(st.integers(1, 400 * 24 * 60)))
+        managed = draw(st.booleans())
+        name = (
+            f"{MARKER} {start:%Y%m%dT%H%M%SZ}" if managed else draw(st.sampled_from([None, "", "by hand", "rotator"]))
+        )
+        result.append(Credential(key_id=f"k{i}", display_name=name, hint=None, start=start, end=end))
+    return result
+
+
+@st.composite
+def holdings(draw: st.DrawFn, key_ids: list[str]) -> list[Holding]:
+    result = []
+    for i in range(draw(st.integers(1, 3))):
+        key_id = draw(st.sampled_from(key_ids) if key_ids and not draw(rarely) else st.sampled_from([UNKNOWN, None]))
+        recorded = draw(st.frozensets(st.sampled_from([*key_ids, UNKNOWN])) if key_ids else st.just(frozenset()))
+        result.append(
+            Holding(
+                sink=f"sink{i}",
+                key_id=key_id,
+                # Adapters always know since when a named key is held (a Key Vault version's created time,
+                # a receipt's time); only "holds nothing" comes without one.
+                since=ago(draw(minutes)) if key_id is not None else None,
+                readable=draw(st.booleans()),
+                pending=key_id is not None and draw(rarely),
+                recorded=recorded | ({key_id} if key_id else frozenset()),
+            )
+        )
+    return result
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> Policy:
+    lifetime = timedelta(minutes=draw(st.integers(2, 120 * 24 * 60)))
+    return Policy(
+        lifetime=lifetime,
+        renew_before=draw(st.none() | st.integers(0, 120 * 24 * 60).map(lambda m: timedelta(minutes=m))),
+        renew_before_ratio=draw(st.floats(0.05, 0.95)),
+        grace_period=timedelta(minutes=draw(minutes)),
+        in_flight_timeout=timedelta(minutes=draw(st.integers(0, 120))),
+        max_credentials=draw(st.integers(2, 8)),
+        retire_unmanaged=draw(st.booleans()),
+        marker=MARKER,
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    credentials: list[Credential]
+    holdings: list[Holding]
+    policy: Policy
+    flags: Flags
+
+    def plan(self) -> list[Action]:
+        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    creds = draw(credentials())
+    return Scenario(
+        creds,
+        draw(holdings([c.key_id for c in creds])),
+        draw(policies()),
+        # Operator flags are rare, as in life; with them every pass rotates and hides the other rules.
+        Flags(force=draw(rarely), revoke_previous=draw(rarely)),
+    )
+
+
+def retirements(actions: list[Action], *, after_rotation: bool | None = None) -> list[Action]:
+    return [
+        a for a in actions if a.kind is Kind.RETIRE and (after_rotation is None or a.after_rotation is after_rotation)
+    ]
+
+
+# I4, one rule per function; one generated scenario is checked against all of them (generation is the
+# expensive part, and a failure names the rule in its traceback).
+
+
+def no_credential_a_sink_holds_is_retired_before_the_rotation(s: Scenario, actions: list[Action]) -> None:
+    held = {h.key_id for h in s.holdings if h.key_id}  # pending receipts included
+    assert not {a.key_id for a in retirements(actions, after_rotation=False)} & held
+
+
+def a_retirement_after_the_rotation_is_a_revocation_that_follows_a_creation(s: Scenario, actions: list[Action]) -> None:
+    for i, action in enumerate(actions):
+        if action.after_rotation:
+            assert s.flags.revoke_previous
+            assert action.kind is Kind.RETIRE
+            assert action.reason is Reason.REVOKED
+            assert any(a.kind is Kind.CREATE for a in actions[:i])
+
+
+def no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grace_period(
+    s: Scenario, actions: list[Action]
+) -> None:
+    if not any(a.reason is Reason.SUPERSEDED for a in actions):
+        return
+    on_app = {c.key_id for c in s.credentials}
+    for h in s.holdings:
+        assert h.key_id in on_app
+        assert not h.pending
+        assert h.since is not None
+        assert NOW - h.since >= s.policy.grace_period
+
+
+def no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s: Scenario, actions: list[Action]) -> None:
+    by_id = {c.key_id: c for c in s.credentials}
+    recorded = set().union(*(h.recorded for h in s.holdings))
+    for action in actions:
+        if action.reason is Reason.ORPHAN:
+            credential = by_id[action.key_id]
+            assert credential.managed(MARKER)
+            assert action.key_id not in recorded
+            assert credential.start is not None
+            assert NOW - credential.start >= s.policy.in_flight_timeout
+
+
+def an_unmanaged_credential_is_retired_only_when_the_config_says_so_or_it_leaked(
+    s: Scenario, actions: list[Action]
+) -> None:
+    by_id = {c.key_id: c for c in s.credentials}
+    handed_out = set().union(*(h.recorded for h in s.holdings)) | {h.key_id for h in s.holdings if h.key_id}
+    for action in retirements(actions):
+        if not by_id[action.key_id].managed(MARKER):
+            revoked = action.reason is Reason.REVOKED and action.key_id in handed_out
+            assert s.policy.retire_unmanaged or revoked
+
+
+@FAST
+@given(scenarios())
+def test_no_credential_is_removed_while_a_sink_holds_it_nor_before_its_time(s: Scenario) -> None:
+    actions = s.plan()
+    no_credential_a_sink_holds_is_retired_before_the_rotation(s, actions)
+    a_retirement_after_the_rotation_is_a_revocation_that_follows_a_creation(s, actions)
+    no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grace_period(s, actions)
+    no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s, actions)
+    an_unmanaged_credential_is_retired_only_when_the_config_says_so_or_it_leaked(s, actions)
+
+
+@FAST
+@given(scenarios())
+def test_the_credential_count_never_exceeds_max_credentials_at_any_step(s: Scenario) -> None:
+    count = len(s.credentials)
+    if count > s.policy.max_credentials:
+        return
+    on_app = {c.key_id for c in s.credentials}
+    for action in s.plan():
+        if action.kind is Kind.RETIRE:
+            assert action.key_id in on_app, "retires a credential twice or one that is not there"
+            on_app.discard(action.key_id)
+            count -= 1
+        elif action.kind is Kind.CREATE:
+            count += 1
+        assert count <= s.policy.max_credentials
+
+
+@FAST
+@given(scenarios())
+def test_the_plan_has_a_lawful_shape(s: Scenario) -> None:
+    actions = s.plan()
+    kinds = [a.kind for a in actions]
+    rotations = [i for i, k in enumerate(kinds) if k in (Kind.CREATE, Kind.BLOCKED)]
+    assert len(rotations) <= 1
+    if rotations:
+        # Retirements that make room come first; only revocations come after the rotation.
+        assert all(k is Kind.RETIRE for k in kinds[: rotations[0]])
+        assert all(a.after_rotation for a in actions[rotations[0] + 1 :])
+        assert Kind.RESYNC not in kinds
+    for a in actions:
+        if a.kind is Kind.BLOCKED:
+            assert a.reason is Reason.CAP_REACHED
+        if a.kind is Kind.RESYNC:
+            assert a.sink is not None
+            assert a.source is not None
+            assert a.sink != a.source
+    on_app = {c.key_id for c in s.credentials}
+    if not any(h.key_id in on_app for h in s.holdings):
+        # No credential in use: the pass rotates, or says why it cannot.
+        assert rotations
+
+
+@FAST
+@given(scenarios())
+def test_plan_is_deterministic_and_pure(s: Scenario) -> None:
+    before = copy.deepcopy(s)
+    first = s.plan()
+    assert s == before
+    assert s.plan() == first
+
+
+@st.composite
+def steady_states(draw: st.DrawFn) -> Scenario:
+    """Every sink holds the newest credential, which is not due, and nothing may be retired yet."""
+    policy = draw(policies().filter(lambda p: p.grace_period > timedelta(0)))
+    age = draw(st.integers(0, 60 * 24 * 60))
+    life = draw(st.integers(age + 2, 400 * 24 * 60))
+    current = Credential("cur", f"{MARKER} now", None, ago(age), ago(age) + timedelta(minutes=life))
+    due = renewal_time(current, policy)
+    if due is not None and due <= NOW:
+        current = Credential("cur", current.display_name, None, current.start, None)
+    # Kept: hand-made ones (unless retire_unmanaged), a superseded one within grace, and young orphans.
+    others = []
+    if not policy.retire_unmanaged:
+        others += [
+            Credential(f"hand{i}", "by hand", None, ago(m), None)
+            for i, m in enumerate(draw(st.lists(minutes, max_size=2)))
+        ]
+    others += [Credential("old", f"{MARKER} old", None, ago(age + 1), None)] if draw(st.booleans()) else []
+    young = st.integers(0, max(0, int(policy.in_flight_timeout.total_seconds() // 60) - 1))
+    if policy.in_flight_timeout > timedelta(0):
+        others += [
+            Credential(f"young{i}", f"{MARKER} y", None, ago(m), None)
+            for i, m in enumerate(draw(st.lists(young, max_size=2)))
+        ]
+    within_grace = (
+        st.integers(0, int(policy.grace_period.total_seconds() // 60) - 1)
+        if any(o.key_id == "old" for o in others)
+        else minutes
+    )
+    held = [
+        Holding(
+            f"sink{i}", "cur", ago(draw(within_grace)), readable=draw(st.booleans()), recorded=frozenset({"cur", "old"})
+        )
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    # The newest in use must be the current one whatever order the others come in.
+    creds = draw(st.permutations([current, *others]))
+    return Scenario(list(creds), held, policy, Flags())
+
+
+@FAST
+@given(steady_states())
+def test_a_steady_state_needs_nothing(s: Scenario) -> None:
+    assert s.plan() == []
