@@ -161,9 +161,13 @@ class GraphDirectory:
         )
         config = RequestConfiguration(query_parameters=query)
         target = f"app {client_id} in tenant {self._tenant_id}"
-        app: Application | None = await self._read(
-            lambda: self._client.applications_with_app_id(client_id).get(config), target, "read the app"
+        # Built on a copy of the client's path parameters: the SDK's applications_with_app_id() writes the
+        # appId into the dict it shares with every other builder, so concurrent reads of two apps would
+        # both ask for the last one.
+        builder = ApplicationsWithAppIdRequestBuilder(
+            self._client.request_adapter, dict(self._client.path_parameters), client_id
         )
+        app: Application | None = await self._read(lambda: builder.get(config), target, "read the app")
         if app is None or not app.id:
             raise RemoteError(
                 "Graph returned no application", service=SERVICE, target=target,

@@ -61,6 +61,7 @@ class World:
     app_id: str
     app_object_id: str
     rotator_client_id: str
+    rotator_object_id: str
     logs: LogCapture
     metrics: Metrics = field(default_factory=Metrics)
     targets: list[dict[str, Any]] = field(default_factory=list)
@@ -141,7 +142,7 @@ async def world(emu: Emulator, tmp_path: Path) -> World:
     app = emu.add_app(tenant, "Dime.Scheduler", owners=[rotator.object_id])
     _write_secret(tmp_path / "rotator-secret", rotator.secret)
     _write_secret(tmp_path / "dimescheduler-api-key", emu.receiver.api_key)
-    return World(emu, tmp_path, tenant, app.app_id, app.object_id, rotator.client_id, LogCapture())
+    return World(emu, tmp_path, tenant, app.app_id, app.object_id, rotator.client_id, rotator.object_id, LogCapture())
 
 
 def days(n: float) -> timedelta:
