@@ -7,8 +7,6 @@ from typing import Any
 
 from aiohttp import web
 
-from service.emulator.tokens import TokenError, TokenSigner
-
 
 @dataclass(frozen=True)
 class Caller:
@@ -43,12 +41,3 @@ def bearer_token(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def validate(signer: TokenSigner, token: str, *, now: Any, audiences: frozenset[str]) -> tuple[Caller, dict[str, Any]]:
-    """A :class:`Caller` from a token, or :class:`TokenError`."""
-    claims = signer.verify(token, now=now, audiences=audiences)
-    return Caller.from_claims(claims), claims
-
-
-__all__ = ["Caller", "TokenError", "bearer_token", "validate"]

@@ -29,10 +29,9 @@ from service.emulator.directory import (
     NotFound,
     SpRecord,
     Tenant,
-    UserRecord,
 )
 from service.emulator.tokens import TokenError, TokenSigner
-from service.emulator.wire import iso, json_response, new_request_id, parse_iso, read_json
+from service.emulator.wire import json_response, new_request_id, parse_iso, read_json
 
 READ_ROLES = frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"})
 READ_SCOPES = frozenset(
@@ -651,6 +650,3 @@ def _is_guid(value: str) -> bool:
     return (
         re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", value) is not None
     )
-
-
-__all__ = ["GraphError", "GraphService", "UserRecord", "error_response", "iso"]

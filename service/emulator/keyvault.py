@@ -23,7 +23,7 @@ from aiohttp import web
 from service.emulator.callers import bearer_token
 from service.emulator.clock import Clock
 from service.emulator.directory import KEY_VAULT_APP_ID, KEY_VAULT_RESOURCE
-from service.emulator.tokens import TokenError, TokenSigner
+from service.emulator.tokens import TokenError, TokenSigner, decode_unverified
 from service.emulator.wire import json_response, read_json, unix
 
 NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
@@ -154,8 +154,6 @@ class KeyVaultService:
             text = str(exc)
             if "audience" in text:
                 try:
-                    from service.emulator.tokens import decode_unverified
-
                     found = decode_unverified(token)[1].get("aud")
                 except TokenError:
                     found = None
