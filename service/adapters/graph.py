@@ -7,6 +7,7 @@ RetryHandler: ``addPassword`` must never be retried blindly; reads retry through
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.serialization import ParsableFactory
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.kiota_client_factory import KiotaClientFactory
 from kiota_http.middleware import RetryHandler
@@ -29,7 +31,6 @@ from msgraph.generated.applications.item.remove_password.remove_password_post_re
 from msgraph.generated.applications_with_app_id.applications_with_app_id_request_builder import (
     ApplicationsWithAppIdRequestBuilder,
 )
-from msgraph.generated.models.application import Application
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.models.password_credential_configuration import PasswordCredentialConfiguration
@@ -47,7 +48,8 @@ from service.secret import Secret
 
 T = TypeVar("T")
 SERVICE = "graph"
-_SELECT = ["id", "appId", "displayName", "createdDateTime", "passwordCredentials"]
+_SELECT = ["id", "appId", "displayName", "passwordCredentials"]
+_ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}  # how the generated builders map errors
 
 
 def graph_service_client(
@@ -69,6 +71,23 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def _credential_from_json(item: dict[str, object]) -> Credential:
+    """A passwordCredential as Graph's JSON has it (no secretText: Graph returns that only once)."""
+    return Credential(
+        key_id=str(item.get("keyId")),
+        display_name=str(item["displayName"]) if item.get("displayName") is not None else None,
+        hint=str(item["hint"]) if item.get("hint") is not None else None,
+        start=_parse_time(item.get("startDateTime")),
+        end=_parse_time(item.get("endDateTime")),
+    )
 
 
 def _credential(item: PasswordCredential) -> Credential:
@@ -167,17 +186,28 @@ class GraphDirectory:
         builder = ApplicationsWithAppIdRequestBuilder(
             self._client.request_adapter, dict(self._client.path_parameters), client_id
         )
-        app: Application | None = await self._read(lambda: builder.get(config), target, "read the app")
-        if app is None or not app.id:
+        request = builder.to_get_request_information(config)
+        # The SDK sends it (auth, errors as ODataError) but we read the JSON ourselves: its Application
+        # model imports every Graph entity class on first use (~1,300 modules, seconds of start-up and
+        # tens of MB), to fill in the four fields we select.
+        adapter = self._client.request_adapter
+
+        async def fetch() -> object:
+            # kiota types send_primitive_async as returning None; with "bytes" it returns the body.
+            return await adapter.send_primitive_async(request, "bytes", _ERRORS)
+
+        raw = await self._read(fetch, target, "read the app")
+        data = json.loads(raw) if isinstance(raw, bytes | str) and raw else None
+        if not isinstance(data, dict) or not data.get("id"):
             raise RemoteError(
                 "Graph returned no application", service=SERVICE, target=target,
                 reason=FailureReason.NOT_FOUND, transient=False, status=404,
             )
         return App(
-            object_id=app.id,
-            app_id=app.app_id or client_id,
-            display_name=app.display_name or "",
-            credentials=tuple(_credential(p) for p in app.password_credentials or ()),
+            object_id=str(data["id"]),
+            app_id=str(data.get("appId") or client_id),
+            display_name=str(data.get("displayName") or ""),
+            credentials=tuple(_credential_from_json(p) for p in data.get("passwordCredentials") or ()),
         )
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
