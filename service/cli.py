@@ -185,6 +185,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        # Its options are the emulator's own; argparse's REMAINDER would not pass a leading option on.
+        return _cmd_emulator(argparse.Namespace(args=argv[1:]))
     args = _parser().parse_args(argv)
     handler = COMMANDS.get(args.command) or args.handler
     try:

@@ -87,6 +87,10 @@ class Vault(Protocol):
         """Every version of the secret ``name`` (all pages); [] when the secret does not exist."""
         ...
 
+    async def read_latest(self, name: str) -> VaultVersion:
+        """The current (latest) version's properties, as a consumer reading ``name`` gets it."""
+        ...
+
     async def read_value(self, name: str, version: str | None = None) -> Secret:
         """The value of one version (the latest when ``version`` is None)."""
         ...

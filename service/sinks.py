@@ -42,10 +42,10 @@ class VaultSink:
     async def read(self, app: App) -> Holding:
         self._versions = await self._vault.list_versions(self._name)
         recorded = frozenset(v.tags[TAG_KEY_ID] for v in self._versions if TAG_KEY_ID in v.tags)
-        enabled = [v for v in self._versions if v.enabled and v.created is not None]
-        if not enabled:
+        latest = await self._latest()
+        if latest is None or not latest.enabled:
+            # Nothing, or a disabled current version: whoever reads the secret gets an error, not a secret.
             return Holding(self.id, None, None, readable=True, recorded=recorded)
-        latest = max(enabled, key=_created)
         key_id = latest.tags.get(TAG_KEY_ID)
         if key_id is None:
             key_id = await self._adopt(app, latest)
@@ -53,6 +53,21 @@ class VaultSink:
             key_id = None  # another app's secret under this name: holds nothing of ours
         return Holding(self.id, key_id, latest.created, readable=True,
                        recorded=recorded | ({key_id} if key_id else set()))
+
+    async def _latest(self) -> VaultVersion | None:
+        """The version a consumer reading the secret gets: the newest one.
+
+        ``created`` has whole seconds, so two versions written in the same second (two passes at once)
+        tie; then the vault itself is asked which one is current.
+        """
+        dated = [v for v in self._versions if v.created is not None]
+        if not dated:
+            return None
+        newest = max(_created(v) for v in dated)
+        tied = [v for v in dated if v.created == newest]
+        if len(tied) == 1:
+            return tied[0]
+        return await self._vault.read_latest(self._name)
 
     async def _adopt(self, app: App, latest: VaultVersion) -> str | None:
         """The credential a hand-made (untagged) secret belongs to: hint and end date must fit one."""

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+# The emulator world (`emu`, `world` fixtures) for the integration, reliability and container tests.
+pytest_plugins = ["tests.world"]
+
 try:
     from service.emulator import Emulator
 except ImportError:  # pragma: no cover - the emulator is part of the package

@@ -118,6 +118,9 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             hint = "no app with this client_id in the tenant: check tenant_id and client_id (the Application ID)"
         elif code and "Policy" in code:
             reason = FailureReason.POLICY_VIOLATION
+        elif code == "TooManyAppPasswords":
+            reason = FailureReason.POLICY_VIOLATION
+            hint = "the app holds as many secrets as Entra allows: remove unused ones, or lower max_credentials"
         elif status == 429:
             reason = FailureReason.THROTTLED
         elif status in TRANSIENT_STATUSES:

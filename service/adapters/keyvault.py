@@ -115,6 +115,15 @@ class KeyVault:
                 return await call()
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
                 raise translate(exc, target=target, operation=operation) from None
+            except ValueError as exc:
+                if "challenge resource" not in str(exc):
+                    raise
+                # The vault's 401 challenge named a resource outside the vault's domain.
+                raise RemoteError(
+                    f"{operation}: the vault's authentication challenge does not match its URL",
+                    service=SERVICE, target=target, reason=FailureReason.CONFIG_ERROR, transient=False,
+                    hint="check vault_url; set verify_challenge_resource: false only for an emulator",
+                ) from None
 
         return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, operation))
 
@@ -128,6 +137,11 @@ class KeyVault:
             if error.status == 404:
                 return []
             raise
+
+    async def read_latest(self, name: str) -> VaultVersion:
+        # The SDK has no "properties of the latest version" call; the value comes along and is dropped.
+        bundle = await self._call(lambda: self._client.get_secret(name), name, "read the latest version")
+        return _version(bundle.properties)
 
     async def read_value(self, name: str, version: str | None = None) -> Secret:
         bundle = await self._call(lambda: self._client.get_secret(name, version), name, "read the secret")

@@ -73,8 +73,9 @@ class HttpPusher:
                 ) as response:
                     if 200 <= response.status < 300:
                         return
-                    text = (await response.text(errors="replace"))[:300]
-                    raise _refused(request.url, response.status, response.headers, redact.scrub(text))
+                    # Scrubbed before it is cut short: a cut could leave a piece no longer matching the secret.
+                    text = redact.scrub(await response.text(errors="replace"))[:300]
+                    raise _refused(request.url, response.status, response.headers, text)
             except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as exc:
                 raise RemoteError(
                     f"cannot connect: {type(exc).__name__}", service=SERVICE, target=request.url,

@@ -6,10 +6,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from tests.integration.conftest import SECRET_NAME, World, days
 
 from service.reconcile import Outcome
 from service.runner import exit_code
+from tests.integration.conftest import SECRET_NAME, World, days
 
 GRAPH_APP_READ = r"^/v1\.0/applications\(appId="
 VAULT = r"^/secrets/"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import SECRET_NAME, World
-
 from service.reconcile import Outcome
+from tests.integration.conftest import SECRET_NAME, World
 
 
 async def test_a_first_pass_creates_verifies_stores_and_pushes_a_secret(world: World) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.integration.conftest import SECRET_NAME, World, days
-
 from service.reconcile import Outcome
+from tests.integration.conftest import SECRET_NAME, World, days
 
 
 async def test_a_second_pass_changes_nothing_and_costs_one_read_per_service(world: World) -> None:
