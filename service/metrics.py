@@ -19,6 +19,9 @@ PREFIX = "secret_rotator"
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # Each target's expiry series, to remove them when its credentials change (prometheus_client keeps
+        # no public index of a metric's children).
+        self._expiry_series: dict[str, list[tuple[str, str, str, str]]] = {}
         self.credential_expiry = Gauge(
             f"{PREFIX}_credential_expiry_timestamp_seconds",
             "End date of each password credential on a target's app (unix seconds)",
@@ -54,20 +57,21 @@ class Metrics:
         self, target: str, credentials: Iterable[Credential], in_use: set[str], marker: str = DEFAULT_MARKER
     ) -> None:
         """Replace the target's expiry series with the credentials it has now (retired ones vanish)."""
-        stale = [
-            labels for labels in _label_sets(self.credential_expiry) if labels[0] == target
-        ]
-        for labels in stale:
+        for labels in self._expiry_series.pop(target, []):
             self.credential_expiry.remove(*labels)
+        series = []
         for credential in credentials:
             if credential.end is None:
                 continue
-            self.credential_expiry.labels(
+            labels = (
                 target,
                 credential.key_id,
                 str(credential.managed(marker)).lower(),
                 str(credential.key_id in in_use).lower(),
-            ).set(credential.end.timestamp())
+            )
+            self.credential_expiry.labels(*labels).set(credential.end.timestamp())
+            series.append(labels)
+        self._expiry_series[target] = series
 
     def observer(self, service: str, operation: str) -> Callable[[str], None]:
         """A callback for service.retry that counts each attempt's outcome."""
@@ -75,15 +79,6 @@ class Metrics:
 
     def succeeded(self, target: str, at: datetime) -> None:
         self.last_success.labels(target).set(at.timestamp())
-
-
-def _label_sets(gauge: Gauge) -> list[tuple[str, ...]]:
-    # prometheus_client keeps no public list of a metric's children; collect() yields them as samples.
-    return [
-        tuple(sample.labels[name] for name in ("target", "key_id", "managed", "in_use"))
-        for family in gauge.collect()
-        for sample in family.samples
-    ]
 
 
 DEFAULT = Metrics()

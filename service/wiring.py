@@ -13,9 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
-from azure.core.credentials_async import AsyncTokenCredential
-
-from service.adapters.entra import EntraVerifier, rotator_credential
+from service.adapters.entra import EntraVerifier, SingleFlightCredential, rotator_credential
 from service.adapters.graph import GraphDirectory, graph_service_client
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
@@ -72,7 +70,7 @@ class PassResources:
         self._own_store = store is None
         self.store = store or build_store(config.state)
         self._closers: list[Callable[[], Awaitable[Any]]] = []
-        self._credentials: dict[str, AsyncTokenCredential] = {}
+        self._credentials: dict[str, SingleFlightCredential] = {}
         self._directories: dict[tuple[str, str], GraphDirectory] = {}
         self._vaults: dict[tuple[str, str], KeyVault] = {}
 
@@ -95,10 +93,10 @@ class PassResources:
             with contextlib.suppress(Exception):
                 await close()
 
-    def _credential(self, identity: IdentityConfig, tenant_id: str) -> tuple[str, AsyncTokenCredential]:
+    def _credential(self, identity: IdentityConfig, tenant_id: str) -> tuple[str, SingleFlightCredential]:
         key = identity.model_dump_json()
         if key not in self._credentials:
-            credential = rotator_credential(identity, self._endpoints, self._session, tenant_id)
+            credential = SingleFlightCredential(rotator_credential(identity, self._endpoints, self._session, tenant_id))
             self._credentials[key] = credential
             self._closers.append(credential.close)
         return key, self._credentials[key]

@@ -6,12 +6,14 @@ request, with a fresh credential object each try so that no token cache can answ
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from typing import Any
 
 import aiohttp
-from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
+from azure.core.credentials_async import AsyncSupportsTokenInfo, AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import (
     ClientSecretCredential,
@@ -74,6 +76,52 @@ def rotator_credential(
         exclude_interactive_browser_credential=True,
         **common,
     )
+
+
+class SingleFlightCredential:
+    """Wraps the rotator's credential so that concurrent targets share one token request.
+
+    azure-identity caches tokens, but requests that start before the first answer all go to Entra: a pass
+    over 40 targets at once would ask 40 times for the same token. Holding a lock per (scopes, tenant,
+    claims) makes the others wait for the first and then hit the credential's cache.
+    """
+
+    def __init__(self, inner: AsyncTokenCredential) -> None:
+        self._inner = inner
+        self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
+
+    def _lock(self, *key: object) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        async with self._lock(scopes, tenant_id, claims, enable_cae):
+            return await self._inner.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+
+    async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        opts = dict(options or {})
+        async with self._lock(scopes, opts.get("tenant_id"), opts.get("claims"), opts.get("enable_cae", False)):
+            if isinstance(self._inner, AsyncSupportsTokenInfo):
+                return await self._inner.get_token_info(*scopes, options=options)
+            token = await self._inner.get_token(*scopes, **opts)  # type: ignore[arg-type]
+            return AccessTokenInfo(token.token, token.expires_on)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def __aenter__(self) -> SingleFlightCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 def aadsts_code(message: str) -> str | None:
