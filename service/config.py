@@ -446,7 +446,7 @@ _PATTERN_FIXES = {
 }
 
 
-def _problems(error: ValidationError) -> list[str]:
+def problems_of(error: ValidationError) -> list[str]:
     seen: dict[str, None] = {}
     for item in error.errors(include_input=False, include_url=False, include_context=False):
         msg = _FIXES.get(item["type"]) or re.sub(r"^(Value|Assertion) error, ", "", item["msg"])
@@ -501,7 +501,7 @@ def parse_config(text: str, source: str = "config", environ: Mapping[str, str] |
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigProblems(source, _problems(exc)) from None
+        raise ConfigProblems(source, problems_of(exc)) from None
     problems = semantic_problems(config, os.environ if environ is None else environ)
     if problems:
         raise ConfigProblems(source, problems)

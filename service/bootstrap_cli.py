@@ -1,0 +1,435 @@
+"""`secret-rotator bootstrap`: its arguments, the admin's sign-in and clients, and what it prints.
+
+Exit codes: 0 done (or, with --dry-run, planned); 1 a step failed (the message names the privilege it
+needs and what was already created); 2 bad arguments or config, an ambiguous app, or a --store secret
+that belongs to something else. The one secret ever printed is the new one when it is not stored, once,
+marked as such; everything else passes the redactor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service import logs, redact
+from service.bootstrap import (
+    DEFAULT_LIFETIME,
+    DEFAULT_NAME,
+    DEFAULT_REDIRECT_URI,
+    Outcome,
+    Request,
+    StepFailed,
+    Store,
+    apply,
+    config_snippet,
+    gather,
+    plan,
+    preview,
+)
+from service.clock import SystemClock
+from service.config import (
+    GUID,
+    Cloud,
+    ConfigProblems,
+    Endpoints,
+    IdentityConfig,
+    PolicyOverrides,
+    is_loopback,
+    problems_of,  # the config file's own wording of validation errors (key path and fix, never the value)
+)
+from service.durations import format_duration, parse_duration
+from service.errors import ConfigError, RemoteError
+from service.model import DEFAULT_MARKER
+from service.ports import Clock
+from service.retry import RetryPolicy
+
+EXIT_OK, EXIT_FAILED = 0, 1
+VAULT_SUFFIX = {"public": "vault.azure.net", "usgov": "vault.usgovcloudapi.net", "china": "vault.azure.cn"}
+_VALUE_PLACEHOLDER = "@@secret-rotator-bootstrap-secret@@"
+
+DESCRIPTION = f"""\
+Create the Dime.Scheduler Exchange connector's app registration, or complete an existing one, and hand
+it to rotation. In order, each only when missing: the single-tenant app (web redirect URI, Microsoft
+Graph application permissions Calendars.ReadWrite, MailboxSettings.ReadWrite, User.Read.All), its
+service principal, admin consent for each permission, the rotator as an owner (--owner), and a first
+client secret named "{DEFAULT_MARKER} ..." so the rotator manages it from day one. The app is found by
+--client-id or by --name; a re-run creates nothing twice.
+
+Sign-in: DefaultAzureCredential (az login), --device-code, or the credential: block of --config FILE
+(which also gives the cloud:; $SECRET_ROTATOR_CONFIG is not read, so that the rotator's own identity
+is never used as the admin's by accident). It
+needs Application.ReadWrite.All and AppRoleAssignment.ReadWrite.All (application permissions), or, as a
+user, Global Administrator or Privileged Role Administrator (consent to Microsoft Graph permissions).
+"""
+
+EPILOG = """\
+exit codes: 0 done; 1 a step failed (says which privilege it needs and what was already created);
+            2 bad arguments or config (several apps with the name: pass --client-id).
+example:    secret-rotator bootstrap --tenant-id T --owner ROTATOR_SP_OBJECT_ID \\
+                --store keyvault://my-vault/dime-exchange-client-secret
+"""
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "bootstrap", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="create (or complete) the Dime.Scheduler app registration and hand it to rotation",
+        description=DESCRIPTION, epilog=EPILOG,
+    )
+    parser.add_argument("--tenant-id", required=True, metavar="TENANT", help="the Directory (tenant) ID")
+    parser.add_argument("--name", default=DEFAULT_NAME, help=f"the app's display name (default {DEFAULT_NAME})")
+    parser.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI,
+                        help=f"web redirect URI (default {DEFAULT_REDIRECT_URI})")
+    parser.add_argument("--client-id", metavar="APP_ID",
+                        help="complete this existing app instead of finding it by name")
+    parser.add_argument("--owner", metavar="OBJECT_ID",
+                        help="the rotator's service principal object id: made an owner, so that "
+                        "Application.ReadWrite.OwnedBy suffices for rotation")
+    parser.add_argument("--secret-lifetime", metavar="DURATION",
+                        help="the first secret's lifetime (default: the config's defaults.lifetime, else 90d)")
+    parser.add_argument("--store", metavar="keyvault://VAULT/NAME",
+                        help="write the first secret to this Key Vault secret instead of showing it")
+    parser.add_argument("--new-secret", action="store_true",
+                        help="add a secret even if the app has one named with the marker")
+    parser.add_argument("--output", choices=["table", "json"], default="table")
+    parser.add_argument("--dry-run", action="store_true", help="read and say what would be done; change nothing")
+    parser.add_argument("--device-code", action="store_true",
+                        help="sign in as a user with a device code (the prompt goes to stderr)")
+    parser.add_argument("--authority-host", metavar="URL", help="Entra's sign-in host (overrides the config's cloud:)")
+    parser.add_argument("--graph-url", metavar="URL", help="Microsoft Graph's base URL, e.g. https://graph.microsoft.com/v1.0")
+    parser.add_argument("--ca-bundle", metavar="FILE", help="an extra CA file to trust (private CA, the emulator)")
+    parser.set_defaults(handler=handle)
+
+
+# -- arguments and config --------------------------------------------------------------------------
+
+
+class _ConfigView(BaseModel):
+    """The parts of a config file bootstrap uses; the rest (targets, ...) may not exist yet."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    cloud: Cloud = Field(default_factory=Cloud)
+    credential: IdentityConfig | None = None
+    defaults: PolicyOverrides = Field(default_factory=PolicyOverrides)
+
+
+@dataclass(frozen=True)
+class Settings:
+    request: Request
+    cloud: Endpoints
+    identity: IdentityConfig  # unused with --device-code
+    device_code: bool = False
+    dry_run: bool = False
+    output: str = "table"
+
+
+def _guid(flag: str, value: str | None) -> str | None:
+    if value is not None and not re.match(GUID, value):
+        raise ConfigError(f"{flag} {value}: must be a GUID like 00000000-0000-0000-0000-000000000000")
+    return value.lower() if value else None
+
+
+def _read_config(name: str) -> tuple[_ConfigView, dict[str, Any]]:
+    try:
+        data = yaml.safe_load(Path(name).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the config file ({exc.strerror})") from None
+    except yaml.YAMLError:
+        # The YAML error's own text quotes the offending line, which may hold a pasted secret.
+        raise ConfigProblems(name, ["(top level): not valid YAML"]) from None
+    if not isinstance(data, dict):
+        raise ConfigProblems(name, ["(top level): expected a mapping"])
+    try:
+        return _ConfigView.model_validate(data), data
+    except ValidationError as exc:
+        raise ConfigProblems(name, problems_of(exc)) from None
+
+
+def _cloud(view: _ConfigView, raw: dict[str, Any], args: argparse.Namespace) -> Cloud:
+    raw_cloud = raw.get("cloud")
+    given: dict[str, Any] = dict(raw_cloud) if isinstance(raw_cloud, dict) else {}
+    for key in ("authority_host", "graph_url", "ca_bundle"):
+        if getattr(args, key):
+            given[key] = getattr(args, key)
+    try:
+        cloud = Cloud.model_validate(given) if given else view.cloud
+    except ValidationError as exc:
+        raise ConfigProblems("--authority-host/--graph-url/--ca-bundle", problems_of(exc)) from None
+    if cloud.ca_bundle is not None and not Path(cloud.ca_bundle).is_file():
+        raise ConfigError(f"ca bundle {cloud.ca_bundle} is not a file: give the PEM file of the CA")
+    return cloud
+
+
+def parse_store(text: str, cloud_name: str) -> Store:
+    """``keyvault://VAULT/NAME``: VAULT is a vault name (in the cloud's vault domain) or a host[:port]."""
+    match = re.fullmatch(r"keyvault://([^/\s]+)/([0-9a-zA-Z-]{1,127})/?", text)
+    if match is None:
+        raise ConfigError(
+            f"--store {text}: write it as keyvault://VAULT/SECRET-NAME (a secret name has 1-127 letters, digits "
+            "and '-'), e.g. keyvault://my-vault/dime-exchange-client-secret"
+        )
+    vault, name = match.groups()
+    if "." not in vault and ":" not in vault:
+        if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]", vault):
+            raise ConfigError(f"--store: {vault!r} is not a vault name (3-24 letters, digits and '-')")
+        vault = f"{vault}.{VAULT_SUFFIX[cloud_name]}"
+    host = urlsplit(f"https://{vault}").hostname
+    # An emulator on loopback answers the challenge for vault.azure.net, which a loopback host cannot match.
+    return Store(f"https://{vault}", name, verify_challenge_resource=not is_loopback(host))
+
+
+def _redirect_uri(value: str) -> str:
+    parts = urlsplit(value)
+    if not parts.netloc or parts.scheme not in ("https", "http") or (
+        parts.scheme == "http" and not is_loopback(parts.hostname)
+    ):
+        raise ConfigError(f"--redirect-uri {value}: a web redirect URI must be https (http only for localhost)")
+    return value
+
+
+def settings(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """Everything checked before any network call; raises ConfigError (exit 2)."""
+    environ = dict(os.environ) if environ is None else environ
+    # Only an explicit --config: $SECRET_ROTATOR_CONFIG names the rotator's own config, whose credential
+    # must never become the admin's sign-in by accident.
+    view, raw = _read_config(args.config) if args.config else (_ConfigView(), {})
+    cloud = _cloud(view, raw, args)
+    tenant = _guid("--tenant-id", args.tenant_id)
+    assert tenant is not None  # argparse requires it
+    if not args.name.strip():
+        raise ConfigError("--name: give the app's display name")
+    lifetime = view.defaults.lifetime or DEFAULT_LIFETIME
+    if args.secret_lifetime:
+        try:
+            lifetime = parse_duration(args.secret_lifetime)
+        except ValueError as exc:
+            raise ConfigError(f"--secret-lifetime: {exc}") from None
+    if lifetime < timedelta(days=1):
+        raise ConfigError(f"--secret-lifetime {format_duration(lifetime)}: give at least 1d (90d is usual)")
+    request = Request(
+        tenant_id=tenant,
+        name=args.name.strip(),
+        redirect_uri=_redirect_uri(args.redirect_uri),
+        client_id=_guid("--client-id", args.client_id),
+        owner=_guid("--owner", args.owner),
+        lifetime=lifetime,
+        marker=view.defaults.marker or DEFAULT_MARKER,
+        new_secret=args.new_secret,
+        store=parse_store(args.store, cloud.name) if args.store else None,
+    )
+    identity = view.credential or IdentityConfig()
+    if identity.client_secret is not None and not args.device_code:
+        problem = identity.client_secret.problem(environ)
+        if problem:
+            raise ConfigError(f"credential.client_secret: {problem}")
+    return Settings(request, cloud.endpoints(), identity, args.device_code, args.dry_run, args.output)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+async def bootstrap(config: Settings, clock: Clock, retry: RetryPolicy | None = None) -> Outcome:
+    """Sign in, gather, plan, and (unless dry-run) apply. Raises ConfigError; remote failures are in the Outcome."""
+    # Imported here: `register` runs on every start of the program, and the SDKs take a while to import.
+    from service.adapters.entra import rotator_credential
+    from service.adapters.graph import GraphDirectory, graph_service_client
+    from service.adapters.graph_admin import GraphAdmin, device_code_credential
+    from service.adapters.keyvault import KeyVault, secret_client
+    from service.adapters.transport import aiohttp_session, tls_context
+
+    request, cloud = config.request, config.cloud
+    retry = retry or RetryPolicy()
+    tls = tls_context(cloud.ca_bundle)
+    async with contextlib.AsyncExitStack() as stack:
+        session = aiohttp_session(tls)
+        stack.push_async_callback(session.close)
+        if config.device_code:
+            credential = device_code_credential(request.tenant_id, cloud)
+        else:
+            credential = rotator_credential(config.identity, cloud, session, request.tenant_id)
+        stack.push_async_callback(credential.close)
+        client, http = graph_service_client(credential, request.tenant_id, cloud.graph_url, cloud.graph_scope, tls)
+        stack.push_async_callback(http.aclose)
+        admin = GraphAdmin(client, request.tenant_id, cloud.graph_url, retry)
+        directory = GraphDirectory(client, request.tenant_id, retry)
+        vault = None
+        if request.store is not None:
+            store = request.store
+            secrets = secret_client(store.vault_url, credential, session,
+                                    verify_challenge_resource=store.verify_challenge_resource)
+            stack.push_async_callback(secrets.close)
+            vault = KeyVault(secrets, store.vault_url, retry)
+        try:
+            facts = await gather(request, admin, vault)
+        except RemoteError as error:
+            return Outcome(request, [], None, error=StepFailed(None, error))
+        steps = plan(request, facts)
+        if config.dry_run:
+            return preview(request, facts, steps)
+        return await apply(request, facts, steps, admin=admin, directory=directory, vault=vault, now=clock.now())
+    raise AssertionError("unreachable")  # pragma: no cover - mypy cannot see that the block always returns
+
+
+def handle(args: argparse.Namespace) -> int:
+    fmt = getattr(args, "log_format", "auto")
+    logs.configure(sys.stderr, json=None if fmt == "auto" else fmt == "json", level=getattr(args, "log_level", "info"))
+    config = settings(args)
+    outcome = asyncio.run(bootstrap(config, SystemClock()))
+    log = logs.get_logger(tenant_id=config.request.tenant_id)
+    for result in outcome.results:
+        log.debug("bootstrap.step", step=result.step.title, status=result.status.value, detail=result.detail)
+    log.info(
+        "bootstrap.finished", client_id=outcome.app.app_id if outcome.app else None, dry_run=outcome.dry_run,
+        changed=sum(r.status.value in ("created", "updated") for r in outcome.results),
+        failed=outcome.error.step.title if isinstance(outcome.error, StepFailed) and outcome.error.step else None,
+        reason=outcome.error.reason.value if outcome.error else None,
+    )
+    if config.output == "json":
+        sys.stdout.write(render_json(outcome) + "\n")
+    else:
+        sys.stdout.write(render_table(outcome) + "\n")
+        if outcome.error is not None:
+            sys.stderr.write(render_error(outcome) + "\n")
+    return EXIT_OK if outcome.error is None else EXIT_FAILED
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def _secret_document(outcome: Outcome) -> dict[str, Any] | None:
+    issued, existing = outcome.issued, outcome.existing_secret
+    credential = issued.credential if issued else existing
+    if credential is None:
+        return None
+    stored = outcome.stored_in
+    document: dict[str, Any] = {
+        "key_id": credential.key_id,
+        "display_name": credential.display_name,
+        "expires_on": credential.end.strftime("%Y-%m-%dT%H:%M:%SZ") if credential.end else None,
+        "created": issued is not None,
+        "stored_in": str(stored) if stored else None,
+    }
+    if issued is not None and issued.value is not None:
+        document["value"] = _VALUE_PLACEHOLDER
+    return document
+
+
+def document(outcome: Outcome) -> dict[str, Any]:
+    """The JSON result; the secret's value is a placeholder that only render_json fills in."""
+    app = outcome.app
+    error = outcome.error
+    return {
+        "tenant_id": outcome.request.tenant_id,
+        "name": app.display_name if app else outcome.request.name,
+        "client_id": app.app_id if app else None,
+        "object_id": app.object_id if app else None,
+        "dry_run": outcome.dry_run,
+        "steps": [{"step": r.step.title, "status": r.status.value, "detail": r.detail} for r in outcome.results],
+        "secret": _secret_document(outcome),
+        "config": config_snippet(outcome) if error is None else None,
+        "error": None if error is None else {
+            "reason": error.reason.value,
+            "message": str(error),
+            "needs": getattr(error, "needs", None),
+            "already_created": getattr(error, "made", []),
+            "hint": error.hint,
+        },
+    }
+
+
+def _reveal(text: str, outcome: Outcome, quote: bool) -> str:
+    """Scrub every registered secret from ``text``, then put the one to show in its place."""
+    text = redact.scrub(text)
+    if outcome.issued is None or outcome.issued.value is None:
+        return text
+    value = outcome.issued.value.reveal()
+    return text.replace(_VALUE_PLACEHOLDER, json.dumps(value)[1:-1] if quote else value)
+
+
+def render_json(outcome: Outcome) -> str:
+    return _reveal(json.dumps(document(outcome), indent=2), outcome, quote=True)
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def _snippet_text(outcome: Outcome) -> str:
+    snippet = config_snippet(outcome)
+    if snippet is None:
+        return ""
+    text = yaml.safe_dump(snippet, sort_keys=False, default_flow_style=False)
+    if not outcome.request.store:
+        text = text.replace(
+            "  sinks: []\n",
+            "  sinks:                       # where the rotator puts each new secret, e.g.:\n"
+            "  - type: keyvault\n"
+            "    vault_url: https://MY-VAULT.vault.azure.net\n"
+            "    secret_name: dime-exchange-client-secret\n",
+        )
+    return text
+
+
+def render_table(outcome: Outcome) -> str:
+    request, app = outcome.request, outcome.app
+    title = "would be done" if outcome.dry_run else "failed" if outcome.error else "done"
+    lines = [f"bootstrap of {request.name!r} in tenant {request.tenant_id} ({title}):", ""]
+    if outcome.results:
+        lines += _table([["STEP", "RESULT", "DETAIL"]] + [[r.step.title, r.status.value, r.detail]
+                                                         for r in outcome.results])
+        lines.append("")
+    lines.append(f"tenant id:  {request.tenant_id}")
+    lines.append(f"client id:  {app.app_id if app else '(not created yet)'}")
+    secret = _secret_document(outcome)
+    show = False
+    if secret is None:
+        lines.append("secret:     (none yet)")
+    elif secret["stored_in"]:
+        verb = "stored in" if secret["created"] else "already held by"
+        lines.append(f"secret:     {secret['key_id']} {verb} {secret['stored_in']} (not shown)")
+    elif "value" in secret:
+        show = True
+        lines.append(f"secret:     {secret['key_id']}, expires {secret['expires_on']}: SHOWN ONCE below")
+    else:
+        lines.append(f"secret:     {secret['key_id']} already on the app, expires {secret['expires_on']} "
+                     "(never shown again)")
+    if show:
+        lines += [
+            "",
+            "----- client secret: shown once, it cannot be read again; store it now -----",
+            _VALUE_PLACEHOLDER,
+            "----- end of client secret -----",
+        ]
+    snippet = _snippet_text(outcome) if outcome.error is None else ""
+    if snippet:
+        lines += ["", "to rotate it, add this target to the rotator's config:", "", snippet.rstrip()]
+    return _reveal("\n".join(lines), outcome, quote=False)
+
+
+def render_error(outcome: Outcome) -> str:
+    error = outcome.error
+    assert error is not None
+    lines = [f"secret-rotator: bootstrap failed: {error}"]
+    needs = getattr(error, "needs", None)
+    if needs:
+        lines.append(f"needs: {needs}")
+    if isinstance(error, StepFailed):
+        lines.append("already created by this run: " + ("; ".join(error.made) if error.made else "nothing"))
+    lines.append(f"hint: {error.hint}")
+    return redact.scrub("\n".join(lines))
+
