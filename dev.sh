@@ -18,8 +18,7 @@ setup() {
     fi
     if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
-            || "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
         touch "$stamp"
     fi
 }
