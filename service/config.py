@@ -361,15 +361,15 @@ class StateConfig(_Strict):
 
 
 def _cron(value: Any) -> str:
-    from apscheduler.triggers.cron import CronTrigger  # only to validate the expression
+    from service.schedule import cron_trigger  # the daemon's own reading of it, so both agree
 
     if not isinstance(value, str):
         raise ValueError("must be a cron expression in quotes, e.g. '0 */6 * * *'")
     try:
-        CronTrigger.from_crontab(value)
+        cron_trigger(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a cron expression with 5 fields ({exc}); e.g. '0 */6 * * *'") from None
-    return str(value)
+    return value
 
 
 class Config(_Strict):

@@ -26,6 +26,9 @@ SINK_UPDATED = "sink.updated"
 CREDENTIAL_RETIRED = "credential.retired"
 CREDENTIAL_EXPIRING = "credential.expiring"
 ROTATION_FAILED = "rotation.failed"
+DAEMON_STARTED = "daemon.started"
+DAEMON_STOPPING = "daemon.stopping"
+DAEMON_STOPPED = "daemon.stopped"
 
 # The SDKs log each request at INFO; warnings and errors are worth a line.
 _QUIET_LOGGERS = ("azure", "msal", "httpx", "httpcore", "kiota_http", "msgraph", "apscheduler", "aiohttp")
@@ -99,6 +102,9 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None, level: 
     root.setLevel(numeric)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    # azure-identity warns with Entra's whole answer for every refused token request, and the verifier is
+    # refused on purpose while a new secret replicates; the engine reports what matters itself.
+    logging.getLogger("azure.identity").setLevel(max(numeric, logging.ERROR))
 
 
 def get_logger(**context: Any) -> Any:

@@ -124,14 +124,30 @@ class Engine:
         except Exception as error:  # one target's bug must not stop the others
             log.exception("target.crashed")
             result.error = ServiceError(f"{type(error).__name__} while reconciling", reason=FailureReason.UNEXPECTED)
+        await self._report_credentials(ctx, result)
         self._report(ctx, result, log)
         return result
+
+    async def _report_credentials(self, ctx: TargetContext, result: TargetResult) -> None:
+        """The expiry gauges as the pass left the app: read again after apply changed it, else as gathered."""
+        app, plan = result.app, result.plan
+        if app is None or plan is None:
+            return
+        credentials, in_use = app.credentials, set(plan.in_use)
+        if not plan.healthy:
+            # apply added or removed credentials and changed what the sinks hold: without a second read
+            # the gauges (and the expiry alerts) would describe the app as it was, until the next pass.
+            try:
+                after, holdings = await self.gather(ctx)
+            except ServiceError:
+                pass  # keep the gathered picture; the next pass corrects it
+            else:
+                credentials, in_use = after.credentials, policy.in_use(after.credentials, holdings)
+        self._metrics.credentials(ctx.name, credentials, in_use, ctx.policy.marker)
 
     def _report(self, ctx: TargetContext, result: TargetResult, log: Any) -> None:
         now = self._clock.now()
         app = result.app
-        if app is not None and result.plan is not None:
-            self._metrics.credentials(ctx.name, app.credentials, set(result.plan.in_use), ctx.policy.marker)
         if result.error is None:
             self._metrics.succeeded(ctx.name, now)
             return

@@ -107,6 +107,20 @@ class KeyVaultService:
 
     # -- inspection for tests ----------------------------------------------------------------------
 
+    def seed(self, name: str, value: str, *, tags: dict[str, str] | None = None,
+             expires: datetime | None = None) -> SecretVersion:
+        """A version written out of band (an admin in the portal): no request, no authorization."""
+        now = self.clock.now()
+        with self.lock:
+            versions = self.secrets.setdefault(name.lower(), [])
+            version = SecretVersion(
+                name=versions[0].name if versions else name, version=secrets.token_hex(16), value=value,
+                content_type=None, tags=dict(tags or {}), enabled=True, not_before=None, expires=expires,
+                created=now, updated=now,
+            )
+            versions.append(version)
+        return version
+
     def versions(self, name: str) -> list[SecretVersion]:
         with self.lock:
             return list(self.secrets.get(name.lower(), []))

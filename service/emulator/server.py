@@ -477,6 +477,12 @@ class Emulator:
     def vault_versions(self, name: str) -> list[SecretVersion]:
         return self.keyvault.versions(name)
 
+    def add_vault_secret(
+        self, name: str, value: str, *, tags: dict[str, str] | None = None, expires: datetime | None = None
+    ) -> SecretVersion:
+        """Seed a Key Vault secret version as if pasted in the portal (no tags unless given)."""
+        return self.keyvault.seed(name, value, tags=tags, expires=expires)
+
     def kv_deny(self, object_id: str) -> None:
         self.keyvault.deny(object_id)
 

@@ -1,0 +1,395 @@
+"""The daemon: passes on a schedule, probes and metrics over HTTP, a clean stop on SIGTERM.
+
+In-process tests drive `service.daemon.Daemon` on the test's event loop with a short IntervalTrigger;
+the subprocess tests run the real `secret-rotator daemon` against the same in-process emulator over
+loopback and signal it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.daemon import Daemon
+from service.emulator import RequestInfo
+from service.http_endpoints import parse_listen
+from service.runner import PassOptions
+from service.schedule import cron_trigger, cron_weekdays
+from tests.conftest import assert_no_secrets
+from tests.integration.conftest import FAST_BACKOFF, FAST_RETRY, World
+
+TARGET = "dime-exchange"
+ADD_PASSWORD = r"/addPassword$"
+GRAPH = r"^/v1\.0/"
+HOURLY = IntervalTrigger(hours=1)  # only the start-up pass happens within a test
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+async def get(url: str) -> tuple[int, str, str]:
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+        return response.status, response.headers.get("Content-Type", ""), await response.text()
+
+
+async def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    status, _, text = await get(url)
+    return status, json.loads(text)
+
+
+def metric(text: str, name: str, **labels: str) -> list[float]:
+    """The values of the samples called ``name`` whose labels include ``labels``."""
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+
+
+def pause_on_add_password(world: World, seconds: float) -> asyncio.Event:
+    """Hold every addPassword for ``seconds``; the event is set when the first one arrives."""
+    arrived = asyncio.Event()
+
+    def hook(_: RequestInfo) -> None:
+        arrived.set()  # the emulator serves on the test's own loop
+
+    world.emu.faults.add(ADD_PASSWORD, "POST", kind="hook", hook=hook)
+    world.emu.faults.add(ADD_PASSWORD, "POST", kind="latency", delay=seconds)
+    return arrived
+
+
+StartDaemon = Callable[..., Awaitable[Daemon]]
+
+
+@pytest.fixture
+async def start_daemon(world: World) -> AsyncIterator[StartDaemon]:
+    started: list[Daemon] = []
+
+    async def start(trigger: Any = HOURLY, **kwargs: Any) -> Daemon:
+        daemon = Daemon(world.config(), clock=world.clock, metrics=world.metrics, listen=("127.0.0.1", 0),
+                        options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF), trigger=trigger, **kwargs)
+        started.append(daemon)
+        await daemon.start()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.shutdown_timeout = 5
+        await daemon.stop()
+
+
+async def passes(daemon: Daemon, count: int, within: float = 30) -> None:
+    async with asyncio.timeout(within):
+        await daemon.wait_for_passes(count)
+
+
+# --- in process ----------------------------------------------------------------------------------
+
+
+async def test_the_start_up_pass_rotates_and_every_endpoint_reports_it(world: World, start_daemon: StartDaemon) -> None:
+    daemon = await start_daemon()
+    await passes(daemon, 1)
+
+    [password] = world.passwords()
+    assert world.vault_key_id() == password.key_id
+    status, health = await get_json(f"{daemon.url}/healthz")
+    assert status == 200
+    assert health["status"] == "alive"
+    assert health["last_pass"]["changed"] == 1
+    assert health["next_pass_at"] is not None
+    status, ready = await get_json(f"{daemon.url}/readyz")
+    assert (status, ready["status"], ready["reason"]) == (200, "ready", None)
+
+    status, content_type, text = await get(f"{daemon.url}/metrics")
+    assert status == 200
+    assert content_type.startswith("text/plain; version=")
+    [expiry] = metric(text, "secret_rotator_credential_expiry_timestamp_seconds", target=TARGET,
+                      key_id=password.key_id, managed="true", in_use="true")
+    assert expiry == pytest.approx(password.end.timestamp())
+    [last_success] = metric(text, "secret_rotator_last_success_timestamp_seconds", target=TARGET)
+    assert abs(last_success - world.clock.now().timestamp()) < 60
+    assert metric(text, "secret_rotator_rotations_total", target=TARGET, reason="no_credential_in_use") == [1.0]
+    assert metric(text, "secret_rotator_failures_total") == []
+    assert metric(text, "secret_rotator_pass_duration_seconds_count") == [1.0]
+    for service in ("graph", "keyvault", "push"):
+        assert sum(metric(text, "secret_rotator_remote_calls_total", service=service, outcome="ok")) > 0, service
+    assert_no_secrets(text, "/metrics")
+
+
+async def test_readyz_says_not_ready_until_the_first_pass_has_finished(
+    world: World, start_daemon: StartDaemon
+) -> None:
+    arrived = pause_on_add_password(world, 1.5)
+    daemon = await start_daemon()
+    async with asyncio.timeout(10):
+        await arrived.wait()
+
+    status, body = await get_json(f"{daemon.url}/readyz")
+    assert (status, body["reason"]) == (503, "the first pass has not finished yet")
+    status, health = await get_json(f"{daemon.url}/healthz")
+    assert status == 200
+    assert health["pass_in_flight_since"] is not None
+    _, _, text = await get(f"{daemon.url}/metrics")
+    assert metric(text, "secret_rotator_last_success_timestamp_seconds") == []  # absent, never 0
+
+    await passes(daemon, 1)
+    status, _ = await get_json(f"{daemon.url}/readyz")
+    assert status == 200
+
+
+async def test_readyz_says_not_ready_while_every_target_fails_and_recovers_with_the_next_pass(
+    world: World, start_daemon: StartDaemon
+) -> None:
+    world.emu.faults.add(GRAPH, status=403)
+    daemon = await start_daemon(trigger=IntervalTrigger(seconds=1))
+    await passes(daemon, 1)
+
+    status, body = await get_json(f"{daemon.url}/readyz")
+    assert status == 503
+    assert body["reason"] == "the last pass failed on every target (permission_denied)"
+    assert body["last_pass"]["failures"] == {TARGET: "permission_denied"}
+    _, _, text = await get(f"{daemon.url}/metrics")
+    assert metric(text, "secret_rotator_failures_total", target=TARGET, reason="permission_denied")[0] >= 1
+    assert metric(text, "secret_rotator_last_success_timestamp_seconds") == []  # absent, never 0
+
+    world.emu.faults.clear()
+    await passes(daemon, daemon.passes + 2)  # the one in flight may have started before the fault went
+    status, body = await get_json(f"{daemon.url}/readyz")
+    assert (status, body["status"]) == (200, "ready")
+    _, _, text = await get(f"{daemon.url}/metrics")
+    assert metric(text, "secret_rotator_last_success_timestamp_seconds", target=TARGET)[0] > 0
+
+
+async def test_passes_follow_the_trigger_and_never_overlap(world: World, start_daemon: StartDaemon) -> None:
+    daemon = await start_daemon(trigger=IntervalTrigger(seconds=1))
+    await passes(daemon, 3, within=20)
+
+    assert daemon.last_pass is not None
+    assert daemon.last_pass.counts == {"healthy": 1, "changed": 0, "failed": 0}
+    assert len(world.passwords()) == 1
+    started = [e["timestamp"] for e in world.logs.named("run.started")]
+    finished = [e["timestamp"] for e in world.logs.named("run.finished")]
+    # Each pass starts after the one before it finished.
+    assert all(s >= f for s, f in zip(started[1:], finished, strict=False))
+
+
+async def test_stop_lets_a_pass_in_flight_finish(world: World, start_daemon: StartDaemon) -> None:
+    arrived = pause_on_add_password(world, 1.0)
+    daemon = await start_daemon()
+    async with asyncio.timeout(10):
+        await arrived.wait()
+
+    async with asyncio.timeout(30):
+        cancelled = await daemon.stop("test")
+
+    assert cancelled is False
+    [password] = world.passwords()
+    assert world.vault_key_id() == password.key_id
+    events = [e["event"] for e in world.logs.events]
+    assert events.index("run.finished") < events.index("daemon.stopped")
+    [stopping] = world.logs.named("daemon.stopping")
+    assert stopping["pass_in_flight"] is True
+
+
+async def test_stop_cancels_a_pass_that_outlasts_the_shutdown_timeout(world: World, start_daemon: StartDaemon) -> None:
+    arrived = pause_on_add_password(world, 3.0)
+    daemon = await start_daemon(shutdown_timeout=0.2)
+    async with asyncio.timeout(10):
+        await arrived.wait()
+
+    async with asyncio.timeout(5):
+        cancelled = await daemon.stop("test")
+
+    assert cancelled is True
+    [stopped] = world.logs.named("daemon.stopped")
+    assert stopped["pass_cancelled"] is True
+    assert world.logs.named("run.finished") == []
+
+
+# --- the schedule and the listen address ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        pytest.param("*", "*", id="every day stays every day"),
+        pytest.param("0", "sun", id="0 is Sunday as in cron, not Monday as in APScheduler 3"),
+        pytest.param("7", "sun", id="7 is Sunday too"),
+        pytest.param("1-5", "mon,tue,wed,thu,fri", id="a range of numbers is weekdays"),
+        pytest.param("mon-fri", "mon,tue,wed,thu,fri", id="a range of names is the same"),
+        pytest.param("*/2", "sun,tue,thu,sat", id="a step counts from Sunday"),
+        pytest.param("6,0", "sun,sat", id="a list is the weekend"),
+    ],
+)
+def test_a_crontab_weekday_means_what_cron_means(field: str, expected: str) -> None:
+    assert cron_weekdays(field) == expected
+
+
+def test_the_cron_trigger_fires_on_cron_sundays_in_utc_with_the_configured_jitter() -> None:
+    monday = datetime(2024, 1, 1, tzinfo=UTC)
+    trigger = cron_trigger("0 3 * * 0", timedelta(minutes=5))
+
+    fire = trigger.get_next_fire_time(None, monday)
+
+    assert trigger.jitter == 300
+    assert datetime(2024, 1, 7, 3, tzinfo=UTC) <= fire <= datetime(2024, 1, 7, 3, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("0.0.0.0:8080", ("0.0.0.0", 8080), id="IPv4 host and port"),  # noqa: S104 - parsed, not bound
+        pytest.param("[::1]:9000", ("::1", 9000), id="IPv6 in brackets"),
+        pytest.param(":8080", ("0.0.0.0", 8080), id="no host is every interface"),  # noqa: S104 - parsed, not bound
+        pytest.param("localhost:0", ("localhost", 0), id="port 0 picks a free one"),
+    ],
+)
+def test_a_listen_address_is_host_and_port(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["8080", "host:", "::1:8080", "[::1:8080", "host:70000", "host:http"])
+def test_a_listen_address_without_a_usable_port_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"port|HOST:PORT|brackets"):
+        parse_listen(text)
+
+
+# --- the real command, as a subprocess -----------------------------------------------------------
+
+
+class DaemonProcess:
+    """`python -m service daemon` with its JSON log lines read as they come."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.events: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+        self._new = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, *args: str) -> DaemonProcess:
+        env = {k: v for k, v in os.environ.items() if k != "SECRET_ROTATOR_CONFIG"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", "daemon", "--log-format", "json", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode(errors="replace")
+            async with self._new:
+                self.lines.append(line)
+                with contextlib.suppress(ValueError):
+                    self.events.append(json.loads(line))
+                self._new.notify_all()
+
+    async def event(self, name: str, within: float = 30) -> dict[str, Any]:
+        async with asyncio.timeout(within), self._new:
+            await self._new.wait_for(lambda: any(e.get("event") == name for e in self.events))
+        return next(e for e in self.events if e.get("event") == name)
+
+    async def exit_code(self, within: float) -> int:
+        async with asyncio.timeout(within):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+    async def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return (await self.process.stderr.read()).decode(errors="replace")
+
+    def names(self) -> list[str]:
+        return [str(e.get("event")) for e in self.events]
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        self._reader.cancel()
+
+
+@pytest.fixture
+async def daemon_process() -> AsyncIterator[Callable[..., Awaitable[DaemonProcess]]]:
+    started: list[DaemonProcess] = []
+
+    async def start(*args: str) -> DaemonProcess:
+        started.append(await DaemonProcess.start(*args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        await process.kill()
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_an_idle_daemon_with_exit_0(world: World, daemon_process: Any) -> None:
+    daemon = await daemon_process("--config", str(world.config_file()), "--listen", "127.0.0.1:0")
+    started = await daemon.event("daemon.started")
+    await daemon.event("run.finished")
+    host, port = parse_listen(started["listen"])
+    status, body = await get_json(f"http://{host}:{port}/readyz")
+    assert (status, body["last_pass"]["changed"]) == (200, 1)
+
+    daemon.process.send_signal(signal.SIGTERM)
+
+    assert await daemon.exit_code(within=10) == 0
+    assert daemon.names()[-2:] == ["daemon.stopping", "daemon.stopped"]
+    assert_no_secrets("".join(daemon.lines) + await daemon.stderr(), "the daemon's output")
+
+
+@pytest.mark.slow
+async def test_sigterm_during_a_pass_lets_it_finish_then_exits_0(world: World, daemon_process: Any) -> None:
+    arrived = pause_on_add_password(world, 2.0)
+    daemon = await daemon_process("--config", str(world.config_file()), "--listen", "127.0.0.1:0")
+    async with asyncio.timeout(30):
+        await arrived.wait()
+
+    daemon.process.send_signal(signal.SIGTERM)
+
+    assert await daemon.exit_code(within=30) == 0
+    names = daemon.names()
+    assert names.index("daemon.stopping") < names.index("run.finished") < names.index("daemon.stopped")
+    stopping = await daemon.event("daemon.stopping")
+    assert stopping["pass_in_flight"] is True
+    [password] = world.passwords()
+    assert world.vault_key_id() == password.key_id
+    assert [d.idempotency_key for d in world.emu.receiver.deliveries] == [password.key_id]
+    assert_no_secrets("".join(daemon.lines) + await daemon.stderr(), "the daemon's output")
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        pytest.param("targets: []\n", "targets", id="a config without targets"),
+        pytest.param("schedule: every day\ntargets: []\n", "schedule", id="a schedule that is not cron"),
+    ],
+)
+async def test_a_bad_config_exits_2_before_serving(
+    tmp_path: Path, daemon_process: Any, config_text: str, message: str
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(config_text)
+
+    daemon = await daemon_process("--config", str(config), "--listen", "127.0.0.1:0")
+
+    assert await daemon.exit_code(within=30) == 2
+    assert message in await daemon.stderr()
+    assert "daemon.started" not in daemon.names()
