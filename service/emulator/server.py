@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -83,6 +83,8 @@ def classify(path: str) -> str:
 
 class Emulator:
     """Azure (Entra ID, Graph, Key Vault) and Dime.Scheduler's endpoint, in process, over HTTPS."""
+
+    _ports_used: ClassVar[set[int]] = set()
 
     def __init__(
         self,
@@ -181,11 +183,19 @@ class Emulator:
         self._ca_file = files.ca_file
         app = web.Application(middlewares=[self._middleware], client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=ca.server_context(files))
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
+        context = ca.server_context(files)
+        while True:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, host, port, ssl_context=context).start()
+            bound_port = runner.addresses[0][1]
+            # An emulator in this process never reuses another's URL: the SDKs cache per URL (Key Vault's
+            # challenge, with the old vault's tenant, is module-level), which would answer for the old one.
+            if port or bound_port not in Emulator._ports_used:
+                break
+            await runner.cleanup()
+        Emulator._ports_used.add(bound_port)
+        self._runner = runner
         url_host = "[::1]" if host == "::1" else host
         self._url = f"https://{url_host}:{bound_port}"
 

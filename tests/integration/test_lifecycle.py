@@ -107,7 +107,8 @@ async def test_expired_leftovers_are_cleaned_up_and_unmanaged_ones_are_not(world
 
 
 async def test_force_rotates_although_nothing_is_due(world: World) -> None:
-    await world.run()
+    [setup] = await world.run()
+    assert setup.outcome is Outcome.CHANGED, (setup.error, setup.error and setup.error.hint)
     [first] = world.passwords()
 
     [result] = await world.run(force=True)
