@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -39,6 +39,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # ships no py.typed
 
 from service.adapters.transport import httpx_client
+from service.adapters.utc import as_utc
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
@@ -67,16 +68,11 @@ def graph_service_client(
     return GraphServiceClient(request_adapter=adapter), http
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
-    return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def _credential_from_json(item: dict[str, object]) -> Credential:
@@ -90,13 +86,13 @@ def _credential_from_json(item: dict[str, object]) -> Credential:
     )
 
 
-def _credential(item: PasswordCredential) -> Credential:
+def credential_from_sdk(item: PasswordCredential) -> Credential:
     return Credential(
         key_id=str(item.key_id),
         display_name=item.display_name,
         hint=item.hint,
-        start=_utc(item.start_date_time),
-        end=_utc(item.end_date_time),
+        start=as_utc(item.start_date_time),
+        end=as_utc(item.end_date_time),
     )
 
 
@@ -255,7 +251,7 @@ class GraphDirectory:
             )
         secret = Secret(created.secret_text)
         created.secret_text = None  # the SDK object must not carry the value any further
-        return _credential(created), secret
+        return credential_from_sdk(created), secret
 
     async def remove_password(self, object_id: str, key_id: str) -> None:
         body = RemovePasswordPostRequestBody(key_id=key_id)  # type: ignore[arg-type]  # the SDK types it UUID

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -34,7 +34,6 @@ from msgraph.generated.applications_with_app_id.applications_with_app_id_request
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.required_resource_access import RequiredResourceAccess
 from msgraph.generated.models.resource_access import ResourceAccess
@@ -42,13 +41,12 @@ from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.models.web_application import WebApplication
 from msgraph.graph_service_client import GraphServiceClient
 
-from service.adapters.graph import translate
+from service.adapters.graph import credential_from_sdk, translate
 from service.bootstrap import Permission, Principal, Registration
 from service.config import Endpoints
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
-from service.model import Credential
 from service.retry import RetryPolicy, retrying
 
 T = TypeVar("T")
@@ -59,20 +57,6 @@ _SDK_ERRORS = (ODataError, ClientAuthenticationError, httpx.TransportError)
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _credential(item: PasswordCredential) -> Credential:
-    return Credential(
-        key_id=str(item.key_id),
-        display_name=item.display_name,
-        hint=item.hint,
-        start=_utc(item.start_date_time),
-        end=_utc(item.end_date_time),
-    )
 
 
 def _registration(app: Application) -> Registration:
@@ -88,7 +72,7 @@ def _registration(app: Application) -> Registration:
         sign_in_audience=app.sign_in_audience or "",
         redirect_uris=tuple((app.web.redirect_uris if app.web else None) or ()),
         permissions=permissions,
-        credentials=tuple(_credential(p) for p in app.password_credentials or ()),
+        credentials=tuple(credential_from_sdk(p) for p in app.password_credentials or ()),
     )
 
 

@@ -7,7 +7,7 @@ One :class:`KeyVault` per vault in a pass, shared by every target that writes to
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 import aiohttp
@@ -22,6 +22,7 @@ from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
 from service.adapters.transport import azure_client_kwargs
+from service.adapters.utc import as_utc
 from service.errors import FailureReason, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
@@ -44,17 +45,12 @@ def secret_client(
     )
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 def _version(properties: SecretProperties) -> VaultVersion:
     return VaultVersion(
         version=properties.version or "",
-        created=_utc(properties.created_on),
-        expires_on=_utc(properties.expires_on),
+        created=as_utc(properties.created_on),
+        expires_on=as_utc(properties.expires_on),
         enabled=properties.enabled is not False,
         tags=dict(properties.tags or {}),
     )
