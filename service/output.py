@@ -73,7 +73,7 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                     {
                         "key_id": c.key_id,
                         "display_name": c.display_name,
-                        "managed": c.managed(),
+                        "managed": c.managed(r.marker),
                         "start": _iso(c.start),
                         "end": _iso(c.end),
                         "expires_in_days": round((c.end - now).total_seconds() / 86400, 1) if c.end else None,

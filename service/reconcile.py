@@ -19,7 +19,7 @@ from service import logs, policy
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, VerificationFailed
 from service.metrics import Metrics
-from service.model import NO_FLAGS, Action, App, Credential, Flags, Holding, Kind, Plan, Policy, Reason
+from service.model import DEFAULT_MARKER, NO_FLAGS, Action, App, Credential, Flags, Holding, Kind, Plan, Policy, Reason
 from service.ports import Clock, Directory, Sink, StateStore, Verifier
 from service.secret import Secret
 
@@ -51,6 +51,7 @@ class TargetResult:
     app: App | None = None
     error: ServiceError | None = None
     done: list[Action] = field(default_factory=list)
+    marker: str = DEFAULT_MARKER  # the target's display-name marker: which credentials are managed
 
 
 @dataclass(frozen=True)
@@ -97,15 +98,16 @@ class Engine:
         try:
             app, holdings = await self.gather(ctx)
         except ServiceError as error:
-            return TargetResult(ctx.name, Outcome.FAILED, error=error)
+            return TargetResult(ctx.name, Outcome.FAILED, error=error, marker=ctx.policy.marker)
         plan = self._plan(ctx, app, holdings, flags)
-        return TargetResult(ctx.name, Outcome.HEALTHY if plan.healthy else Outcome.CHANGED, plan, app)
+        outcome = Outcome.HEALTHY if plan.healthy else Outcome.CHANGED
+        return TargetResult(ctx.name, outcome, plan, app, marker=ctx.policy.marker)
 
     # --- one target ------------------------------------------------------------------------------
 
     async def reconcile_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
         log = logs.get_logger(target=ctx.name)
-        result = TargetResult(ctx.name, Outcome.FAILED)
+        result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:
             async with self._store.lock(ctx.name):
                 app, holdings = await self.gather(ctx)
