@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -329,14 +328,11 @@ class ThreadedCredential:
     The device code flow polls until the admin has signed in; on the event loop it would stall every
     other request (and, in tests, the in-process emulator that must answer the poll). A daemon thread,
     not the loop's executor: after Ctrl-C nobody waits for a poll that may last the code's 15 minutes.
-    Tokens are kept until 5 minutes before they expire, so that a miss in MSAL's own cache never becomes a
-    second prompt (MSAL files a token under the scopes the answer lists, which for `.default` need not
-    include `.default`; it then redeems the refresh token, which the emulator cannot).
+    Tokens are cached by MSAL, and a token for another resource comes from the refresh token: one prompt.
     """
 
     def __init__(self, credential: DeviceCodeCredential) -> None:
         self._credential = credential
-        self._tokens: dict[tuple[tuple[str, ...], str | None, bool], AccessToken] = {}
 
     async def get_token(
         self,
@@ -346,13 +342,7 @@ class ThreadedCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
-        key = (tuple(sorted(scopes)), tenant_id, enable_cae)
-        kept = self._tokens.get(key)
-        if kept is not None and claims is None and kept.expires_on - 300 > time.time():
-            return kept
-        token = await self._in_thread(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
-        self._tokens[key] = token
-        return token
+        return await self._in_thread(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
 
     async def _in_thread(self, *scopes: str, **kwargs: Any) -> AccessToken:
         loop = asyncio.get_running_loop()

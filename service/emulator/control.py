@@ -126,6 +126,10 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
         tenant_id = _req(body, "tenant_id")
         emu.set_password_max_lifetime(tenant_id, _seconds(body, "seconds"), app_object_id=_opt(body, "app_object_id"))
         return json_response({"ok": True})
+    if path == ["device-sign-in"] and method == "POST":
+        tenant_id, user_object_id = _req(body, "tenant_id"), _req(body, "user_object_id")
+        emu.sign_in_device_codes_as(tenant_id, user_object_id)
+        return json_response({"tenant_id": tenant_id, "user_object_id": user_object_id})
     if path == ["kv-deny"] and method == "POST":
         object_id = _req(body, "object_id")
         emu.kv_deny(object_id)
@@ -183,7 +187,13 @@ def _seed(emu: Emulator, path: list[str], body: dict[str, Any]) -> web.Response:
     tenant_id = _req(body, "tenant_id")
     if path == ["app"]:
         name = _req(body, "display_name")
-        app = emu.add_app(tenant_id, name, app_id=_opt(body, "app_id"), owners=tuple(body.get("owners", ())))
+        app = emu.add_app(
+            tenant_id,
+            name,
+            app_id=_opt(body, "app_id"),
+            owners=tuple(body.get("owners", ())),
+            required_resource_access=body.get("required_resource_access"),
+        )
         return json_response(
             {"object_id": app.object_id, "app_id": app.app_id, "display_name": app.display_name}, status=201
         )
@@ -221,6 +231,7 @@ def _seed(emu: Emulator, path: list[str], body: dict[str, Any]) -> web.Response:
         return json_response({"key_id": key_id, "secret": secret}, status=201)
     if path == ["user"]:
         upn = _req(body, "upn")
-        user_id = emu.add_user(tenant_id, upn, tuple(body.get("roles", ("Global Administrator",))))
+        roles = tuple(body.get("roles", ("Global Administrator",)))
+        user_id = emu.add_user(tenant_id, upn, roles, device_sign_in=bool(body.get("device_sign_in", False)))
         return json_response({"object_id": user_id}, status=201)
     raise ControlError(404, f"no seed endpoint {'/'.join(path)}")

@@ -211,6 +211,8 @@ class Tenant:
     sps: dict[str, SpRecord] = field(default_factory=dict)
     assignments: list[AppRoleAssignment] = field(default_factory=list)
     users: dict[str, UserRecord] = field(default_factory=dict)
+    # Who approves a device code in this tenant; None: the first user added.
+    device_sign_in_user: str | None = None
     password_max_lifetime: timedelta | None = None
     app_password_max_lifetime: dict[str, timedelta] = field(default_factory=dict)
     policy_id: str = field(default_factory=new_id)
@@ -478,7 +480,9 @@ class Directory:
                 return tenant.app_password_max_lifetime[app.object_id]
             return tenant.password_max_lifetime
 
-    def add_user(self, tenant: Tenant, upn: str, roles: tuple[str, ...] | list[str]) -> UserRecord:
+    def add_user(
+        self, tenant: Tenant, upn: str, roles: tuple[str, ...] | list[str], *, device_sign_in: bool = False
+    ) -> UserRecord:
         with self.lock:
             role_ids = []
             for role in roles:
@@ -486,4 +490,46 @@ class Directory:
                 role_ids.append(role_id)
             user = UserRecord(object_id=new_id(), upn=upn, display_name=upn.split("@")[0], role_ids=tuple(role_ids))
             tenant.users[user.object_id] = user
+            if device_sign_in:
+                tenant.device_sign_in_user = user.object_id
             return user
+
+    def set_device_sign_in_user(self, tenant: Tenant, user_object_id: str) -> None:
+        with self.lock:
+            if user_object_id.lower() not in tenant.users:
+                raise KeyError(f"no user {user_object_id} in tenant {tenant.tenant_id}")
+            tenant.device_sign_in_user = user_object_id.lower()
+
+    def device_sign_in_user(self, tenant: Tenant) -> UserRecord | None:
+        """The user who approves a device code in this tenant: the chosen one, else the first added."""
+        with self.lock:
+            chosen = tenant.users.get(tenant.device_sign_in_user or "")
+            return chosen or next(iter(tenant.users.values()), None)
+
+
+def required_resource_access(value: Any) -> list[dict[str, Any]]:
+    """A copy of `requiredResourceAccess` in Graph's shape, or ValueError naming what is wrong with it.
+
+    `[{"resourceAppId": "<appId>", "resourceAccess": [{"id": "<permission id>", "type": "Role"|"Scope"}]}]`:
+    "Role" an application permission (app role), "Scope" a delegated one.
+    """
+    if not isinstance(value, list):
+        raise ValueError("requiredResourceAccess must be a list")
+    copied: list[dict[str, Any]] = []
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("resourceAppId"), str):
+            raise ValueError("each requiredResourceAccess entry needs a string 'resourceAppId'")
+        access = entry.get("resourceAccess")
+        if not isinstance(access, list):
+            raise ValueError("each requiredResourceAccess entry needs a 'resourceAccess' list")
+        for item in access:
+            well_formed = isinstance(item, dict) and isinstance(item.get("id"), str)
+            if not well_formed or item.get("type") not in ("Role", "Scope"):
+                raise ValueError("each resourceAccess item needs a string 'id' and a 'type' of 'Role' or 'Scope'")
+        copied.append(
+            {
+                "resourceAppId": entry["resourceAppId"],
+                "resourceAccess": [{"id": item["id"], "type": item["type"]} for item in access],
+            }
+        )
+    return copied

@@ -1,9 +1,10 @@
 """The Entra ID (login.microsoftonline.com) side: discovery, keys, and the v2.0 token endpoint.
 
 Supported grants: client credentials with a client secret (form field or HTTP Basic) or with a
-federated client assertion (workload identity), and the device code flow for a delegated admin
-sign-in. Errors carry Entra's body (error, error_description with the AADSTS code and trace lines,
-error_codes, timestamp, trace_id, correlation_id, error_uri) and status codes.
+federated client assertion (workload identity), the device code flow for a delegated admin sign-in,
+and the refresh token that sign-in brings, redeemed for any resource (MSAL's silent requests). Errors
+carry Entra's body (error, error_description with the AADSTS code and trace lines, error_codes,
+timestamp, trace_id, correlation_id, error_uri) and status codes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import string
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -30,13 +31,20 @@ from service.emulator.directory import (
     SecretCheck,
     Tenant,
     UserRecord,
+    register_issued,
 )
 from service.emulator.tokens import TokenError, TokenSigner, decode_unverified
-from service.emulator.wire import json_response, new_request_id
+from service.emulator.wire import TENANT_ID, json_response, new_request_id
 
 TOKEN_LIFETIME_SECONDS = 3599
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+REFRESH_TOKEN_GRANT = "refresh_token"
+# Entra's refresh tokens expire after 90 days without use; each redemption brings a new one, and the
+# one redeemed stays valid too (learn.microsoft.com/entra/identity-platform/refresh-tokens).
+REFRESH_TOKEN_MAX_INACTIVE = timedelta(days=90)
+# OpenID Connect's permissions are Microsoft Graph's: a Graph token's answer lists them, others' do not.
+GRAPH_OIDC_SCOPES = ("profile", "openid", "email")
 # Each scope's resource: the URI and the appId forms both name the same resource.
 RESOURCES: dict[str, str] = {
     GRAPH_RESOURCE: GRAPH_RESOURCE,
@@ -136,6 +144,42 @@ def expired_secret(client_id: str) -> EntraError:
     )
 
 
+def invalid_refresh_token() -> EntraError:
+    return EntraError(
+        400,
+        "invalid_grant",
+        70000,
+        "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid.",
+    )
+
+
+def expired_refresh_token(issued_at: datetime) -> EntraError:
+    days = REFRESH_TOKEN_MAX_INACTIVE.days
+    return EntraError(
+        400,
+        "invalid_grant",
+        700082,
+        "The refresh token has expired due to inactivity. The token was issued on "
+        f"{issued_at:%Y-%m-%dT%H:%M:%S}.{issued_at.microsecond:06d}0Z and was inactive for {days}.00:00:00.",
+    )
+
+
+def granted_scope(resource: str, permissions: list[str], *, default: bool) -> str:
+    """A token answer's `scope`, as Entra writes it.
+
+    Each permission carries its resource; a `.default` request is answered with the permissions it stood
+    for and `.default` itself (Key Vault: `https://vault.azure.net/user_impersonation
+    https://vault.azure.net/.default`). MSAL files the access token under these scopes, so its next silent
+    request for `.default` finds it. `offline_access` is never listed, though a refresh token comes along.
+    """
+    listed = [f"{resource}/{name}" for name in permissions]
+    if default:
+        listed.append(f"{resource}/.default")
+    if resource == GRAPH_RESOURCE:
+        listed = [*GRAPH_OIDC_SCOPES, *listed]
+    return " ".join(listed)
+
+
 @dataclass
 class DeviceFlow:
     tenant_id: str
@@ -143,6 +187,16 @@ class DeviceFlow:
     scopes: list[str]
     expires_at: float
     polls: int = 0
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """What an (opaque) refresh token stands for: a user's sign-in to one public client."""
+
+    tenant_id: str
+    user_object_id: str
+    client_id: str
+    issued_at: datetime
 
 
 class EntraService:
@@ -153,6 +207,7 @@ class EntraService:
         self.signer = signer
         self.base_url = base_url
         self.device_flows: dict[str, DeviceFlow] = {}
+        self.refresh_tokens: dict[str, RefreshGrant] = {}
 
     # -- issuers -----------------------------------------------------------------------------------
 
@@ -186,7 +241,7 @@ class EntraService:
             return json_response(self.signer.jwks())
         if tenant_ref == "common" and rest == ["discovery", "instance"] and method == "GET":
             return self._instance_discovery(request)
-        request["tenant_id"] = tenant_ref
+        request[TENANT_ID] = tenant_ref
         if method == "GET" and rest in (
             ["v2.0", ".well-known", "openid-configuration"],
             [".well-known", "openid-configuration"],
@@ -280,12 +335,14 @@ class EntraService:
                 400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."
             )
         tenant = self._tenant(tenant_ref)
-        request["tenant_id"] = tenant.tenant_id
+        request[TENANT_ID] = tenant.tenant_id
         client_id = (form.get("client_id") or basic_id or "").lower()
         if grant == "client_credentials":
             return self._client_credentials(tenant, client_id, form, basic_secret)
         if grant == DEVICE_CODE_GRANT:
             return self._device_code_token(tenant, client_id, form)
+        if grant == REFRESH_TOKEN_GRANT:
+            return self._refresh_token_grant(tenant, client_id, form)
         raise EntraError(
             400,
             "unsupported_grant_type",
@@ -474,7 +531,7 @@ class EntraService:
     async def _device_code(self, request: web.Request, tenant_ref: str) -> web.Response:
         form = await self._form(request)
         tenant = self._tenant(tenant_ref)
-        request["tenant_id"] = tenant.tenant_id
+        request[TENANT_ID] = tenant.tenant_id
         client_id = form.get("client_id", "").lower()
         self._public_client_name(tenant, client_id)
         scopes = form.get("scope", "").split()
@@ -526,19 +583,62 @@ class EntraService:
                 70016,
                 "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
             )
+        # The user who "approved" the code: the tenant's chosen device sign-in user, else its first.
+        user = self.directory.device_sign_in_user(tenant)
+        if user is None:
+            raise EntraError(400, "invalid_grant", 50034, "The user account does not exist in the directory.")
+        del self.device_flows[form["device_code"]]
+        return self._delegated_token(tenant, user, client_id, " ".join(flow.scopes))
+
+    # -- refresh tokens ----------------------------------------------------------------------------
+
+    def _refresh_token_grant(self, tenant: Tenant, client_id: str, form: dict[str, str]) -> web.Response:
+        presented = form.get("refresh_token", "")
+        if not presented:
+            raise EntraError(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'refresh_token'.",
+            )
+        grant = self.refresh_tokens.get(presented)
+        # Entra binds a refresh token to user and client only; the emulator's users have no guest
+        # accounts in other tenants, so one tenant's token is no good at another's endpoint.
+        if grant is None or grant.client_id != client_id or grant.tenant_id != tenant.tenant_id:
+            raise invalid_refresh_token()
+        if self.directory.clock.now() >= grant.issued_at + REFRESH_TOKEN_MAX_INACTIVE:
+            raise expired_refresh_token(grant.issued_at)
         with self.directory.lock:
-            user = next(iter(tenant.users.values()), None)
-            if user is None:
-                raise EntraError(400, "invalid_grant", 50034, "The user account does not exist in the directory.")
-            del self.device_flows[form["device_code"]]
-            resource, audience, names = self._resource_for(" ".join(flow.scopes), client_credentials=False)
+            user = tenant.users.get(grant.user_object_id)
+        if user is None:
+            raise invalid_refresh_token()
+        return self._delegated_token(tenant, user, client_id, form.get("scope", ""))
+
+    def _new_refresh_token(self, tenant: Tenant, user: UserRecord, client_id: str) -> str:
+        token = "1.A" + secrets.token_urlsafe(96)
+        self.refresh_tokens[token] = RefreshGrant(
+            tenant_id=tenant.tenant_id,
+            user_object_id=user.object_id,
+            client_id=client_id,
+            issued_at=self.directory.clock.now(),
+        )
+        # A refresh token is a credential for 90 days: the canary set catches it in any output.
+        register_issued(token)
+        return token
+
+    # -- delegated tokens --------------------------------------------------------------------------
+
+    def _delegated_token(self, tenant: Tenant, user: UserRecord, client_id: str, scope: str) -> web.Response:
+        """A user's access token for the scope's resource, with a new refresh token, ID token and client_info."""
+        resource, audience, names = self._resource_for(scope, client_credentials=False)
+        with self.directory.lock:
             client_name = self._public_client_name(tenant, client_id)
         scp = names or (list(DEFAULT_DELEGATED_SCOPES) if resource == GRAPH_RESOURCE else ["user_impersonation"])
         claims = self._user_claims(tenant, user, client_id, client_name, audience, scp)
         return self._token_response(
             claims,
-            scope=" ".join(f"{resource}/{name}" for name in scp) + " openid profile offline_access",
-            refresh_token=secrets.token_urlsafe(64),
+            scope=granted_scope(resource, scp, default=not names),
+            refresh_token=self._new_refresh_token(tenant, user, client_id),
             id_token=self._id_token(tenant, user, client_id),
             client_info=base64.urlsafe_b64encode(json.dumps({"uid": user.object_id, "utid": tenant.tenant_id}).encode())
             .decode()

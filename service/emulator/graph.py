@@ -31,7 +31,7 @@ from service.emulator.directory import (
     Tenant,
 )
 from service.emulator.tokens import TokenError, TokenSigner
-from service.emulator.wire import json_response, new_request_id, parse_iso, read_json
+from service.emulator.wire import TENANT_ID, json_response, new_request_id, parse_iso, read_json
 
 READ_ROLES = frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"})
 READ_SCOPES = frozenset(
@@ -119,7 +119,7 @@ class GraphService:
         now_text = self.directory.clock.now().strftime("%Y-%m-%dT%H:%M:%S")
         try:
             caller = self._authenticate(request)
-            request["tenant_id"] = caller.tenant_id
+            request[TENANT_ID] = caller.tenant_id
             tenant = self.directory.tenant(caller.tenant_id)
             if tenant is None:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")

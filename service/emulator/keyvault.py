@@ -24,7 +24,7 @@ from service.emulator.callers import bearer_token
 from service.emulator.clock import Clock
 from service.emulator.directory import KEY_VAULT_APP_ID, KEY_VAULT_RESOURCE
 from service.emulator.tokens import TokenError, TokenSigner, decode_unverified
-from service.emulator.wire import json_response, read_json, unix
+from service.emulator.wire import TENANT_ID, json_response, read_json, unix
 
 NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_PAGE = 25
@@ -178,7 +178,7 @@ class KeyVaultService:
                 message = "Token validation failed: the token's signature could not be validated."
             raise VaultError(401, "Unauthorized", message) from exc
         tid = str(claims.get("tid", ""))
-        request["tenant_id"] = tid
+        request[TENANT_ID] = tid
         if self.tenant_id is None or tid != self.tenant_id or claims.get("iss") not in self.issuers(tid):
             expected = ", ".join(sorted(self.issuers(self.tenant_id or "common")))
             raise VaultError(

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from service.emulator.directory import Directory, SecretCheck, register_issued
-from service.emulator.wire import json_response
+from service.emulator.wire import TENANT_ID, json_response
 
 REQUIRED_FIELDS = ("tenantId", "clientId", "clientSecret", "expiresOn")
 
@@ -115,7 +115,7 @@ class Receiver:
             return json_response(
                 {"error": "bad_request", "message": f"Missing or empty fields: {', '.join(missing)}."}, status=400
             )
-        request["tenant_id"] = body["tenantId"]
+        request[TENANT_ID] = body["tenantId"]
         key = request.headers.get("Idempotency-Key")
         digest = hashlib.sha256(raw).hexdigest()
         with self._lock:

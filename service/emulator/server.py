@@ -39,6 +39,7 @@ from service.emulator.graph import GraphService
 from service.emulator.keyvault import KeyVaultService, SecretVersion
 from service.emulator.receiver import Receiver
 from service.emulator.tokens import TokenSigner
+from service.emulator.wire import TENANT_ID
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 RECEIVER_PATH = "/dimescheduler/exchange-settings"
@@ -306,7 +307,7 @@ class Emulator:
             method=request.method,
             path=request.path,
             query=request.query_string,
-            tenant_id=request.get("tenant_id"),
+            tenant_id=request.get(TENANT_ID),
             phase="after" if phase == "after" else "before",
             status=status,
         )
@@ -336,7 +337,7 @@ class Emulator:
         return fault_response(service, fault.status, fault.retry_after, self)
 
     def _record(self, request: web.Request, service: str, status: int) -> None:
-        tenant = request.get("tenant_id")
+        tenant = request.get(TENANT_ID)
         self.requests.append(
             RequestRecord(
                 service=service,
@@ -373,12 +374,24 @@ class Emulator:
         owners: tuple[str, ...] | list[str] = (),
         service_principal: bool = True,
         redirect_uris: list[str] | None = None,
+        required_resource_access: list[dict[str, Any]] | None = None,
     ) -> AppRecord:
-        """An app registration (and, unless told otherwise, its service principal, so it can sign in)."""
+        """An app registration (and, unless told otherwise, its service principal, so it can sign in).
+
+        `required_resource_access` is the permissions the app requests, in Graph's `requiredResourceAccess`
+        shape: `[{"resourceAppId": ..., "resourceAccess": [{"id": ..., "type": "Role" | "Scope"}]}]`
+        (ValueError if it is not). Requesting is not consent: grant app roles with `grant_app_role`.
+        """
         tenant = self.directory.require_tenant(tenant_id)
+        requested = directory.required_resource_access(required_resource_access or [])
         with self.directory.lock:
             app = self.directory.create_app(
-                tenant, display_name, app_id=app_id, owners=owners, redirect_uris=redirect_uris
+                tenant,
+                display_name,
+                app_id=app_id,
+                owners=owners,
+                redirect_uris=redirect_uris,
+                required_resource_access=requested,
             )
             if service_principal:
                 self.directory.create_sp(tenant, app.app_id)
@@ -451,8 +464,25 @@ class Emulator:
         with self.directory.lock:
             return [PasswordInfo(p.key_id, p.display_name, p.hint, p.start, p.end, p.created_at) for p in app.passwords]
 
-    def add_user(self, tenant_id: str, upn: str, roles: tuple[str, ...] | list[str] = ("Global Administrator",)) -> str:
-        return self.directory.add_user(self.directory.require_tenant(tenant_id), upn, roles).object_id
+    def add_user(
+        self,
+        tenant_id: str,
+        upn: str,
+        roles: tuple[str, ...] | list[str] = ("Global Administrator",),
+        *,
+        device_sign_in: bool = False,
+    ) -> str:
+        """A member user with these directory roles; its object id.
+
+        A device code is approved by the tenant's first user unless another was added with
+        `device_sign_in=True` (or named by `sign_in_device_codes_as`): that user is who signs in.
+        """
+        tenant = self.directory.require_tenant(tenant_id)
+        return self.directory.add_user(tenant, upn, roles, device_sign_in=device_sign_in).object_id
+
+    def sign_in_device_codes_as(self, tenant_id: str, user_object_id: str) -> None:
+        """From now on, device codes in this tenant are approved by this (existing) user."""
+        self.directory.set_device_sign_in_user(self.directory.require_tenant(tenant_id), user_object_id)
 
     def add_federated_credential(
         self, tenant_id: str, app_id: str, issuer: str, subject: str, audience: str = "api://AzureADTokenExchange"

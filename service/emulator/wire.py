@@ -9,6 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+# The tenant a request was for, as each service learns it (the path for Entra, the token for Graph and
+# Key Vault); the request log and the fault hooks read it.
+TENANT_ID = web.RequestKey("tenant_id", str)
+
 
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with `Z`, as Graph writes dates (microseconds only when there are any)."""

@@ -89,3 +89,29 @@ def test_only_loopback_callers_are_answered() -> None:
     assert _is_loopback("::1")
     assert not _is_loopback("192.0.2.10")
     assert not _is_loopback(None)
+
+
+async def test_seed_who_signs_in_by_device_code_and_what_an_app_requests(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    tid = (await control(http, emu, "POST", "seed/tenant", {}))[1]["tenant_id"]
+    tenant = emu.directory.require_tenant(tid)
+    first = (await control(http, emu, "POST", "seed/user", {"tenant_id": tid, "upn": "admin@contoso.example"}))[1]
+    body = {"tenant_id": tid, "upn": "appadmin@contoso.example", "device_sign_in": True}
+    status, chosen = await control(http, emu, "POST", "seed/user", body)
+    assert status == 201
+    assert emu.directory.device_sign_in_user(tenant).object_id == chosen["object_id"]  # type: ignore[union-attr]
+    body = {"tenant_id": tid, "user_object_id": first["object_id"]}
+    assert (await control(http, emu, "POST", "device-sign-in", body))[0] == 200
+    assert emu.directory.device_sign_in_user(tenant).object_id == first["object_id"]  # type: ignore[union-attr]
+    body = {"tenant_id": tid, "user_object_id": "00000000-0000-0000-0000-000000000001"}
+    assert (await control(http, emu, "POST", "device-sign-in", body))[0] == 404
+
+    requested = [{"resourceAppId": "00000003-0000-0000-c000-000000000000",
+                  "resourceAccess": [{"id": "df021288-bdef-4463-88db-98f22de89214", "type": "Role"}]}]
+    body = {"tenant_id": tid, "display_name": "Dime.Scheduler", "required_resource_access": requested}
+    status, app = await control(http, emu, "POST", "seed/app", body)
+    assert status == 201
+    assert tenant.apps[app["object_id"]].required_resource_access == requested
+    body["required_resource_access"] = [{"resourceAppId": "00000003-0000-0000-c000-000000000000"}]
+    assert (await control(http, emu, "POST", "seed/app", body))[0] == 400

@@ -121,7 +121,7 @@ async def test_client_secret_in_http_basic_is_accepted(
     response = await http.post(
         f"{emu.url}/{rotator.tenant_id}/oauth2/v2.0/token",
         data={"grant_type": "client_credentials", "scope": GRAPH_SCOPE},
-        auth=aiohttp.BasicAuth(rotator.client_id, rotator.secret),
+        headers={"Authorization": aiohttp.encode_basic_auth(rotator.client_id, rotator.secret)},
     )
     assert response.status == 200
 

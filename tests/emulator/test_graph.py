@@ -251,6 +251,45 @@ async def test_default_app_management_policy_needs_a_policy_read_role(
     assert "restrictForAppsCreatedAfterDateTime" in restriction
 
 
+async def test_an_app_seeded_with_required_resource_access_shows_it_in_graph(
+    emu: Emulator, http: aiohttp.ClientSession, token: str, rotator: Identity
+) -> None:
+    requested: list[dict[str, Any]] = [
+        {
+            "resourceAppId": "00000003-0000-0000-c000-000000000000",
+            "resourceAccess": [
+                {"id": GRAPH_APP_ROLES["User.Read.All"], "type": "Role"},
+                {"id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d", "type": "Scope"},  # User.Read, delegated
+            ],
+        }
+    ]
+    app = emu.add_app(
+        rotator.tenant_id, "Dime.Scheduler", owners=[rotator.object_id], required_resource_access=requested
+    )
+    requested[0]["resourceAccess"].clear()  # the emulator keeps its own copy
+
+    status, body = await call(http, "GET", f"{emu.graph_url}/applications/{app.object_id}", token)
+
+    assert status == 200
+    [graph] = body["requiredResourceAccess"]
+    assert graph["resourceAppId"] == "00000003-0000-0000-c000-000000000000"
+    assert [a["type"] for a in graph["resourceAccess"]] == ["Role", "Scope"]
+
+
+@pytest.mark.parametrize(
+    "requested",
+    [
+        pytest.param({"resourceAppId": "x"}, id="not a list"),
+        pytest.param([{"resourceAccess": []}], id="no resourceAppId"),
+        pytest.param([{"resourceAppId": "x", "resourceAccess": [{"id": "y", "type": "Delegated"}]}], id="a bad type"),
+    ],
+)
+def test_required_resource_access_in_another_shape_is_refused(emu: Emulator, tenant_id: str, requested: Any) -> None:
+    with pytest.raises(ValueError, match=r"requiredResourceAccess|resourceAccess"):
+        emu.add_app(tenant_id, "Dime.Scheduler", required_resource_access=requested)
+    assert emu.directory.require_tenant(tenant_id).apps == {}
+
+
 async def test_create_patch_and_owners(
     emu: Emulator, http: aiohttp.ClientSession, token: str, rotator: Identity
 ) -> None:

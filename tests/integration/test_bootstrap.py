@@ -252,13 +252,13 @@ async def test_new_secret_adds_a_second_managed_secret_on_request(site: Site) ->
     assert authenticates(site, site.app(), ran.json()["secret"]["value"])
 
 
+# requiredResourceAccess that requests every Graph permission bootstrap grants (the emulator copies it).
+REQUESTS_ALL = [{"resourceAppId": GRAPH_APP_ID, "resourceAccess": [
+    {"id": role_id, "type": "Role"} for role_id in GRAPH_ROLES.values()]}]
+
+
 def _bare_app(site: Site, **kwargs: Any) -> AppRecord:
     return site.emu.add_app(site.tenant, DEFAULT_NAME, redirect_uris=[DEFAULT_REDIRECT_URI], **kwargs)
-
-
-def _request_all(site: Site, app: AppRecord) -> None:
-    app.required_resource_access = [{"resourceAppId": GRAPH_APP_ID, "resourceAccess": [
-        {"id": role_id, "type": "Role"} for role_id in GRAPH_ROLES.values()]}]
 
 
 def _consent_all(site: Site, app: AppRecord) -> None:
@@ -270,32 +270,27 @@ def _consent_all(site: Site, app: AppRecord) -> None:
 
 
 def app_without_sp_or_consent(site: Site) -> AppRecord:
-    app = _bare_app(site, service_principal=False)
-    _request_all(site, app)
-    return app
+    return _bare_app(site, service_principal=False, required_resource_access=REQUESTS_ALL)
 
 
 def app_with_consent_but_no_owner(site: Site) -> AppRecord:
-    app = _bare_app(site)
-    _request_all(site, app)
+    app = _bare_app(site, required_resource_access=REQUESTS_ALL)
     _consent_all(site, app)
     site.emu.add_password(site.tenant, app.app_id, display_name="secret-rotator 2025-01-01T00:00:00Z")
     return app
 
 
 def app_missing_a_redirect_uri_and_a_permission(site: Site) -> AppRecord:
-    app = site.emu.add_app(site.tenant, DEFAULT_NAME, redirect_uris=["https://dime.example.com/own"])
-    app.required_resource_access = [
+    return site.emu.add_app(site.tenant, DEFAULT_NAME, redirect_uris=["https://dime.example.com/own"],
+                            required_resource_access=[
         {"resourceAppId": GRAPH_APP_ID, "resourceAccess": [
             {"id": GRAPH_ROLES["User.Read.All"], "type": "Role"},
             {"id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d", "type": "Scope"}]},  # User.Read, delegated
-    ]
-    return app
+    ])
 
 
 def app_with_only_a_hand_made_secret(site: Site) -> AppRecord:
-    app = _bare_app(site, owners=[site.rotator.object_id])
-    _request_all(site, app)
+    app = _bare_app(site, owners=[site.rotator.object_id], required_resource_access=REQUESTS_ALL)
     _consent_all(site, app)
     site.emu.add_password(site.tenant, app.app_id)  # "Password uploaded on ...", as the portal names it
     return app
@@ -506,11 +501,10 @@ async def test_a_failure_in_json_names_the_privilege_and_what_was_created(site: 
     ],
 )
 async def test_the_device_code_sign_in(site: Site, role: str, code: int, needs: str | None) -> None:
-    site.emu.add_user(site.tenant, "admin@contoso.example", roles=(role,))
-    flags = ["--device-code", "--authority-host", site.emu.url, "--graph-url", site.emu.graph_url,
-             "--ca-bundle", str(site.emu.ca_file), "--output", "json"]
+    site.emu.add_user(site.tenant, "global.admin@contoso.example")  # the tenant's first user, not the one who signs in
+    site.emu.add_user(site.tenant, "admin@contoso.example", roles=(role,), device_sign_in=True)
 
-    ran = await site.bootstrap(*flags, signed_in=False)
+    ran = await site.bootstrap(*device_code_flags(site), "--output", "json", signed_in=False)
 
     assert ran.code == code
     assert ran.err.count("enter the code") == 1  # one prompt, on stderr: stdout stays JSON
@@ -522,6 +516,26 @@ async def test_the_device_code_sign_in(site: Site, role: str, code: int, needs: 
         assert needs in document["error"]["needs"]
         assert site.consented(site.app()) == set()
     assert_no_secrets(json.dumps(document) + ran.err)
+
+
+async def test_the_device_code_sign_in_serves_the_vault_too_with_one_prompt(site: Site) -> None:
+    site.emu.add_user(site.tenant, "admin@contoso.example")
+
+    ran = await site.bootstrap(*device_code_flags(site), "--store", site.vault, "--output", "json", signed_in=False)
+
+    assert ran.code == 0
+    assert ran.err.count("enter the code") == 1  # Key Vault's token came from the sign-in's refresh token
+    app = site.app()
+    site.assert_complete(app)
+    stored = site.emu.vault_secret(SECRET_NAME)
+    assert stored is not None
+    assert authenticates(site, app, stored.value)
+    assert "value" not in ran.json()["secret"]
+
+
+def device_code_flags(site: Site) -> list[str]:
+    return ["--device-code", "--authority-host", site.emu.url, "--graph-url", site.emu.graph_url,
+            "--ca-bundle", str(site.emu.ca_file)]
 
 
 # -- --store ---------------------------------------------------------------------------------------
