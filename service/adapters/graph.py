@@ -153,6 +153,25 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
     raise exc
 
 
+async def graph_read(
+    call: Callable[[], Awaitable[T]],
+    target: str,
+    operation: str,
+    retry: RetryPolicy,
+    metrics: Metrics,
+    translation: Callable[..., RemoteError] = translate,
+) -> T:
+    """A Graph read (or an idempotent write), its SDK errors translated, transient ones retried."""
+
+    async def once() -> T:
+        try:
+            return await call()
+        except (ODataError, ClientAuthenticationError, httpx.TransportError) as exc:
+            raise translation(exc, target=target, operation=operation) from None
+
+    return await retrying(once, retry, observe=metrics.observer(SERVICE, operation))
+
+
 class GraphDirectory:
     """:class:`service.ports.Directory` over msgraph-sdk for one tenant."""
 
@@ -165,13 +184,7 @@ class GraphDirectory:
         self._metrics = metrics
 
     async def _read(self, call: Callable[[], Awaitable[T]], target: str, operation: str) -> T:
-        async def once() -> T:
-            try:
-                return await call()
-            except (ODataError, ClientAuthenticationError, httpx.TransportError) as exc:
-                raise translate(exc, target=target, operation=operation) from None
-
-        return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, operation))
+        return await graph_read(call, target, operation, self._retry, self._metrics)
 
     async def read_app(self, client_id: str) -> App:
         query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(

