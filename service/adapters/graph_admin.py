@@ -51,7 +51,6 @@ from service.retry import RetryPolicy
 T = TypeVar("T")
 SERVICE = "graph"
 _APP_SELECT = ["id", "appId", "displayName", "signInAudience", "web", "requiredResourceAccess", "passwordCredentials"]
-_SDK_ERRORS = (ODataError, ClientAuthenticationError, httpx.TransportError)
 # Never sent: a write failing this way may be sent again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
