@@ -72,6 +72,21 @@ def issued_secrets() -> set[str]:
         return set(_issued)
 
 
+# Every access token any emulator in this process issued: credentials too, for as long as they live, so
+# the canary looks for them as well.
+_issued_tokens: set[str] = set()
+
+
+def register_issued_token(token: str) -> None:
+    with _issued_lock:
+        _issued_tokens.add(token)
+
+
+def issued_tokens() -> set[str]:
+    with _issued_lock:
+        return set(_issued_tokens)
+
+
 def generate_secret() -> str:
     head = "".join(secrets.choice(SECRET_ALPHABET) for _ in range(3))
     tail = "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH - 6))

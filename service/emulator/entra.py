@@ -32,6 +32,7 @@ from service.emulator.directory import (
     Tenant,
     UserRecord,
     register_issued,
+    register_issued_token,
 )
 from service.emulator.tokens import TokenError, TokenSigner, decode_unverified
 from service.emulator.wire import TENANT_ID, json_response, new_request_id
@@ -509,11 +510,13 @@ class EntraService:
         return claims
 
     def _token_response(self, claims: dict[str, Any], **extra: Any) -> web.Response:
+        access_token = self.signer.sign(claims)
+        register_issued_token(access_token)
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "expires_in": TOKEN_LIFETIME_SECONDS,
             "ext_expires_in": TOKEN_LIFETIME_SECONDS,
-            "access_token": self.signer.sign(claims),
+            "access_token": access_token,
         }
         body.update(extra)
         return json_response(body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})

@@ -359,6 +359,11 @@ class Emulator:
         """Every secret text generated or seeded by any emulator in this process (a canary set)."""
         return directory.issued_secrets()
 
+    @staticmethod
+    def issued_tokens() -> set[str]:
+        """Every access token issued by any emulator in this process (the canary looks for them too)."""
+        return directory.issued_tokens()
+
     def add_tenant(self, tenant_id: str | None = None, *, vault: bool = True) -> str:
         tenant = self.directory.add_tenant(tenant_id)
         if vault and self.keyvault.tenant_id is None:

@@ -100,6 +100,7 @@ def test_a_secret_has_no_attribute_dict_to_leak_through() -> None:
 QUOTED = 'multi"line\\secret\nvalue-0123456789'
 UNICODE = "sécret-välue-with-ünïcode-0123"
 SHORT = "short7!"
+TOO_SHORT = "ab3"
 OUTER = "outer-prefix-" + VALUE + "-suffix"
 
 SCRUBBED = {
@@ -122,10 +123,11 @@ SCRUBBED = {
     "a secret in a raw string is masked": (QUOTED, f"body={QUOTED}", f"body={MASK}"),
     "a secret that contains another is masked whole": (OUTER, f"[{OUTER}]", f"[{MASK}]"),
     "text without a secret is unchanged": (VALUE, "nothing to see here", "nothing to see here"),
-    "a value shorter than 8 characters is not registered, it would mask ordinary words": (
-        SHORT,
-        f"value {SHORT} here",
-        f"value {SHORT} here",
+    "a value of seven characters is masked too": (SHORT, f"value {SHORT} here", f"value {MASK} here"),
+    "a value shorter than 4 characters is not registered, it would mask ordinary words": (
+        TOO_SHORT,
+        f"value {TOO_SHORT} here",
+        f"value {TOO_SHORT} here",
     ),
 }
 
