@@ -94,6 +94,10 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
                 count=body.get("count"),
                 skip=int(body.get("skip", 0)),
                 after=bool(body.get("after", False)),
+                body=_opt(body, "body"),
+                headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
+                content_type=str(body.get("content_type", "application/json")),
+                size=int(body.get("size", 0)),
             )
             return json_response({"id": fault_id}, status=201)
         if method == "DELETE":

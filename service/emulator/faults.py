@@ -1,4 +1,6 @@
-"""Injected failures: latency, error statuses, throttling, dropped connections and hooks.
+"""Injected failures: latency, error statuses, throttling, dropped connections, hooks, and answers the
+fault writes itself (``respond``: an echo, a malformed body, a redirect; ``flood``: a huge body; see
+fault_bodies.py).
 
 A fault matches a request by method and a regular expression over the path (query excluded). It can let
 the first `skip` matches through, fire `count` times (or forever), and, with `after=True`, act only once
@@ -15,8 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["latency", "status", "throttle", "drop", "hook"]
-FAULT_KINDS: frozenset[str] = frozenset({"latency", "status", "throttle", "drop", "hook"})
+from service.emulator.fault_bodies import check_template
+
+FaultKind = Literal["latency", "status", "throttle", "drop", "hook", "respond", "flood"]
+FAULT_KINDS: frozenset[str] = frozenset({"latency", "status", "throttle", "drop", "hook", "respond", "flood"})
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,13 @@ class Fault:
     skip: int = 0
     after: bool = False
     hook: Hook | None = None
+    body: str | None = None  # respond, flood: a template (fault_bodies.py)
+    headers: dict[str, str] = field(default_factory=dict)  # respond: templates too
+    content_type: str = "application/json"
+    size: int = 0  # flood: bytes in all
     seen: int = field(default=0)
     fired: int = field(default=0)
+    sent: int = field(default=0)  # flood: bytes written before the client hung up (or all of them)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -64,6 +73,11 @@ class Fault:
             "skip": self.skip,
             "after": self.after,
             "fired": self.fired,
+            "body": self.body,
+            "headers": dict(self.headers),
+            "content_type": self.content_type,
+            "size": self.size,
+            "sent": self.sent,
         }
 
 
@@ -88,12 +102,20 @@ class FaultSet:
         skip: int = 0,
         after: bool = False,
         hook: Hook | None = None,
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        size: int = 0,
     ) -> int:
         """Register a fault and return its id (for :meth:`remove`)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {sorted(FAULT_KINDS)}")
         if kind == "hook" and hook is None:
             raise ValueError("a hook fault needs hook=callable(RequestInfo)")
+        if kind == "flood" and size <= 0:
+            raise ValueError("a flood fault needs size=bytes (more than 0)")
+        for template in (body or "", *(headers or {}).values()):
+            check_template(template)
         if kind == "throttle":
             status = 429
         if after and kind == "latency":
@@ -111,6 +133,10 @@ class FaultSet:
                 skip=skip,
                 after=after,
                 hook=hook,
+                body=body,
+                headers=dict(headers or {}),
+                content_type=content_type,
+                size=size,
             )
             self._faults.append(fault)
             return fault.id

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from service.emulator import ca, directory
+from service.emulator import ca, directory, fault_bodies
 from service.emulator.clock import Clock
 from service.emulator.directory import (
     GRAPH_APP_ROLES,
@@ -295,7 +295,7 @@ class Emulator:
         except web.HTTPException as exc:
             response = web.Response(status=exc.status, text=exc.text or "", content_type="text/plain")
         for fault in (f for f in firing if f.after):
-            response = self._apply_after(request, service, fault, response)
+            response = await self._apply_after(request, service, fault, response)
             if response.status == DROPPED:
                 break
         self._record(request, service, response.status)
@@ -323,9 +323,13 @@ class Emulator:
             return None
         if fault.kind == "drop":
             return _drop(request)
+        if fault.kind == "respond":
+            return await fault_bodies.respond(fault, request, None)
+        if fault.kind == "flood":
+            return await fault_bodies.flood(fault, request)
         return fault_response(service, fault.status, fault.retry_after, self)
 
-    def _apply_after(
+    async def _apply_after(
         self, request: web.Request, service: str, fault: Fault, response: web.StreamResponse
     ) -> web.StreamResponse:
         if fault.kind == "hook":
@@ -334,6 +338,10 @@ class Emulator:
             return response
         if fault.kind == "drop":
             return _drop(request)
+        if fault.kind == "respond":
+            return await fault_bodies.respond(fault, request, response)
+        if fault.kind == "flood":
+            return await fault_bodies.flood(fault, request)
         return fault_response(service, fault.status, fault.retry_after, self)
 
     def _record(self, request: web.Request, service: str, status: int) -> None:

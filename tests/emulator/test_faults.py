@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -123,3 +127,99 @@ async def test_faults_never_touch_the_control_api(emu: Emulator, http: aiohttp.C
 def test_a_hook_fault_needs_a_hook() -> None:
     with pytest.raises(ValueError, match="hook"):
         Emulator().faults.add(kind="hook")
+
+
+# --- answers a fault writes itself ------------------------------------------------------------------
+
+
+async def test_respond_echoes_the_request_through_filters(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    emu.faults.add(
+        path=r"^/dimescheduler/", kind="respond", status=400,
+        body='{"got": "{{request.body|base64}}", "key": "{{request.header:X-API-KEY|unicode}}", '
+             '"url": "{{request.body|url}}", "as_json": "{{request.body|json}}"}',
+    )
+    sent = '{"clientSecret": "s~1"}'
+
+    response = await http.post(emu.receiver_url, data=sent, headers={"X-API-KEY": "k~"})
+
+    assert response.status == 400
+    answer = await response.json()
+    assert base64.b64decode(answer["got"]).decode() == sent
+    assert answer["key"] == "k~", "\\u escapes decode back to the header's value"
+    assert unquote(answer["url"]) == sent
+    assert answer["as_json"] == sent
+    assert emu.receiver.deliveries == [], "answered before the receiver saw it"
+
+
+async def test_respond_after_rewrites_the_real_answer_it_replaces(
+    emu: Emulator, rotator: Identity, http: aiohttp.ClientSession, get_token: TokenGetter
+) -> None:
+    app = emu.add_app(rotator.tenant_id, "Dime.Scheduler", owners=[rotator.object_id])
+    emu.faults.add(
+        path=r"/addPassword$", kind="respond", status=200, after=True,
+        body='{"keyId": "{{response.field:keyId}}", "secretText": "{{response.field:secretText}}", "endDateTime": ',
+    )
+
+    response = await http.post(
+        f"{emu.graph_url}/applications/{app.object_id}/addPassword", json={},
+        headers={"Authorization": f"Bearer {await get_token(rotator)}"},
+    )
+
+    text = await response.text()
+    [created] = emu.passwords(rotator.tenant_id, app.app_id)
+    assert response.status == 200
+    assert text.startswith(f'{{"keyId": "{created.key_id}", "secretText": "{created.hint}')
+    assert text.endswith('"endDateTime": '), "malformed on purpose: the JSON never closes"
+
+
+async def test_respond_redirects_with_a_templated_location(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    emu.faults.add(path=r"^/secrets/", kind="respond", status=307, body="",
+                   headers={"Location": "https://127.0.0.1:9/elsewhere"})
+
+    response = await http.put(f"{emu.vault_url}/secrets/x?api-version=7.5", json={"value": "v"},
+                              allow_redirects=False)
+
+    assert (response.status, response.headers["Location"]) == (307, "https://127.0.0.1:9/elsewhere")
+
+
+async def test_flood_counts_what_it_wrote_before_the_client_hung_up(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    size = 256 * 1024 * 1024
+    emu.faults.add(path=r"^/dimescheduler/", kind="flood", status=500, size=size, body='{"error": "')
+
+    async with http.post(emu.receiver_url, json={}) as response:
+        assert response.status == 500
+        head = await response.content.read(1024)
+    await asyncio.sleep(0.2)  # the emulator notices the hang-up
+
+    [fault] = emu.faults.active()
+    assert head.startswith(b'{"error": "x')
+    assert 1024 <= fault.sent < 64 * 1024 * 1024, "stopped long before the 256 MiB it was told to send"
+
+
+async def test_flood_sends_all_of_it_to_a_client_that_reads(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    emu.faults.add(path=r"^/dimescheduler/", kind="flood", status=200, size=300_000)
+
+    async with http.post(emu.receiver_url, json={}) as response:
+        body = await response.read()
+
+    assert len(body) == 300_000
+    assert emu.faults.active()[0].sent == 300_000
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        pytest.param({"kind": "flood"}, "size", id="a flood needs a size"),
+        pytest.param({"kind": "respond", "body": "{{request.secret}}"}, "unknown placeholder",
+                     id="an unknown placeholder is refused"),
+        pytest.param({"kind": "respond", "body": "{{request.body|rot13}}"}, "unknown filter",
+                     id="an unknown filter is refused"),
+        pytest.param({"kind": "respond", "headers": {"X": "{{request.header}}"}}, "needs a :NAME",
+                     id="a header placeholder needs the header's name"),
+    ],
+)
+def test_a_fault_that_cannot_work_is_refused_when_added(arguments: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Emulator().faults.add(**arguments)
