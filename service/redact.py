@@ -16,6 +16,7 @@ replaces with ``***``:
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import re
 import threading
@@ -46,7 +47,8 @@ _URLSAFE = str.maketrans("+/", "-_")
 
 _lock = threading.Lock()
 _values: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # value -> its forms, least recently used first
-_expiring: OrderedDict[str, float] = OrderedDict()  # tokens: value -> when it may be forgotten
+_expiring: dict[str, float] = {}  # tokens: value -> when it may be forgotten
+_expiry_order: list[tuple[float, str]] = []  # a heap of the same, soonest first (stale entries skipped)
 _form_users: dict[str, int] = {}  # two values may share a form; it is unindexed when the last one goes
 _long: dict[str, set[tuple[str, int]]] = {}  # window -> (form, where the window starts in the form)
 _short: dict[str, set[str]] = {}  # first MIN_LENGTH characters -> forms shorter than _LONG
@@ -120,6 +122,11 @@ def _forget(value: str) -> None:
     _expiring.pop(value, None)
 
 
+def _expire(value: str, until: float) -> None:
+    _expiring[value] = until
+    heapq.heappush(_expiry_order, (until, value))
+
+
 def register(value: str, *, expires_at: float | None = None) -> None:
     """Remember ``value`` so that :func:`scrub` removes it from any text.
 
@@ -130,24 +137,25 @@ def register(value: str, *, expires_at: float | None = None) -> None:
         return
     with _lock:
         now = time.time()
-        while _expiring:
-            oldest, until = next(iter(_expiring.items()))
-            if until > now:
-                break
-            _forget(oldest)
+        while _expiry_order and _expiry_order[0][0] <= now:
+            until, old = heapq.heappop(_expiry_order)
+            if _expiring.get(old) == until:
+                _forget(old)
         if value in _values:
             _values.move_to_end(value)
-            if value in _expiring and expires_at is not None:
-                _expiring[value] = max(_expiring[value], expires_at)
-            elif value in _expiring:
+            if value not in _expiring:
+                return
+            if expires_at is None:
                 del _expiring[value]  # registered for good now (e.g. as a Secret)
+            elif expires_at > _expiring[value]:
+                _expire(value, expires_at)
             return
         forms = _forms(value)
         _values[value] = forms
         for form in forms:
             _index(form)
         if expires_at is not None:
-            _expiring[value] = expires_at
+            _expire(value, expires_at)
         while len(_values) > _MAX_VALUES:
             _forget(next(iter(_values)))
 
