@@ -2,6 +2,9 @@
 
 The verifier proves a new secret works the way its consumer will use it: a client-credentials token
 request, with a fresh credential object each try so that no token cache can answer for it.
+
+Every access token the rotator obtains is registered with the redactor before anyone else sees it: an
+endpoint that echoes request headers (a Key Vault error, a proxy page) must not put it in a log.
 """
 
 from __future__ import annotations
@@ -22,14 +25,62 @@ from azure.identity.aio import (
     WorkloadIdentityCredential,
 )
 
-from service.adapters.transport import azure_client_kwargs
+from service import redact
+from service.adapters.transport import AnswerRefused, azure_client_kwargs
 from service.config import Endpoints, IdentityConfig
 from service.errors import ConfigError, FailureReason, RemoteError
+from service.redact import clip
 from service.secret import Secret
 
 SERVICE = "entra"
 # Sign-in errors that a secret created seconds ago may still get while it replicates through Entra.
 _NOT_YET = {"7000215", "7000222", "700016"}
+# A token is forgotten by the redactor this long after it expired: it opens nothing any more.
+_TOKEN_REMEMBERED = 3600
+
+
+def register_token(token: str, expires_on: int) -> None:
+    """Make the redactor scrub ``token`` (an access token) until a while after it expires."""
+    redact.register(token, expires_at=expires_on + _TOKEN_REMEMBERED)
+
+
+class RedactingCredential:
+    """An async azure-identity credential whose every token is registered with the redactor first."""
+
+    def __init__(self, inner: AsyncTokenCredential) -> None:
+        self._inner = inner
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        token = await self._inner.get_token(
+            *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+        )
+        register_token(token.token, token.expires_on)
+        return token
+
+    async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        if isinstance(self._inner, AsyncSupportsTokenInfo):
+            info = await self._inner.get_token_info(*scopes, options=options)
+        else:
+            token = await self._inner.get_token(*scopes, **dict(options or {}))  # type: ignore[arg-type]
+            info = AccessTokenInfo(token.token, token.expires_on)
+        register_token(info.token, info.expires_on)
+        return info
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def __aenter__(self) -> RedactingCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 def _cloud_kwargs(cloud: Endpoints) -> dict[str, Any]:
@@ -43,11 +94,17 @@ def _cloud_kwargs(cloud: Endpoints) -> dict[str, Any]:
 def rotator_credential(
     identity: IdentityConfig, cloud: Endpoints, session: aiohttp.ClientSession, default_tenant: str
 ) -> AsyncTokenCredential:
-    """The credential the rotator calls Graph and Key Vault with.
+    """The credential the rotator calls Graph and Key Vault with, its tokens registered with the redactor.
 
     Tokens are asked per target tenant (``get_token(..., tenant_id=T)``), so every kind allows any tenant
     the identity is consented in.
     """
+    return RedactingCredential(_azure_credential(identity, cloud, session, default_tenant))
+
+
+def _azure_credential(
+    identity: IdentityConfig, cloud: Endpoints, session: aiohttp.ClientSession, default_tenant: str
+) -> AsyncTokenCredential:
     common = {**_cloud_kwargs(cloud), **azure_client_kwargs(session), "additionally_allowed_tenants": ["*"]}
     tenant = identity.tenant_id or default_tenant
     if identity.type == "client_secret":
@@ -146,11 +203,12 @@ class EntraVerifier:
             **azure_client_kwargs(self._session),
         )
         try:
-            await credential.get_token(self._cloud.graph_scope)
+            token = await credential.get_token(self._cloud.graph_scope)
+            register_token(token.token, token.expires_on)
         except ClientAuthenticationError as exc:
             code = aadsts_code(exc.message or "")
             raise RemoteError(
-                _first_sentence(exc.message or "the token request was refused"),
+                clip(_first_sentence(exc.message or "the token request was refused")),
                 service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
                 transient=code in _NOT_YET, code=f"AADSTS{code}" if code else None,
                 status=getattr(exc, "status_code", None),
@@ -159,6 +217,12 @@ class EntraVerifier:
             raise RemoteError(
                 f"token request failed: {type(exc).__name__}", service=SERVICE, target=target,
                 reason=FailureReason.VERIFICATION_FAILED, transient=True,
+            ) from None
+        except AnswerRefused as exc:
+            raise RemoteError(
+                f"token request: {exc}", service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
+                transient=False, status=exc.status,
+                hint="something other than Entra answered: check cloud.authority_host and any proxy (HTTPS_PROXY)",
             ) from None
         finally:
             await credential.close()

@@ -2,12 +2,17 @@
 
 One :class:`GraphDirectory` per tenant (tokens must be asked for the target's tenant, which the SDK's
 auth provider does not do by itself). The httpx client carries kiota's middleware minus its
-RetryHandler: ``addPassword`` must never be retried blindly; reads retry through service.retry.
+RetryHandler (``addPassword`` must never be retried blindly; reads retry through service.retry) and its
+RedirectHandler (no request follows a redirect; see transport.py).
+
+Error text from Graph is kept to its structured code and message, clipped (redact.clip): never a body.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -17,11 +22,12 @@ from urllib.parse import urlsplit
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.serialization import ParsableFactory
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.kiota_client_factory import KiotaClientFactory
-from kiota_http.middleware import RetryHandler
+from kiota_http.middleware import RedirectHandler, RetryHandler
 from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
     AddPasswordPostRequestBody,
 )
@@ -38,12 +44,14 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # ships no py.typed
 
-from service.adapters.transport import httpx_client
+from service import redact
+from service.adapters.transport import AnswerRefused, httpx_client
 from service.adapters.utc import as_utc
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
 from service.model import App, Credential
+from service.redact import clip
 from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
 from service.secret import Secret
 
@@ -51,13 +59,22 @@ T = TypeVar("T")
 SERVICE = "graph"
 _SELECT = ["id", "appId", "displayName", "passwordCredentials"]
 _ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}  # how the generated builders map errors
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# The secretText of an addPassword answer as it stands in the raw JSON, closing quote or not.
+_SECRET_TEXT = re.compile(r'"secretText"\s*:\s*"((?:[^"\\]|\\.)*)')
+_MAYBE_CREATED = "a credential may have been created; the next pass removes it as an orphan"
+_NOT_GRAPH = (
+    "something other than Graph answered (a proxy, a captive portal?): check cloud.graph_url and HTTPS_PROXY/NO_PROXY"
+)
 
 
 def graph_service_client(
     credential: AsyncTokenCredential, tenant_id: str, graph_url: str, graph_scope: str, context: ssl.SSLContext
 ) -> tuple[GraphServiceClient, httpx.AsyncClient]:
     """A Graph client whose tokens are requested for ``tenant_id``; close the httpx client after the pass."""
-    middleware = [m for m in KiotaClientFactory.get_default_middleware(None) if not isinstance(m, RetryHandler)]
+    middleware = [
+        m for m in KiotaClientFactory.get_default_middleware(None) if not isinstance(m, RetryHandler | RedirectHandler)
+    ]
     http = GraphClientFactory.create_with_custom_middleware(middleware, client=httpx_client(context, graph_url))
     host = urlsplit(graph_url).hostname or ""
     auth = AzureIdentityAuthenticationProvider(
@@ -96,31 +113,44 @@ def credential_from_sdk(item: PasswordCredential) -> Credential:
     )
 
 
+def _sorted(status: int | None, code: str | None, operation: str) -> tuple[FailureReason, str | None]:
+    """The reason and hint for Graph's answer ``status`` with its error ``code``."""
+    if status in (401, 403):
+        return FailureReason.PERMISSION_DENIED, None
+    if status == 404:
+        return FailureReason.NOT_FOUND, (
+            "no app with this client_id in the tenant: check tenant_id and client_id (the Application ID)"
+        )
+    if code and "Policy" in code:
+        return FailureReason.POLICY_VIOLATION, None
+    if code == "TooManyAppPasswords":
+        return FailureReason.POLICY_VIOLATION, (
+            "the app holds as many secrets as Entra allows: remove unused ones, or lower max_credentials"
+        )
+    if status == 429:
+        return FailureReason.THROTTLED, None
+    if status in TRANSIENT_STATUSES:
+        return FailureReason.UNEXPECTED, f"Graph answered {status} to {operation}; the next pass tries again"
+    return FailureReason.UNEXPECTED, None
+
+
 def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
     """A Graph or sign-in failure as the service's error, with reason, transience and a hint."""
     if isinstance(exc, RemoteError):
         return exc
-    if isinstance(exc, ODataError):
+    if isinstance(exc, AnswerRefused):
+        return RemoteError(
+            f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
+            status=exc.status, hint=_NOT_GRAPH,
+        )
+    if isinstance(exc, APIError):
         status = exc.response_status_code
-        code = exc.error.code if exc.error else None
-        message = (exc.error.message if exc.error else None) or "Graph refused the request"
+        error = exc.error if isinstance(exc, ODataError) else None
+        code = clip(error.code, 100) if error is not None and error.code else None
+        # An error body that is not Graph's OData error (an HTML gateway page, a cut body) is not shown.
+        message = clip(error.message) if error is not None and error.message else f"Graph answered {status}"
         headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
-        retry_after = parse_retry_after(headers.get("retry-after"))
-        reason, hint = FailureReason.UNEXPECTED, None
-        if status in (401, 403):
-            reason = FailureReason.PERMISSION_DENIED
-        elif status == 404:
-            reason = FailureReason.NOT_FOUND
-            hint = "no app with this client_id in the tenant: check tenant_id and client_id (the Application ID)"
-        elif code and "Policy" in code:
-            reason = FailureReason.POLICY_VIOLATION
-        elif code == "TooManyAppPasswords":
-            reason = FailureReason.POLICY_VIOLATION
-            hint = "the app holds as many secrets as Entra allows: remove unused ones, or lower max_credentials"
-        elif status == 429:
-            reason = FailureReason.THROTTLED
-        elif status in TRANSIENT_STATUSES:
-            hint = f"Graph answered {status} to {operation}; the next pass tries again"
+        reason, hint = _sorted(status, code, operation)
         return RemoteError(
             message,
             service=SERVICE,
@@ -129,12 +159,12 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             transient=status in TRANSIENT_STATUSES,
             status=status,
             code=code,
-            retry_after=retry_after,
+            retry_after=parse_retry_after(headers.get("retry-after")),
             hint=hint,
         )
     if isinstance(exc, ClientAuthenticationError):
         return RemoteError(
-            f"the rotator could not get a token for Graph: {exc.message}",
+            f"the rotator could not get a token for Graph: {clip(exc.message)}",
             service="entra",
             target=target,
             reason=FailureReason.PERMISSION_DENIED,
@@ -143,7 +173,7 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         )
     if isinstance(exc, httpx.TransportError):
         return RemoteError(
-            f"{operation} failed: {type(exc).__name__} {exc}".strip(),
+            clip(f"{operation} failed: {type(exc).__name__} {exc}".strip()),
             service=SERVICE,
             target=target,
             reason=FailureReason.UNEXPECTED,
@@ -151,6 +181,10 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             hint="network trouble reaching Graph (proxy, DNS, firewall?); the next pass tries again",
         )
     raise exc
+
+
+# Every failure of a Graph call that translate() sorts.
+GRAPH_FAILURES = (APIError, ClientAuthenticationError, httpx.TransportError, AnswerRefused)
 
 
 async def graph_read(
@@ -166,10 +200,45 @@ async def graph_read(
     async def once() -> T:
         try:
             return await call()
-        except (ODataError, ClientAuthenticationError, httpx.TransportError) as exc:
+        except GRAPH_FAILURES as exc:
             raise translation(exc, target=target, operation=operation) from None
 
     return await retrying(once, retry, observe=metrics.observer(SERVICE, operation))
+
+
+def _created_password(raw: object, target: str) -> tuple[Credential, Secret]:
+    """addPassword's answer: the new credential and its secret, or OutcomeUnknown if it cannot be read."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else ""
+    # Registered before anything parses the body: a parse error, or a field that holds the secret by
+    # mistake, must find it already known to the redactor.
+    for match in _SECRET_TEXT.finditer(text):
+        redact.register(match.group(1))
+        with contextlib.suppress(ValueError):
+            redact.register(json.loads(f'"{match.group(1)}"'))
+
+    def unreadable(what: str) -> OutcomeUnknown:
+        # Never the body nor the parser's words: either may hold the secret.
+        return OutcomeUnknown(
+            f"addPassword answered {what}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED,
+            transient=False, hint=_MAYBE_CREATED,
+        )
+
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        raise unreadable("a body that is not JSON") from None
+    if not isinstance(data, dict):
+        raise unreadable("without a password credential")
+    secret_text, key_id = data.get("secretText"), data.get("keyId")
+    if not isinstance(secret_text, str) or not secret_text:
+        raise unreadable("without a secret")
+    secret = Secret(secret_text)
+    if not isinstance(key_id, str) or not _GUID.match(key_id):
+        raise unreadable("without a key id")
+    try:
+        return _credential_from_json(data), secret
+    except (ValueError, TypeError):
+        raise unreadable("a credential whose dates cannot be read") from None
 
 
 class GraphDirectory:
@@ -227,11 +296,13 @@ class GraphDirectory:
             password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
         )
         target = f"app object {object_id} in tenant {self._tenant_id}"
-        request = self._client.applications.by_application_id(object_id).add_password
+        builder = self._client.applications.by_application_id(object_id).add_password
+        adapter = self._client.request_adapter
 
-        async def once() -> PasswordCredential | None:
+        async def once() -> object:
             try:
-                return await request.post(body)
+                # The raw body, not the SDK's model: the secret is registered before anything parses it.
+                return await adapter.send_primitive_async(builder.to_post_request_information(body), "bytes", _ERRORS)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never sent: safe to try again.
                 raise translate(exc, target=target, operation="addPassword") from None
@@ -239,32 +310,31 @@ class GraphDirectory:
                 raise OutcomeUnknown(
                     f"addPassword sent but no answer came back ({type(exc).__name__})",
                     service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
-                    hint="a credential may have been created; the next pass removes it as an orphan",
+                    hint=_MAYBE_CREATED,
                 ) from None
-            except ODataError as exc:
+            except AnswerRefused as exc:
+                if 300 <= exc.status < 400:
+                    raise translate(exc, target=target, operation="addPassword") from None
+                raise OutcomeUnknown(
+                    f"addPassword: {exc}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED,
+                    transient=False, status=exc.status, hint=_MAYBE_CREATED,
+                ) from None
+            except APIError as exc:
                 error = translate(exc, target=target, operation="addPassword")
                 if error.status == 429:
                     raise error from None  # throttled before it was processed: safe to try again
                 if error.status is not None and error.status >= 500:
                     raise OutcomeUnknown(
                         error.message, service=SERVICE, target=target, reason=error.reason, transient=False,
-                        status=error.status, code=error.code,
-                        hint="a credential may have been created; the next pass removes it as an orphan",
+                        status=error.status, code=error.code, hint=_MAYBE_CREATED,
                     ) from None
                 error.transient = False
                 raise error from None
             except ClientAuthenticationError as exc:
                 raise translate(exc, target=target, operation="addPassword") from None
 
-        created = await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, "addPassword"))
-        if created is None or created.key_id is None or not created.secret_text:
-            raise OutcomeUnknown(
-                "addPassword answered without a key id or secret", service=SERVICE, target=target,
-                reason=FailureReason.UNEXPECTED, transient=False,
-            )
-        secret = Secret(created.secret_text)
-        created.secret_text = None  # the SDK object must not carry the value any further
-        return credential_from_sdk(created), secret
+        raw = await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, "addPassword"))
+        return _created_password(raw, target)
 
     async def remove_password(self, object_id: str, key_id: str) -> None:
         body = RemovePasswordPostRequestBody(key_id=key_id)  # type: ignore[arg-type]  # the SDK types it UUID

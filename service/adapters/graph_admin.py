@@ -24,6 +24,7 @@ from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import DeviceCodeCredential
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.applications.applications_request_builder import ApplicationsRequestBuilder
 from msgraph.generated.applications.item.application_item_request_builder import ApplicationItemRequestBuilder
@@ -32,7 +33,6 @@ from msgraph.generated.applications_with_app_id.applications_with_app_id_request
 )
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.application import Application
-from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.required_resource_access import RequiredResourceAccess
 from msgraph.generated.models.resource_access import ResourceAccess
@@ -40,7 +40,9 @@ from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.models.web_application import WebApplication
 from msgraph.graph_service_client import GraphServiceClient
 
+from service.adapters.entra import register_token
 from service.adapters.graph import credential_from_sdk, graph_read, translate
+from service.adapters.transport import AnswerRefused
 from service.bootstrap import Permission, Principal, Registration
 from service.config import Endpoints
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
@@ -130,10 +132,12 @@ class GraphAdmin:
                 service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
                 hint=f"{made} may exist now: run the same bootstrap command again, it finds it and completes it",
             ) from None
-        except (ODataError, ClientAuthenticationError) as exc:
+        except (APIError, ClientAuthenticationError, AnswerRefused) as exc:
             observe("error")
             error = _translate(exc, target=target, operation=operation)
-            if error.status is not None and error.status >= 500:
+            # A success answer too large to read, or a 5xx: the write may have happened.
+            unreadable = isinstance(exc, AnswerRefused) and exc.status < 300
+            if unreadable or (error.status is not None and error.status >= 500):
                 raise OutcomeUnknown(
                     error.message, service=SERVICE, target=target, reason=error.reason, transient=False,
                     status=error.status, code=error.code,
@@ -322,6 +326,7 @@ class ThreadedCredential:
     other request (and, in tests, the in-process emulator that must answer the poll). A daemon thread,
     not the loop's executor: after Ctrl-C nobody waits for a poll that may last the code's 15 minutes.
     Tokens are cached by MSAL, and a token for another resource comes from the refresh token: one prompt.
+    Each token is registered with the redactor before it is handed out.
     """
 
     def __init__(self, credential: DeviceCodeCredential) -> None:
@@ -335,7 +340,9 @@ class ThreadedCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
-        return await self._in_thread(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
+        token = await self._in_thread(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
+        register_token(token.token, token.expires_on)
+        return token
 
     async def _in_thread(self, *scopes: str, **kwargs: Any) -> AccessToken:
         loop = asyncio.get_running_loop()

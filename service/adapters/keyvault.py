@@ -1,7 +1,8 @@
 """Azure Key Vault secrets through azure-keyvault-secrets (async): versions, values, new versions.
 
 One :class:`KeyVault` per vault in a pass, shared by every target that writes to it, so the vault's
-401 challenge and the token are paid once.
+401 challenge and the token are paid once. Redirects are never followed (transport.py): a vault that
+answers 3xx to a write has not written. Error text is the vault's structured code and message, clipped.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
@@ -21,12 +23,14 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
-from service.adapters.transport import azure_client_kwargs
+from service.adapters.transport import AnswerRefused, azure_client_kwargs, host_of
 from service.adapters.utc import as_utc
-from service.errors import FailureReason, RemoteError
+from service.config import is_loopback
+from service.errors import ConfigError, FailureReason, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
 from service.ports import VaultVersion
+from service.redact import clip
 from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
 from service.secret import Secret
 
@@ -37,6 +41,12 @@ SERVICE = "keyvault"
 def secret_client(
     vault_url: str, credential: AsyncTokenCredential, session: aiohttp.ClientSession, *, verify_challenge_resource: bool
 ) -> SecretClient:
+    """The SDK's client for one vault; an unverified challenge only for an emulator on loopback."""
+    if not verify_challenge_resource and not is_loopback(urlsplit(vault_url).hostname):
+        # The config refuses it too; this keeps any other caller from sending tokens where a challenge says.
+        raise ConfigError(
+            f"verify_challenge_resource: false is refused for {vault_url}: only an emulator on loopback may skip it"
+        )
     return SecretClient(
         vault_url,
         credential,
@@ -57,18 +67,32 @@ def _version(properties: SecretProperties) -> VaultVersion:
 
 
 def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
+    if isinstance(exc, AnswerRefused):
+        return RemoteError(
+            f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=False,
+            status=exc.status,
+            hint="something other than the vault answered: check vault_url and any proxy (HTTPS_PROXY/NO_PROXY)",
+        )
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
         # Raised by the credential, not by the vault: the rotator could not sign in.
         return RemoteError(
-            f"the rotator could not get a token for Key Vault: {exc.message}",
+            f"the rotator could not get a token for Key Vault: {clip(exc.message)}",
             service="entra", target=target, reason=FailureReason.PERMISSION_DENIED, transient=False,
             hint="check the rotator's own credential (credential: in the config, workload identity federation)",
         )
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
-        code = exc.error.code if exc.error else None
+        code = clip(exc.error.code, 100) if exc.error and exc.error.code else None
         headers = getattr(exc.response, "headers", None) or {}
         reason, hint = FailureReason.SINK_FAILED, None
+        if status is not None and 300 <= status < 400:
+            # Never followed (permit_redirects=False): nothing was written, wherever it pointed.
+            where = host_of(headers.get("Location")) or "nowhere"
+            return RemoteError(
+                f"{operation}: the vault answered {status}, a redirect to {where}; redirects are never followed",
+                service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=False, status=status,
+                hint="a vault never redirects: check vault_url and any proxy (HTTPS_PROXY/NO_PROXY)",
+            )
         if status in (401, 403):
             reason = FailureReason.PERMISSION_DENIED
             hint = "assign the rotator Key Vault Secrets Officer on the vault (or a get/list/set access policy)"
@@ -77,7 +101,8 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             hint = "check vault_url and secret_name"
         elif status == 429:
             reason = FailureReason.THROTTLED
-        message = (exc.error.message if exc.error and exc.error.message else None) or exc.reason or "request failed"
+        # The structured message only: str(exc) appends the whole body when it is not Key Vault's error JSON.
+        message = clip(exc.error.message) if exc.error and exc.error.message else f"the vault answered {status}"
         return RemoteError(
             f"{operation}: {message}",
             service=SERVICE, target=target, reason=reason, transient=status in TRANSIENT_STATUSES,
@@ -85,7 +110,7 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         )
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return RemoteError(
-            f"{operation}: {type(exc).__name__}: {exc.message}",
+            f"{operation}: {type(exc).__name__}: {clip(exc.message)}",
             service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=True,
             hint="network trouble reaching the vault (DNS, firewall, private endpoint?); the next pass tries again",
         )
@@ -109,7 +134,7 @@ class KeyVault:
         async def once() -> T:
             try:
                 return await call()
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError, AnswerRefused) as exc:
                 raise translate(exc, target=target, operation=operation) from None
             except ValueError as exc:
                 if "challenge resource" not in str(exc):

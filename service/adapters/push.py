@@ -2,7 +2,10 @@
 
 ``POST url`` with a JSON body and ``Idempotency-Key: <keyId>``; 2xx is success; 408/429/5xx are
 retried honouring ``Retry-After`` within the sink's timeout; redirects are refused (the secret would
-follow them, perhaps to plain http).
+follow them, perhaps to plain http). A success body is never read; of an error body at most
+transport.ERROR_BODY_LIMIT bytes, and only its structured code and message are kept (an endpoint may
+echo the request, secret and all, in any encoding). Query parameters that are secrets (an Azure
+Functions `code`) are added at send time: the URL that names the sink in ids, receipts and logs has none.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from service import redact
+from service.adapters.transport import host_of
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
+from service.redact import clip
 from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
 from service.secret import Secret
 
@@ -31,6 +35,7 @@ class PushRequest:
     secret_field: str = "clientSecret"  # noqa: S105  # a JSON field name, not a password
     headers: Mapping[str, str] = field(default_factory=dict)
     secret_headers: Mapping[str, Secret] = field(default_factory=dict)
+    query: Mapping[str, Secret] = field(default_factory=dict)
     timeout: float = 120.0
 
 
@@ -61,11 +66,13 @@ class HttpPusher:
             "Idempotency-Key": idempotency_key,
         }
         body = json.dumps({**fields, request.secret_field: secret.reveal()})
+        query = {name: value.reveal() for name, value in request.query.items()}
 
         async def once() -> None:
             try:
                 async with self._session.post(
                     request.url,
+                    params=query,
                     data=body,
                     headers=headers,
                     allow_redirects=False,
@@ -73,9 +80,9 @@ class HttpPusher:
                 ) as response:
                     if 200 <= response.status < 300:
                         return
-                    # Scrubbed before it is cut short: a cut could leave a piece no longer matching the secret.
-                    text = redact.scrub(await response.text(errors="replace"))[:300]
-                    raise _refused(request.url, response.status, response.headers, text)
+                    # Capped by the session's response class (transport.CappedResponse).
+                    words = _their_words(await response.read())
+                    raise _refused(request.url, response.status, response.headers, words)
             except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as exc:
                 raise RemoteError(
                     f"cannot connect: {type(exc).__name__}", service=SERVICE, target=request.url,
@@ -93,18 +100,37 @@ class HttpPusher:
         await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, "push"))
 
 
-def _refused(url: str, status: int, headers: Mapping[str, str], text: str) -> RemoteError:
+def _their_words(body: bytes) -> str:
+    """The endpoint's own error code and message when its body is JSON that has them; never the body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    error = data.get("error")
+    if isinstance(error, dict):  # {"error": {"code": ..., "message": ...}}, as Azure answers
+        code, message = error.get("code"), error.get("message")
+    else:  # {"error": "...", "error_description": ...} (OAuth), {"code", "message"}, RFC 7807's title and detail
+        code = error if error is not None else data.get("code")
+        message = next(
+            (data[k] for k in ("message", "error_description", "detail", "title") if isinstance(data.get(k), str)), None
+        )
+    parts = [clip(code, 100) if isinstance(code, str | int) else "", clip(message) if isinstance(message, str) else ""]
+    return ": ".join(part for part in parts if part)
+
+
+def _refused(url: str, status: int, headers: Mapping[str, str], words: str) -> RemoteError:
     hint = None
     if status in (401, 403):
         hint = "the endpoint refused the credentials: check the sink's api_key (X-API-KEY) or secret_headers"
     elif 300 <= status < 400:
-        hint = f"the endpoint redirects to {headers.get('Location', '?')}: configure the final https URL"
+        where = host_of(headers.get("Location")) or "nowhere"
+        hint = f"the endpoint redirects to {where}: configure the final https URL"
     elif status == 404:
         hint = "check the sink's url"
-    # `text` is scrubbed by the caller: an endpoint may echo the request body, secret and all.
-    detail = f": {text.strip()}" if text.strip() else ""
     return RemoteError(
-        f"the endpoint answered {status}{detail}", service=SERVICE, target=url, reason=FailureReason.SINK_FAILED,
-        transient=status in TRANSIENT_STATUSES, status=status,
+        f"the endpoint answered {status}" + (f": {words}" if words else ""), service=SERVICE, target=url,
+        reason=FailureReason.SINK_FAILED, transient=status in TRANSIENT_STATUSES, status=status,
         retry_after=parse_retry_after(headers.get("Retry-After")), hint=hint,
     )

@@ -4,16 +4,14 @@ Adapters are built the way ``service/wiring.py`` builds them (one TLS context, o
 rotator's client-secret credential, a Graph client per tenant, a Key Vault client per vault) and talk
 HTTPS to the emulator on 127.0.0.1: msgraph-sdk, azure-identity and azure-keyvault-secrets are not mocked.
 What the emulator cannot play (a redirecting or echoing push endpoint, the Kubernetes API) is a small
-aiohttp server on loopback, written here.
+aiohttp server on loopback (tests/integration/kit.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
-import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,29 +20,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from azure.core.credentials_async import AsyncTokenCredential
 
-from service.adapters.entra import EntraVerifier, rotator_credential
-from service.adapters.graph import GraphDirectory, graph_service_client
-from service.adapters.keyvault import KeyVault, secret_client
-from service.adapters.push import HttpPusher, PushRequest
+from service.adapters.keyvault import KeyVault
 from service.adapters.state_file import FileStateStore
 from service.adapters.state_kubernetes import KubernetesStateStore
-from service.adapters.transport import aiohttp_session, tls_context
-from service.config import Endpoints, IdentityConfig
-from service.emulator import Emulator, RequestRecord
 from service.errors import DEFAULT_HINTS, FailureReason, OutcomeUnknown, RemoteError
-from service.metrics import Metrics
 from service.ports import Receipt
 from service.retry import RetryPolicy
 from service.secret import Secret
 from tests.conftest import assert_no_secrets
-from tests.integration.conftest import FAST_RETRY, World, days
+from tests.integration.conftest import World, days
+from tests.integration.kit import Kit, calls, loopback_server, push_fields
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 NAME = "dime-exchange-client-secret"
 APP_READ = r"^/v1\.0/applications\(appId="
 ADD_PASSWORD = r"/addPassword$"
@@ -52,96 +41,6 @@ VAULT = r"^/secrets/"
 RECEIVER = r"^/dimescheduler/"
 # Quicker than FAST_RETRY where a test waits through every attempt.
 QUICK = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, budget=10.0)
-
-
-# --- building the adapters as wiring.py does ------------------------------------------------------
-
-
-@dataclass
-class Kit:
-    """One pass's worth of adapters on the world's emulator, closed by the fixture."""
-
-    world: World
-    tls: ssl.SSLContext
-    session: aiohttp.ClientSession
-    endpoints: Endpoints
-    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
-
-    @property
-    def emu(self) -> Emulator:
-        return self.world.emu
-
-    def credential(self, secret_file: Path | None = None) -> AsyncTokenCredential:
-        identity = IdentityConfig.model_validate(
-            {"type": "client_secret", "tenant_id": self.world.tenant, "client_id": self.world.rotator_client_id,
-             "client_secret": {"file": str(secret_file or self.world.tmp / "rotator-secret")}}
-        )
-        credential = rotator_credential(identity, self.endpoints, self.session, self.world.tenant)
-        self.closers.append(credential.close)
-        return credential
-
-    def directory(self, retry: RetryPolicy = FAST_RETRY, *, secret_file: Path | None = None) -> GraphDirectory:
-        client, http = graph_service_client(
-            self.credential(secret_file), self.world.tenant, self.endpoints.graph_url, self.endpoints.graph_scope,
-            self.tls,
-        )
-        self.closers.append(http.aclose)
-        return GraphDirectory(client, self.world.tenant, retry, Metrics())
-
-    def vault(self, retry: RetryPolicy = FAST_RETRY, *, verify_challenge_resource: bool = False) -> KeyVault:
-        client = secret_client(
-            self.emu.vault_url, self.credential(), self.session, verify_challenge_resource=verify_challenge_resource
-        )
-        self.closers.append(client.close)
-        return KeyVault(client, self.emu.vault_url, retry, Metrics())
-
-    def verifier(self) -> EntraVerifier:
-        return EntraVerifier(self.endpoints, self.session)
-
-    def pusher(self, url: str, *, api_key: str | None = None, retry: RetryPolicy = FAST_RETRY) -> HttpPusher:
-        key = Secret(api_key if api_key is not None else self.emu.receiver.api_key)
-        return HttpPusher(self.session, PushRequest(url=url, secret_headers={"X-API-KEY": key}), retry, Metrics())
-
-
-@pytest.fixture
-async def kit(world: World) -> AsyncIterator[Kit]:
-    tls = tls_context(world.emu.ca_file)
-    session = aiohttp_session(tls)
-    endpoints = Endpoints(world.emu.url, world.emu.graph_url, GRAPH_SCOPE, world.emu.ca_file)
-    built = Kit(world, tls, session, endpoints)
-    try:
-        yield built
-    finally:
-        for close in reversed(built.closers):
-            await close()
-        await session.close()
-
-
-def calls(emu: Emulator, service: str, method: str | None = None, path: str = "") -> list[RequestRecord]:
-    """The requests one service of the emulator answered, optionally by method and a path fragment."""
-    return [
-        r for r in emu.requests
-        if r.service == service and (method is None or r.method == method) and path in r.path
-    ]
-
-
-def push_fields(world: World) -> dict[str, object]:
-    return {"tenantId": world.tenant, "clientId": world.app_id, "expiresOn": "2030-01-01T00:00:00Z"}
-
-
-@contextlib.asynccontextmanager
-async def loopback_server(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[str]:
-    """A plain-http aiohttp server on 127.0.0.1 answering every request with ``handler``; yields its URL."""
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 # --- GraphDirectory.read_app ------------------------------------------------------------------------
@@ -675,7 +574,8 @@ async def test_push_refuses_a_redirect_and_the_secret_never_reaches_the_location
 
     error = caught.value
     assert (error.reason, error.transient, error.status) == (FailureReason.SINK_FAILED, False, 307)
-    assert f"{location}/stolen" in (error.hint or "")
+    assert location in (error.hint or ""), "where it points, scheme and host only"
+    assert "/stolen" not in (error.hint or ""), "never its path or query (either may carry a secret)"
     assert redirected == ["POST"], "asked once, not retried"
     assert elsewhere == [], "the secret never went to the Location"
 
