@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -119,7 +120,7 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _https_url(value: Any, *, allow_loopback_http: bool) -> str:
+def _https_url(value: Any, *, allow_loopback_http: bool, query_instead: str) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a URL like https://host/path")
     parts = urlsplit(value)
@@ -129,11 +130,28 @@ def _https_url(value: Any, *, allow_loopback_http: bool) -> str:
         raise ValueError("plain http is refused (the secret would cross the network in clear): use https")
     if parts.username or parts.password:
         raise ValueError("credentials in a URL are refused: use the sink's api_key or secret_headers")
+    # Never echoed: a query often is a key (an Azure Functions `?code=`). A URL names its sink in ids,
+    # receipts, logs and `status`, so it must hold nothing secret.
+    if "?" in value or "#" in value:
+        raise ValueError(f"a query string or fragment is refused here (it would show in ids and logs): {query_instead}")
     return value.rstrip("/")
 
 
-HttpsUrl = Annotated[str, BeforeValidator(lambda v: _https_url(v, allow_loopback_http=False))]
-PushUrl = Annotated[str, BeforeValidator(lambda v: _https_url(v, allow_loopback_http=True))]
+HttpsUrl = Annotated[
+    str,
+    BeforeValidator(
+        lambda v: _https_url(v, allow_loopback_http=False, query_instead="give the plain https://host/path")
+    ),
+]
+PushUrl = Annotated[
+    str,
+    BeforeValidator(
+        lambda v: _https_url(
+            v, allow_loopback_http=True,
+            query_instead="give each parameter in the sink's `query:` as a reference, e.g. query: {code: {env: NAME}}",
+        )
+    ),
+]
 
 
 # --- cloud and identity --------------------------------------------------------------------------
@@ -284,12 +302,34 @@ class KeyVaultSink(_Strict):
     secret_name: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
     verify_challenge_resource: bool = True
 
+    @field_validator("verify_challenge_resource")
+    @classmethod
+    def _only_an_emulator_skips_the_check(cls, value: bool, info: ValidationInfo) -> bool:
+        vault_url = info.data.get("vault_url")
+        if not value and isinstance(vault_url, str) and not is_loopback(urlsplit(vault_url).hostname):
+            # Unchecked, any host that answers for vault_url could name its own token audience.
+            raise ValueError(
+                "false is only for an emulator on loopback (127.0.0.1, ::1, localhost); a real vault's "
+                "challenge is always verified: remove the key"
+            )
+        return value
+
 
 class _PushSink(_Strict):
     url: PushUrl
+    # Query parameters added when pushing, each a secret reference (an Azure Functions `code`); kept out
+    # of the URL, which names the sink in ids, receipts, logs and `status`.
+    query: dict[str, SecretReference] = Field(default_factory=dict)
     fields: dict[str, str] = Field(default_factory=dict)
     static: dict[str, StaticValue] = Field(default_factory=dict)
     timeout: Duration = timedelta(minutes=2)
+
+    @field_validator("query")
+    @classmethod
+    def _query_names(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
+        if any(not re.fullmatch(r"[A-Za-z0-9_.~-]{1,64}", name) for name in value):
+            raise ValueError("a query parameter's name has 1-64 letters, digits and '_', '.', '~', '-'")
+        return value
 
     @field_validator("fields")
     @classmethod
@@ -315,12 +355,38 @@ class DimeSchedulerSink(_PushSink):
     api_key: SecretReference
 
 
+# Header names that carry credentials: their values must be references (secret_headers), never inline.
+_CREDENTIAL_WORDS = re.compile(r"auth|token|secret|passw|cookie|credential|signature|session|api-?key|jwt|bearer", re.I)
+_CREDENTIAL_PARTS = frozenset({"key", "sig", "pwd", "pass", "code"})
+_OWN_HEADERS = frozenset({"idempotency-key", "content-type"})
+
+
+def credential_header(name: str) -> bool:
+    """Whether a header named so carries a credential (Authorization, X-API-Key, *Token*, Cookie, ...)."""
+    parts = set(re.split(r"[-_.\s]+", name.lower()))
+    return bool(_CREDENTIAL_WORDS.search(name)) or bool(parts & _CREDENTIAL_PARTS)
+
+
 class WebhookSink(_PushSink):
     """Any HTTPS endpoint taking the same JSON body; authentication through headers."""
 
     type: Literal["webhook"]
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, SecretReference] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _no_inline_credentials(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.lower() in _OWN_HEADERS:
+                raise ValueError(f"{name} is set by the sink itself: remove it")
+            if credential_header(name):
+                # The name, never the value: the value is probably the credential itself.
+                raise ValueError(
+                    f"{name} carries a credential: an inline value is refused; move it to "
+                    f"secret_headers: {{{name}: {{env: NAME}}}} (or {{file: PATH}})"
+                )
+        return value
 
 
 SinkConfig = Annotated[KeyVaultSink | DimeSchedulerSink | WebhookSink, Field(discriminator="type")]
@@ -468,6 +534,8 @@ def _references(config: Config) -> list[tuple[str, SecretRef]]:
                 refs.append((f"targets[{i}].sinks[{j}].api_key", sink.api_key))
             elif isinstance(sink, WebhookSink):
                 refs.extend((f"targets[{i}].sinks[{j}].secret_headers.{h}", r) for h, r in sink.secret_headers.items())
+            if not isinstance(sink, KeyVaultSink):
+                refs.extend((f"targets[{i}].sinks[{j}].query.{q}", r) for q, r in sink.query.items())
     return refs
 
 

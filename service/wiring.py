@@ -141,6 +141,7 @@ class PassResources:
             secret_field=names["clientSecret"],
             headers=headers,
             secret_headers=secret_headers,
+            query={name: ref.resolve(self._environ) for name, ref in sink.query.items()},
             timeout=sink.timeout.total_seconds(),
         )
         fields: dict[str, object] = {

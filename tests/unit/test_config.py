@@ -10,7 +10,15 @@ import jsonschema
 import pytest
 import yaml
 
-from service.config import CLOUDS, ConfigProblems, DimeSchedulerSink, json_schema, load_config, parse_config
+from service.config import (
+    CLOUDS,
+    ConfigProblems,
+    DimeSchedulerSink,
+    json_schema,
+    load_config,
+    parse_config,
+    sink_id,
+)
 from service.errors import ConfigError
 from service.model import Credential
 from service.policy import renewal_time
@@ -282,6 +290,58 @@ BROKEN = {
         "credential",
         "only used with type workload_identity",
     ),
+    "a query string in a push URL is refused, it would show in ids, receipts and logs": (
+        push(url="https://fn.example.invalid/api/hook?code=abc"),
+        "targets[0].sinks[1].url",
+        "query: {code: {env: NAME}}",
+    ),
+    "a fragment in a push URL is refused": (
+        push(url="https://example.invalid/hook#part"), "targets[0].sinks[1].url", "query string or fragment",
+    ),
+    "a query string in a vault URL is refused": (
+        TARGET.replace("vault.azure.net", "vault.azure.net?x=1"), "targets[0].sinks[0].vault_url",
+        "give the plain https://host/path",
+    ),
+    "an inline query value is refused": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', query: {code: abc}}"),
+        "targets[0].sinks[1].query.code",
+        "inline secret is refused",
+    ),
+    "a query reference that does not resolve is named": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', query: {code: {env: FUNCTION_KEY}}}"),
+        "targets[0].sinks[1].query.code",
+        "FUNCTION_KEY is not set",
+    ),
+    "an inline Authorization header is refused": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', headers: {Authorization: Basic abc}}"),
+        "targets[0].sinks[1].headers",
+        "Authorization carries a credential: an inline value is refused; move it to secret_headers",
+    ),
+    "an inline header named like a key is refused": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', headers: {x-functions-key: abc}}"),
+        "targets[0].sinks[1].headers",
+        "x-functions-key carries a credential",
+    ),
+    "an inline token header is refused": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', headers: {X-AuthToken: abc}}"),
+        "targets[0].sinks[1].headers",
+        "X-AuthToken carries a credential",
+    ),
+    "an inline cookie is refused": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', headers: {Cookie: session=abc}}"),
+        "targets[0].sinks[1].headers",
+        "Cookie carries a credential",
+    ),
+    "a header the sink sets itself is refused": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', headers: {Idempotency-Key: k}}"),
+        "targets[0].sinks[1].headers",
+        "Idempotency-Key is set by the sink itself",
+    ),
+    "an unverified challenge of a vault that is not on loopback is refused": (
+        TARGET + "        verify_challenge_resource: false\n",
+        "targets[0].sinks[0].verify_challenge_resource",
+        "only for an emulator on loopback",
+    ),
 }
 
 
@@ -314,6 +374,13 @@ INLINE_SECRETS = {
     ),
     "a secret pasted as an env variable name": push(api_key=f"{{env: '{INLINE}'}}"),
     "a secret pasted into a URL": push(url=f"https://user:{INLINE}@example.invalid/x"),
+    "a secret in a URL's query string": push(url=f"https://fn.example.invalid/api/hook?code={INLINE}"),
+    "a secret inline in a webhook's Authorization header": with_sink(
+        f"{{type: webhook, url: 'https://example.invalid/x', headers: {{Authorization: 'Bearer {INLINE}'}}}}"
+    ),
+    "a secret inline as a query parameter": with_sink(
+        f"{{type: webhook, url: 'https://example.invalid/x', query: {{code: '{INLINE}'}}}}"
+    ),
     "a secret pasted as a duration": f"defaults: {{lifetime: '{INLINE}'}}\n" + TARGET,
     "a secret pasted as a cloud name": f"cloud: {{name: '{INLINE}'}}\n" + TARGET,
     "a secret on a line that breaks the YAML": TARGET + f"    api_key: '{INLINE}': [\n",
@@ -369,6 +436,19 @@ GOOD = {
     "ISO 8601 durations are accepted": ("defaults: {lifetime: P60D, renew_before: PT480H}\n" + TARGET, {}),
     "a file reference to a readable file is accepted": (push(api_key="{file: FILE}"), {}),
     "a null policy key means the default": ("defaults: {lifetime: null}\n" + TARGET, {}),
+    "a secret query parameter is a reference": (
+        with_sink("{type: webhook, url: 'https://fn.example.invalid/api/hook', query: {code: {env: FUNCTION_KEY}}}"),
+        {"FUNCTION_KEY": "function-key-0123456789"},
+    ),
+    "harmless inline headers are kept": (
+        with_sink("{type: webhook, url: 'https://example.invalid/x', headers: {X-Tenant: contoso, Accept: '*/*'}}"),
+        {},
+    ),
+    "an emulator's vault on loopback may skip the challenge check": (
+        TARGET.replace("https://my-vault.vault.azure.net", "https://127.0.0.1:8443")
+        + "        verify_challenge_resource: false\n",
+        {},
+    ),
 }
 
 
@@ -506,3 +586,10 @@ def test_a_header_name_starting_like_a_type_name_stays_in_the_key_path() -> None
     text = with_sink("{type: webhook, url: 'https://example.invalid/x', secret_headers: {integration-key: x}}")
     (problem,) = problems_of(text).problems
     assert problem.startswith("targets[0].sinks[1].secret_headers.integration-key: ")
+
+
+def test_a_query_parameter_stays_out_of_the_sink_id() -> None:
+    text = with_sink("{type: webhook, url: 'https://fn.example.invalid/api/hook', query: {code: {env: FUNCTION_KEY}}}")
+    config = parse_config(text, "test.yaml", {"FUNCTION_KEY": "function-key-0123456789"})
+
+    assert sink_id(config.targets[0].sinks[1]) == "webhook:https://fn.example.invalid/api/hook"
