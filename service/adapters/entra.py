@@ -17,7 +17,12 @@ from typing import Any
 import aiohttp
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 from azure.core.credentials_async import AsyncSupportsTokenInfo, AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.identity.aio import (
     ClientSecretCredential,
     DefaultAzureCredential,
@@ -30,6 +35,7 @@ from service.adapters.transport import AnswerRefused, azure_client_kwargs
 from service.config import Endpoints, IdentityConfig
 from service.errors import ConfigError, FailureReason, RemoteError
 from service.redact import clip
+from service.retry import TRANSIENT_STATUSES
 from service.secret import Secret
 
 SERVICE = "entra"
@@ -212,6 +218,14 @@ class EntraVerifier:
                 service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
                 transient=code in _NOT_YET, code=f"AADSTS{code}" if code else None,
                 status=getattr(exc, "status_code", None),
+            ) from None
+        except HttpResponseError as exc:
+            # An answer azure-identity could not read (DecodeError): its text holds the whole body, never shown.
+            status = exc.status_code
+            raise RemoteError(
+                f"the token endpoint answered {status} with a body that is not a token answer",
+                service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
+                transient=status in TRANSIENT_STATUSES, status=status,
             ) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise RemoteError(

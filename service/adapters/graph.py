@@ -278,7 +278,13 @@ class GraphDirectory:
             return await adapter.send_primitive_async(request, "bytes", _ERRORS)
 
         raw = await self._read(fetch, target, "read the app")
-        data = json.loads(raw) if isinstance(raw, bytes | str) and raw else None
+        try:
+            data = json.loads(raw) if isinstance(raw, bytes | str) and raw else None
+        except ValueError:
+            raise RemoteError(
+                "Graph's answer is not JSON", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED,
+                transient=False, hint=_NOT_GRAPH,
+            ) from None
         if not isinstance(data, dict) or not data.get("id"):
             raise RemoteError(
                 "Graph returned no application", service=SERVICE, target=target,

@@ -102,7 +102,12 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         elif status == 429:
             reason = FailureReason.THROTTLED
         # The structured message only: str(exc) appends the whole body when it is not Key Vault's error JSON.
-        message = clip(exc.error.message) if exc.error and exc.error.message else f"the vault answered {status}"
+        if exc.error and exc.error.message:
+            message = clip(exc.error.message)
+        elif status is not None and status < 300:
+            message = "the vault's answer could not be read"  # a DecodeError: its text holds the body, not shown
+        else:
+            message = f"the vault answered {status}"
         return RemoteError(
             f"{operation}: {message}",
             service=SERVICE, target=target, reason=reason, transient=status in TRANSIENT_STATUSES,

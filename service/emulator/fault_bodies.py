@@ -4,8 +4,8 @@ A ``respond`` fault answers its ``status`` with ``body`` and ``headers`` filled 
 the client sent and, for an ``after`` fault, what the emulator was about to answer. ``{{name|filter...}}``
 stands for one of:
 
-- ``request.body``: the request's body as text; ``request.headers``: its headers as a JSON object;
-  ``request.header:NAME``: one header's value;
+- ``request.body``: the request's body as text; ``request.field:NAME``: a top-level field of its JSON;
+  ``request.headers``: its headers as a JSON object; ``request.header:NAME``: one header's value;
 - ``response.body``: the answer the fault replaces; ``response.field:NAME``: a top-level field of it
   (a string as it is, anything else as JSON);
 
@@ -39,7 +39,8 @@ FILTERS: dict[str, Callable[[str], str]] = {
     "unicode": lambda text: "".join(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else c for c in text),
     "url": lambda text: "".join(f"%{byte:02X}" for byte in text.encode()),
 }
-NAMES = ("request.body", "request.headers", "request.header", "response.body", "response.field")
+NAMES = ("request.body", "request.field", "request.headers", "request.header", "response.body", "response.field")
+_NAMED = ("request.field", "request.header", "response.field")
 
 
 def check_template(template: str) -> None:
@@ -48,7 +49,7 @@ def check_template(template: str) -> None:
         name, argument, filters = match.groups()
         if name not in NAMES:
             raise ValueError(f"unknown placeholder {name!r}; one of {', '.join(NAMES)}")
-        if (name in ("request.header", "response.field")) != (argument is not None):
+        if (name in _NAMED) != (argument is not None):
             raise ValueError(f"{name} {'needs' if argument is None else 'takes no'} a :NAME")
         for item in _filters(filters):
             if item not in FILTERS:
@@ -70,13 +71,16 @@ def _field(body: bytes, name: str) -> str:
 
 async def fill(template: str, request: web.Request, answer: web.StreamResponse | None) -> str:
     """``template`` with its placeholders replaced (see the module's docstring)."""
-    request_body = (await request.read()).decode("utf-8", errors="replace")
+    raw_request = await request.read()
+    request_body = raw_request.decode("utf-8", errors="replace")
     answer_body = answer.body if isinstance(answer, web.Response) and isinstance(answer.body, bytes) else b""
 
     def value(match: re.Match[str]) -> str:
         name, argument, filters = match.groups()
         if name == "request.body":
             text = request_body
+        elif name == "request.field":
+            text = _field(raw_request, argument)
         elif name == "request.headers":
             text = json.dumps(dict(request.headers))
         elif name == "request.header":

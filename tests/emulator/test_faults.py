@@ -136,7 +136,8 @@ async def test_respond_echoes_the_request_through_filters(emu: Emulator, http: a
     emu.faults.add(
         path=r"^/dimescheduler/", kind="respond", status=400,
         body='{"got": "{{request.body|base64}}", "key": "{{request.header:X-API-KEY|unicode}}", '
-             '"url": "{{request.body|url}}", "as_json": "{{request.body|json}}"}',
+             '"url": "{{request.body|url}}", "as_json": "{{request.body|json}}", '
+             '"field": "{{request.field:clientSecret}}"}',
     )
     sent = '{"clientSecret": "s~1"}'
 
@@ -148,6 +149,7 @@ async def test_respond_echoes_the_request_through_filters(emu: Emulator, http: a
     assert answer["key"] == "k~", "\\u escapes decode back to the header's value"
     assert unquote(answer["url"]) == sent
     assert answer["as_json"] == sent
+    assert answer["field"] == "s~1"
     assert emu.receiver.deliveries == [], "answered before the receiver saw it"
 
 

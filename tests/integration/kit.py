@@ -24,7 +24,7 @@ from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.transport import aiohttp_session, tls_context
 from service.config import Endpoints, IdentityConfig
-from service.emulator import Emulator, RequestRecord
+from service.emulator import Emulator, RequestRecord, ca
 from service.metrics import Metrics
 from service.retry import RetryPolicy
 from service.secret import Secret
@@ -120,3 +120,33 @@ async def loopback_server(handler: Callable[[web.Request], Awaitable[web.StreamR
         await runner.cleanup()
 
 
+
+
+@contextlib.asynccontextmanager
+async def https_server(
+    emu: Emulator, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> AsyncIterator[str]:
+    """An HTTPS server on loopback with the emulator's certificate (so the rotator trusts it), answering every
+    request with ``handler``; yields its URL, named ``localhost`` so that it is another host than the emulator."""
+    files = ca.CertificateFiles(emu.ca_file, emu.state_dir / "server.pem", emu.state_dir / "server-key.pem")
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ca.server_context(files)).start()
+    try:
+        yield f"https://localhost:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Catcher:
+    """A server a redirect points to: it records what reaches it and answers as if it were the real thing."""
+
+    answer: Callable[[web.Request], dict[str, Any]]
+    seen: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((request.method, request.path, await request.read()))
+        return web.json_response(self.answer(request))
