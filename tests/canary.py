@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - the emulator is part of the package
 
 _JSON_ESCAPE = re.compile(r'\\u([0-9a-fA-F]{4})|\\(["\\/bfnrt])')
 _SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}")  # padding left out: a run is decoded at each offset
 _TO_STANDARD = str.maketrans("-_", "+/")
 # Values at least this long are found through an index of their last windows (see _Index); shorter
 # ones, if any, by a plain search.
@@ -48,9 +48,10 @@ def _base64_decoded(text: str) -> str:
         standard = run.translate(_TO_STANDARD)
         for skip in range(4):
             chunk = standard[skip:]
-            chunk = chunk[: len(chunk) - len(chunk) % 4]
+            if len(chunk) % 4 == 1:
+                chunk = chunk[:-1]  # one character alone holds no whole byte
             try:
-                decoded.append(base64.b64decode(chunk).decode("utf-8", errors="replace"))
+                decoded.append(base64.b64decode(chunk + "=" * (-len(chunk) % 4)).decode("utf-8", errors="replace"))
             except (binascii.Error, ValueError):
                 continue
     return "\n".join(decoded)

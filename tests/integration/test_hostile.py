@@ -108,7 +108,8 @@ async def test_a_push_endpoint_error_keeps_its_own_code_and_message(kit: Kit) ->
 async def test_a_full_pass_against_an_echoing_push_endpoint_logs_no_secret(world: World) -> None:
     world.target(sinks=("keyvault", "dimescheduler"))
     world.emu.faults.add(r"^/dimescheduler/", "POST", "respond", status=400,
-                         body='{"error": "bad_request", "echo": "{{request.body|base64}} {{request.body|unicode}}"}')
+                         body='{"error": "bad_request", "echo": "{{request.field:clientSecret|base64}} '
+                              '{{request.field:clientSecret|unicode}} {{request.body|base64}}"}')
 
     [result] = await world.run()  # world.run looks for every issued secret and token in the log lines
 
