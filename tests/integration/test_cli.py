@@ -437,3 +437,28 @@ def test_status_with_an_unreadable_target_exits_1_and_says_why(
     assert "client_id" in errors["ghost"]["hint"]
     assert "unreadable (not_found)" in table
     assert writes(world.emu) == []
+
+
+def test_a_secret_query_parameter_is_sent_but_stays_out_of_ids_receipts_logs_and_status(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    function_key = "function-key-in-the-query-5e6f7a8b9c0d"
+    (world.tmp / "function-key").write_text(function_key)
+    data = world.config_data()
+    sink = _sink(data, "dimescheduler")
+    sink["query"] = {"code": {"file": str(world.tmp / "function-key")}}
+    path = str(write_config(world, data))
+    sent: list[str] = []
+    world.emu.faults.add(r"^/dimescheduler/", "POST", "hook", hook=lambda info: sent.append(info.query))
+
+    run_code, run_out, run_err = cli(capsys, "run", "--config", path)
+    status_code, status, _ = cli(capsys, "status", "--config", path, "--output", "json")
+    table_code, table, _ = cli(capsys, "status", "--config", path)
+    receipts = "".join(p.read_text() for p in (world.tmp / "state" / "receipts").iterdir())
+
+    assert (run_code, status_code, table_code) == (0, 0, 0)
+    assert sent == [f"code={function_key}"], "the endpoint got its key"
+    for shown, where in ((run_out + run_err, "the run's output"), (status + table, "status"), (receipts, "receipts")):
+        assert function_key not in shown, where
+        assert "?code" not in shown, where
+    assert f"dimescheduler:{world.emu.receiver_url}" in status
