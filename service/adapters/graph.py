@@ -21,7 +21,12 @@ from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.serialization import ParsableFactory
@@ -171,6 +176,17 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             transient=False,
             hint="check the rotator's own credential (credential: in the config, workload identity federation)",
         )
+    if isinstance(exc, HttpResponseError | ServiceRequestError | ServiceResponseError):
+        # The rotator's token request for Graph got an answer azure-identity could not read (its text would
+        # hold the whole body) or none at all.
+        return RemoteError(
+            f"the rotator's token request for Graph failed: {type(exc).__name__}",
+            service="entra",
+            target=target,
+            reason=FailureReason.UNEXPECTED,
+            transient=not isinstance(exc, HttpResponseError),
+            hint="check cloud.authority_host, the network path to it and any proxy (HTTPS_PROXY/NO_PROXY)",
+        )
     if isinstance(exc, httpx.TransportError):
         return RemoteError(
             clip(f"{operation} failed: {type(exc).__name__} {exc}".strip()),
@@ -184,7 +200,9 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
 
 
 # Every failure of a Graph call that translate() sorts.
-GRAPH_FAILURES = (APIError, ClientAuthenticationError, httpx.TransportError, AnswerRefused)
+GRAPH_FAILURES = (
+    APIError, httpx.TransportError, AnswerRefused, HttpResponseError, ServiceRequestError, ServiceResponseError,
+)
 
 
 async def graph_read(
@@ -336,7 +354,8 @@ class GraphDirectory:
                     ) from None
                 error.transient = False
                 raise error from None
-            except ClientAuthenticationError as exc:
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+                # The rotator's own token request failed: addPassword was never sent.
                 raise translate(exc, target=target, operation="addPassword") from None
 
         raw = await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, "addPassword"))

@@ -22,7 +22,11 @@ from typing import Any, TypeVar
 import httpx
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.identity import DeviceCodeCredential
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -132,7 +136,7 @@ class GraphAdmin:
                 service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
                 hint=f"{made} may exist now: run the same bootstrap command again, it finds it and completes it",
             ) from None
-        except (APIError, ClientAuthenticationError, AnswerRefused) as exc:
+        except (APIError, AnswerRefused, HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
             observe("error")
             error = _translate(exc, target=target, operation=operation)
             # A success answer too large to read, or a 5xx: the write may have happened.

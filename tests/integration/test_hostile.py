@@ -272,6 +272,18 @@ async def test_a_graph_error_echoing_the_bearer_token_leaves_it_in_no_error(kit:
     assert_no_secrets(everything_shown(caught.value), "Graph's error")
 
 
+async def test_a_garbled_token_answer_during_a_graph_call_is_sorted_and_shows_no_secret(kit: Kit) -> None:
+    # The rotator's own token request; the answer echoes its form, client secret and all.
+    kit.emu.faults.add(r"/oauth2/v2\.0/token$", "POST", "respond", status=200, content_type="text/html",
+                       body="<html>proxy says: {{request.body|base64}} {{request.body|url}}</html>")
+
+    with pytest.raises(RemoteError) as caught:
+        await kit.directory().read_app(kit.world.app_id)
+
+    assert (caught.value.service, caught.value.transient) == ("entra", False)
+    assert_no_secrets(everything_shown(caught.value), "the error of a Graph call whose token request was garbled")
+
+
 # --- the Entra verifier --------------------------------------------------------------------------------
 
 
