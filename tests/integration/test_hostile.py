@@ -7,6 +7,7 @@ another host, a second HTTPS server on loopback with the emulator's certificate;
 
 from __future__ import annotations
 
+import base64
 import traceback
 
 import pytest
@@ -319,3 +320,38 @@ def sent(kit: Kit, fault_id: int) -> int:
     [fault] = [f for f in kit.emu.faults.active() if f.id == fault_id]
     assert fault.fired >= 1, "the flood was asked for"
     return fault.sent
+
+
+async def test_a_token_request_redirected_elsewhere_is_not_followed(kit: Kit) -> None:
+    _, secret = kit.emu.add_password(kit.world.tenant, kit.world.app_id)
+    catcher = Catcher(lambda _: {"token_type": "Bearer", "expires_in": 3599, "access_token": "not-from-entra"})
+    async with https_server(kit.emu, catcher.handle) as elsewhere:
+        kit.emu.faults.add(r"/oauth2/v2\.0/token$", "POST", "respond", status=307, body="",
+                           headers={"Location": f"{elsewhere}/token"})
+
+        with pytest.raises(RemoteError) as caught:
+            await kit.verifier().try_token(kit.world.tenant, kit.world.app_id, Secret(secret))
+
+    assert caught.value.reason == FailureReason.VERIFICATION_FAILED
+    assert catcher.seen == [], "the new secret never went to the other host"
+
+
+# --- every access token the rotator obtains is registered with the redactor ---------------------------
+
+
+def _registered(token: str) -> bool:
+    """Whether the redactor knows ``token`` itself (a JWT's shape alone would mask it as it is, not in base64)."""
+    return redact.scrub(base64.b64encode(token.encode()).decode()) == redact.MASK
+
+
+async def test_the_tokens_of_the_rotators_graph_and_vault_calls_and_of_the_verifier_are_registered(kit: Kit) -> None:
+    _, secret = kit.emu.add_password(kit.world.tenant, kit.world.app_id)
+    before = kit.emu.issued_tokens()
+
+    await kit.directory().read_app(kit.world.app_id)
+    await kit.vault().list_versions(NAME)
+    await kit.verifier().try_token(kit.world.tenant, kit.world.app_id, Secret(secret))
+
+    issued = kit.emu.issued_tokens() - before
+    assert len(issued) == 3, "one token for Graph, one for the vault, one for the verifier"
+    assert all(_registered(token) for token in issued)
