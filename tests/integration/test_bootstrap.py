@@ -8,6 +8,7 @@ bootstrap without --store shows is cut out first and proven to authenticate.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service import cli
+from service import cli, redact
 from service.bootstrap import DEFAULT_NAME, DEFAULT_REDIRECT_URI, GRAPH_APP_ID, GRAPH_ROLES
 from service.config import parse_config
 from service.emulator import AppRecord, Emulator, Identity
@@ -520,6 +521,7 @@ async def test_the_device_code_sign_in(site: Site, role: str, code: int, needs: 
 
 async def test_the_device_code_sign_in_serves_the_vault_too_with_one_prompt(site: Site) -> None:
     site.emu.add_user(site.tenant, "admin@contoso.example")
+    tokens_before = site.emu.issued_tokens()
 
     ran = await site.bootstrap(*device_code_flags(site), "--store", site.vault, "--output", "json", signed_in=False)
 
@@ -531,6 +533,10 @@ async def test_the_device_code_sign_in_serves_the_vault_too_with_one_prompt(site
     assert stored is not None
     assert authenticates(site, app, stored.value)
     assert "value" not in ran.json()["secret"]
+    admin_tokens = site.emu.issued_tokens() - tokens_before
+    assert len(admin_tokens) == 2, "one for Graph, one for the vault"
+    for token in admin_tokens:  # registered with the redactor: even base64-encoded, it would be masked
+        assert redact.scrub(base64.b64encode(token.encode()).decode()) == redact.MASK
 
 
 def device_code_flags(site: Site) -> list[str]:
