@@ -1,6 +1,6 @@
 """Scrubber benchmark: microseconds per `redact.scrub()` call and per rendered log line.
 
-    .venv/bin/python tests/bench/scrub.py [--values 1,50,1000] [--tokens 20] [--repeat 2000]
+    .venv/bin/python tests/bench/scrub.py [--values 1,50,1000] [--tokens 20] [--repeat 2000] [--short]
 
 `scrub()` runs on every value of every log line and once more on the rendered line, so its cost is
 paid on the hot path. For each count of registered secrets (plus `--tokens` JWT-shaped access tokens)
@@ -57,6 +57,11 @@ LINES = {
     }),
     "4 KB line": json.dumps({"event": "x", "detail": "lorem ipsum dolor sit amet " * 150}),
     "line with %- and \\u-escapes": json.dumps({"event": "x", "url": "https://h/p?a=%7Eb%2Fc&d=e", "m": "a\\u007eb"}),
+    "rendered line with a quoted word": json.dumps({
+        "event": "rotation.failed", "target": "dime-exchange", "reason": "not_found", "level": "error",
+        "error": 'graph app 1111 in tenant 0000: Resource \'x\' does not exist or one of its "queried" references',
+        "timestamp": "2026-01-02T03:04:05.123456Z",
+    }),
 }
 
 
@@ -76,6 +81,7 @@ def main() -> None:
     parser.add_argument("--values", default="1,50,1000", help="registered secret counts to measure, comma-separated")
     parser.add_argument("--tokens", type=int, default=20, help="JWT-shaped tokens registered besides the secrets")
     parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--short", action="store_true", help="also register a 6-character secret at the end")
     args = parser.parse_args()
 
     for token in (jwt_like() for _ in range(args.tokens)):
@@ -100,6 +106,11 @@ def main() -> None:
             stream.truncate()
 
         print(f"{count:>8} {'log.info() through structlog':<32} {measure(one_line, args.repeat):>9.1f}")
+    if args.short:
+        redact.register("x7Qp2Z")
+        line = LINES["rotation.failed with an error"]
+        name = "rotation.failed, + a short secret"
+        print(f"{len(registered):>8} {name:<32} {measure(lambda: redact.scrub(line), args.repeat):>9.1f}")
 
 
 if __name__ == "__main__":
