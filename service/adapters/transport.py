@@ -160,13 +160,14 @@ def azure_client_kwargs(session: aiohttp.ClientSession) -> dict[str, Any]:
 class _CappedStream(httpx.AsyncByteStream):
     """A response body stream that ends (an error body) or fails (a success body) after ``limit`` bytes."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, status: int, origin: str | None) -> None:
+    def __init__(self, inner: httpx.AsyncByteStream, status: int, origin: str | None, limit: int) -> None:
         self._inner = inner
         self._status = status
         self._origin = origin
+        self._limit = limit
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        limit, read = body_limit(self._status), 0
+        limit, read = self._limit, 0
         async for chunk in self._inner:
             if read + len(chunk) > limit:
                 await self._inner.aclose()  # unread: httpcore closes the connection rather than reuse it
@@ -183,22 +184,20 @@ class _CappedStream(httpx.AsyncByteStream):
 
 async def _guard(response: httpx.Response) -> None:
     """httpx's response hook, run before the body is read: refuse redirects, cap the body."""
-    origin = host_of(str(response.request.url))
-    if 300 <= response.status_code < 400:
+    origin, status = host_of(str(response.request.url)), response.status_code
+    if 300 <= status < 400:
         await response.aclose()
-        raise redirect_refused(response.status_code, response.request.url, response.headers.get("Location"))
+        raise redirect_refused(status, response.request.url, response.headers.get("Location"))
+    limit = body_limit(status)
     if response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
         # Asked for identity: httpx would inflate a compressed body after the cap, a bomb whole.
-        await response.aclose()
-        if response.status_code < 400:
-            raise AnswerRefused(
-                response.status_code, "answered a compressed body although none was asked for", origin=origin
-            )
+        if status < 400:
+            await response.aclose()
+            raise AnswerRefused(status, "answered a compressed body although none was asked for", origin=origin)
         del response.headers["Content-Encoding"]
-        response.stream = httpx.ByteStream(b"")
-        return
+        limit = 0  # an error's status says enough; its body is dropped unread
     assert isinstance(response.stream, httpx.AsyncByteStream)  # an AsyncClient's transport answers async streams
-    response.stream = _CappedStream(response.stream, response.status_code, origin)
+    response.stream = _CappedStream(response.stream, status, origin, limit)
 
 
 def httpx_client(context: ssl.SSLContext, base_url: str, *, limit: int = 100) -> httpx.AsyncClient:

@@ -355,3 +355,22 @@ async def test_the_tokens_of_the_rotators_graph_and_vault_calls_and_of_the_verif
     issued = kit.emu.issued_tokens() - before
     assert len(issued) == 3, "one token for Graph, one for the vault, one for the verifier"
     assert all(_registered(token) for token in issued)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        pytest.param(403, (403, FailureReason.PERMISSION_DENIED), id="a compressed error is sorted by its status"),
+        pytest.param(200, (200, FailureReason.UNEXPECTED), id="a compressed success is refused: it could be a bomb"),
+    ],
+)
+async def test_a_compressed_graph_answer_is_never_inflated(
+    kit: Kit, status: int, expected: tuple[int, FailureReason]
+) -> None:
+    kit.emu.faults.add(r"^/v1\.0/applications\(appId=", "GET", "respond", status=status, body="\x1f\x8b-not-inflated",
+                       headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(RemoteError) as caught:
+        await kit.directory().read_app(kit.world.app_id)
+
+    assert (caught.value.status, caught.value.reason) == expected
