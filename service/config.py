@@ -358,7 +358,7 @@ class DimeSchedulerSink(_PushSink):
 # Header names that carry credentials: their values must be references (secret_headers), never inline.
 _CREDENTIAL_WORDS = re.compile(r"auth|token|secret|passw|cookie|credential|signature|session|api-?key|jwt|bearer", re.I)
 _CREDENTIAL_PARTS = frozenset({"key", "sig", "pwd", "pass", "code"})
-_OWN_HEADERS = frozenset({"idempotency-key", "content-type"})
+_OWN_HEADERS = frozenset({"idempotency-key"})  # the credential's keyId, set by the sink
 
 
 def credential_header(name: str) -> bool:

@@ -118,7 +118,7 @@ def credential_from_sdk(item: PasswordCredential) -> Credential:
     )
 
 
-def _sorted(status: int | None, code: str | None, operation: str) -> tuple[FailureReason, str | None]:
+def _reason_and_hint(status: int | None, code: str | None, operation: str) -> tuple[FailureReason, str | None]:
     """The reason and hint for Graph's answer ``status`` with its error ``code``."""
     if status in (401, 403):
         return FailureReason.PERMISSION_DENIED, None
@@ -155,7 +155,7 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         # An error body that is not Graph's OData error (an HTML gateway page, a cut body) is not shown.
         message = clip(error.message) if error is not None and error.message else f"Graph answered {status}"
         headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
-        reason, hint = _sorted(status, code, operation)
+        reason, hint = _reason_and_hint(status, code, operation)
         return RemoteError(
             message,
             service=SERVICE,
