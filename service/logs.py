@@ -2,8 +2,9 @@
 
 Every line has ``timestamp`` (UTC ISO 8601), ``level`` and ``event``. The event names are a contract
 (DESIGN.md, "Logs, metrics, alerts"); they are listed here so code and tests use the same words.
-Tracebacks are rendered without local variables, and the last step scrubs every registered secret
-from the rendered line, whatever produced it (our code, an SDK's message, stdlib logging).
+Tracebacks are rendered without local variables, and the last step scrubs every registered secret and
+access token (in any encoding service.redact knows), bearer token and JWT from the rendered line,
+whatever produced it (our code, an SDK's message, stdlib logging).
 """
 
 from __future__ import annotations
