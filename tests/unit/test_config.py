@@ -253,7 +253,7 @@ BROKEN = {
     "a CA bundle that does not exist is named": (
         "cloud: {ca_bundle: /nonexistent/ca.pem}\n" + TARGET,
         "cloud.ca_bundle",
-        "is not a file",
+        "cannot be read (No such file or directory): give the PEM file of the CA",
     ),
     "invalid YAML names the line and column": (
         TARGET + "    lifetime: [90d\n",
