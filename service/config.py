@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -363,6 +364,11 @@ def sink_id(sink: SinkConfig) -> str:
 # --- targets and the file ------------------------------------------------------------------------
 
 
+def _repeated(values: Iterable[str]) -> list[str]:
+    """The values that occur more than once, sorted (one pass: a fleet's config has thousands)."""
+    return sorted(value for value, count in Counter(values).items() if count > 1)
+
+
 class Target(PolicyOverrides):
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
     tenant_id: str = Field(pattern=GUID)
@@ -373,8 +379,7 @@ class Target(PolicyOverrides):
     @field_validator("sinks")
     @classmethod
     def _unique_sinks(cls, value: list[SinkConfig]) -> list[SinkConfig]:
-        ids = [sink_id(s) for s in value]
-        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        duplicated = _repeated(sink_id(s) for s in value)
         if duplicated:
             raise ValueError(f"the same sink is listed twice: {', '.join(duplicated)}")
         return value
@@ -412,8 +417,7 @@ class Config(_Strict):
     @field_validator("targets")
     @classmethod
     def _unique_names(cls, value: list[Target]) -> list[Target]:
-        names = [t.name for t in value]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        duplicated = _repeated(t.name for t in value)
         if duplicated:
             raise ValueError(f"target names must be unique: {', '.join(duplicated)} appears twice")
         return value
@@ -473,13 +477,38 @@ _PATTERN_FIXES = {
 }
 
 
+def _inside_secret_reference(loc: tuple[int | str, ...]) -> int | None:
+    """Where a secret reference's own keys begin in ``loc`` (the reference's path is ``loc[:n]``), or None."""
+    for i, part in enumerate(loc):
+        if part in ("api_key", "client_secret"):
+            return i + 1
+        if part == "secret_headers" and i + 1 < len(loc):
+            return i + 2  # secret_headers.<header name>
+    return None
+
+
+_REFERENCE_FIX = "write {env: NAME} or {file: PATH}"
+
+
 def problems_of(error: ValidationError) -> list[str]:
+    """Each validation error as ``key.path: what is wrong and how to fix it``, never quoting a value.
+
+    Under a secret reference nothing but ``env`` and ``file`` is named: a key there is as likely the
+    secret itself (``api_key: {sk-live-...}`` is a one-key mapping in YAML) as a misspelling.
+    """
     seen: dict[str, None] = {}
     for item in error.errors(include_input=False, include_url=False, include_context=False):
+        loc = item["loc"]
         msg = _FIXES.get(item["type"]) or re.sub(r"^(Value|Assertion) error, ", "", item["msg"])
         if item["type"] == "string_pattern_mismatch":
-            msg = _PATTERN_FIXES.get(str(item["loc"][-1]), msg)
-        seen[f"{_key_path(item['loc'])}: {msg}"] = None
+            msg = _PATTERN_FIXES.get(str(loc[-1]), msg)
+        reference = _inside_secret_reference(loc)
+        if reference is not None and len(loc) == reference and item["type"] in ("model_type", "dict_type"):
+            msg = f"must be a reference: {_REFERENCE_FIX}"
+        elif reference is not None and len(loc) > reference and loc[reference] not in ("env", "file"):
+            loc = loc[:reference]
+            msg = f"a key other than env or file (not shown: it may be the secret itself): {_REFERENCE_FIX}"
+        seen[f"{_key_path(loc)}: {msg}"] = None
     return list(seen)
 
 
@@ -525,10 +554,14 @@ def ca_bundle_problem(path: Path) -> str | None:
     return None
 
 
+# libyaml's parser with the same safe constructors: a 10,000-target config parses in a fraction of the time.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_config(text: str, source: str = "config", environ: Mapping[str, str] | None = None) -> Config:
     """Validate a YAML document; raises ConfigProblems naming every problem."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader, libyaml's when installed
     except yaml.YAMLError as exc:
         # The YAML error's own text quotes the offending line, which may hold a pasted secret.
         mark = getattr(exc, "problem_mark", None)

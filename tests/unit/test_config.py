@@ -313,6 +313,15 @@ INLINE_SECRETS = {
         f"{{type: webhook, url: 'https://example.invalid/x', secret_headers: {{X-Key: '{INLINE}'}}}}"
     ),
     "a secret pasted as an env variable name": push(api_key=f"{{env: '{INLINE}'}}"),
+    "a secret pasted as the key of a reference (a one-key YAML mapping)": push(api_key=f"{{'{INLINE}'}}"),
+    "a secret pasted as a key next to env": push(api_key=f"{{env: X, '{INLINE}': 1}}"),
+    "a secret pasted as the key of the rotator's client secret": (
+        "credential: {type: client_secret, client_id: 11111111-1111-1111-1111-111111111111, "
+        f"client_secret: {{'{INLINE}': null}}}}\n" + TARGET
+    ),
+    "a secret pasted as the key of a secret header's reference": with_sink(
+        f"{{type: webhook, url: 'https://example.invalid/x', secret_headers: {{X-Key: {{'{INLINE}': 1}}}}}}"
+    ),
     "a secret pasted into a URL": push(url=f"https://user:{INLINE}@example.invalid/x"),
     "a secret pasted as a duration": f"defaults: {{lifetime: '{INLINE}'}}\n" + TARGET,
     "a secret pasted as a cloud name": f"cloud: {{name: '{INLINE}'}}\n" + TARGET,
