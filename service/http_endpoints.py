@@ -201,7 +201,13 @@ class HttpServer:
         peer = str(peername[0]) if isinstance(peername, tuple) else "unknown"
         self._admit(peer, transport)
         try:
-            reply, head_only = await self._read_and_answer(reader, peer)
+            try:
+                reply, head_only = await self._read_and_answer(reader, peer)
+            except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+                raise
+            except Exception as error:  # noqa: BLE001 - a probe's bug answers 500 and is logged, never kills the server
+                self._warn("http.failed", "answering a request failed", error=type(error).__name__)
+                reply, head_only = _plain(HTTPStatus.INTERNAL_SERVER_ERROR), False
             await self._send(writer, reply, head_only=head_only)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away, was too slow, or was closed to make room: nothing to answer
