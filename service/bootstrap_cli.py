@@ -47,8 +47,10 @@ from service.config import (
     Endpoints,
     IdentityConfig,
     PolicyOverrides,
+    ca_bundle_problem,
     is_loopback,
     problems_of,  # the config file's own wording of validation errors (key path and fix, never the value)
+    read_config_text,
 )
 from service.durations import format_duration, parse_duration
 from service.errors import ConfigError, RemoteError
@@ -144,10 +146,9 @@ def _guid(flag: str, value: str | None) -> str | None:
 
 
 def _read_config(name: str) -> tuple[_ConfigView, dict[str, Any]]:
+    text = read_config_text(name)  # size-limited, UTF-8, a regular file or a pipe; ConfigError if not
     try:
-        data = yaml.safe_load(Path(name).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read the config file ({exc.strerror})") from None
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError:
         # The YAML error's own text quotes the offending line, which may hold a pasted secret.
         raise ConfigProblems(name, ["(top level): not valid YAML"]) from None
@@ -169,8 +170,9 @@ def _cloud(view: _ConfigView, raw: dict[str, Any], args: argparse.Namespace) -> 
         cloud = Cloud.model_validate(given) if given else view.cloud
     except ValidationError as exc:
         raise ConfigProblems("--authority-host/--graph-url/--ca-bundle", problems_of(exc)) from None
-    if cloud.ca_bundle is not None and not Path(cloud.ca_bundle).is_file():
-        raise ConfigError(f"ca bundle {cloud.ca_bundle} is not a file: give the PEM file of the CA")
+    problem = ca_bundle_problem(Path(cloud.ca_bundle)) if cloud.ca_bundle is not None else None
+    if problem:
+        raise ConfigError(f"ca bundle {problem}")
     return cloud
 
 

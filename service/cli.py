@@ -10,13 +10,14 @@ import argparse
 import asyncio
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from service import __version__, logs
+from service import __version__, logs, redact
 from service.clock import SystemClock
 from service.config import CONFIG_ENV, Config, json_schema, load_config
-from service.errors import ConfigError
+from service.errors import ConfigError, ServiceError
 from service.metrics import DEFAULT as METRICS
 from service.model import Flags
 from service.reconcile import Engine, Outcome, TargetResult
@@ -34,8 +35,8 @@ a grace period.
 
 EPILOG = f"""\
 config: --config FILE or ${CONFIG_ENV}. Check it with `secret-rotator config check FILE`.
-exit codes: 0 all targets healthy or fixed; 1 a target failed (run) or is unreadable (status);
-            2 bad config or usage (nothing was contacted).
+exit codes: 0 all targets healthy or fixed; 1 a target failed (run) or could not be read or planned
+            (plan, status), or the command itself failed; 2 bad config or usage (nothing was contacted).
 """
 
 
@@ -143,9 +144,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     _configure_logs(args, to_stderr=True)
     config = _load(args)
     flags = Flags(force=args.force, revoke_previous=args.revoke_previous)
-    document = plan_document(asyncio.run(_gather(config, args.target, flags)))
+    results = asyncio.run(_gather(config, args.target, flags))
+    document = plan_document(results)
     print(render_json(document) if args.output == "json" else render_plan_table(document))
-    return EXIT_OK
+    return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else EXIT_OK
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -188,15 +190,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
         # Its options are the emulator's own; argparse's REMAINDER would not pass a leading option on.
-        return _cmd_emulator(argparse.Namespace(args=argv[1:]))
+        return guarded(_cmd_emulator, argparse.Namespace(args=argv[1:]))
     args = _parser().parse_args(argv)
-    handler = COMMANDS.get(args.command) or args.handler
+    return guarded(COMMANDS.get(args.command) or args.handler, args)
+
+
+def guarded(handler: Any, args: argparse.Namespace) -> int:
+    """Every command's last wall: whatever escapes it ends as one scrubbed line, a hint and an exit code.
+
+    Bad config or usage exits 2; any other failure exits 1 (the code for "something failed"). The
+    traceback, scrubbed, only at --log-level debug: an operator reads the line, a developer the trace.
+    """
     try:
         return int(handler(args))
     except ConfigError as error:
-        print(f"secret-rotator: {error}", file=sys.stderr)
-        if error.hint and "config check" not in error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        _say(str(error), None if "config check" in error.hint else error.hint)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except ServiceError as error:
+        _say(str(error), error.hint)
+        return EXIT_FAILED
+    except Exception as error:  # noqa: BLE001 - the top of the program: nothing above it would scrub a traceback
+        if getattr(args, "log_level", None) == "debug":
+            sys.stderr.write(redact.scrub(traceback.format_exc()))
+        _say(f"unexpected {type(error).__name__}: {_one_line(str(error))}",
+             "a bug or an unknown failure: run it again with --log-level debug for the traceback, and report it")
+        return EXIT_FAILED
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _say(message: str, hint: str | None) -> None:
+    print(redact.scrub(f"secret-rotator: {message}"), file=sys.stderr)
+    if hint:
+        print(redact.scrub(f"hint: {hint}"), file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import resource
 import signal
 import sys
 import time
@@ -30,7 +31,7 @@ from service import logs
 from service.clock import SystemClock
 from service.config import Config, load_config
 from service.errors import FailureReason, ServiceError
-from service.http_endpoints import HttpServer, make_app, parse_listen
+from service.http_endpoints import HttpServer, Limits, make_routes, parse_listen
 from service.metrics import DEFAULT as METRICS
 from service.metrics import Metrics
 from service.ports import Clock
@@ -39,8 +40,11 @@ from service.runner import PassOptions, run_pass, select_targets
 from service.schedule import cron_trigger
 from service.wiring import build_store
 
-# Every interface: the kubelet's probes and Prometheus reach the pod from outside.
+# Every interface: the kubelet's probes and Prometheus reach the pod on its IP. Who else may connect is
+# the NetworkPolicy's business (deploy/); the server itself survives a flood (http_endpoints.Limits).
 DEFAULT_LISTEN = "0.0.0.0:8080"
+# An unlimited hard limit still needs a number for the soft one: this is Linux's default fs.nr_open.
+_MOST_OPEN_FILES = 1 << 20
 # The pods' terminationGracePeriodSeconds is 360: a pass gets 300 s, closing down the rest.
 DEFAULT_SHUTDOWN_TIMEOUT = 300.0
 
@@ -99,6 +103,7 @@ class Daemon:
         options: PassOptions | None = None,
         trigger: BaseTrigger | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        http_limits: Limits | None = None,
     ) -> None:
         self._config = config
         self._clock = clock or SystemClock()
@@ -106,7 +111,7 @@ class Daemon:
         self._options = options or PassOptions()
         self._trigger = trigger or cron_trigger(config.schedule, config.schedule_jitter)
         self.shutdown_timeout = shutdown_timeout
-        self._server = HttpServer(make_app(self, metrics.registry), *listen)
+        self._server = HttpServer(make_routes(self, metrics.registry), *listen, limits=http_limits)
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._job: Any = None
         self._started_at: datetime | None = None
@@ -148,7 +153,8 @@ class Daemon:
         host, port = self._server.address
         self._log.info(logs.DAEMON_STARTED, listen=f"{host}:{port}", schedule=self._config.schedule,
                        jitter_seconds=int(self._config.schedule_jitter.total_seconds()),
-                       targets=len(self._config.targets), trigger=str(self._trigger))
+                       targets=len(self._config.targets), trigger=str(self._trigger),
+                       max_connections=self._server.limits.max_connections)
 
     async def stop(self, why: str = "stop requested") -> bool:
         """Stop scheduling, let a pass in flight finish for ``shutdown_timeout``, close; True if it was cut."""
@@ -294,11 +300,30 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "exits.\nexit: 0 on a clean shutdown, 1 if it cannot serve, 2 bad config or usage.",
     )
     parser.add_argument("--listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                        help=f"where to serve the probes and metrics (default {DEFAULT_LISTEN}; [::1]:8080 for IPv6)")
+                        help=f"where to serve the probes and metrics (default {DEFAULT_LISTEN}: every interface, "
+                        "as the kubelet's probes come to the pod's IP; restrict who may connect with the "
+                        "NetworkPolicy in deploy/; [::1]:8080 for IPv6)")
     parser.add_argument("--shutdown-timeout", type=_seconds, default=DEFAULT_SHUTDOWN_TIMEOUT, metavar="SECONDS",
                         help="how long a pass in flight may finish after SIGTERM before it is cancelled "
                         f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; keep it under the pod's terminationGracePeriod)")
     parser.set_defaults(handler=_cmd_daemon)
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; the soft limit it now has.
+
+    The pass opens connections to Graph, Entra, every vault and push endpoint while the HTTP server
+    accepts; a soft limit left at a low default (1024) is a budget a flood of the port can use up.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _MOST_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return _MOST_OPEN_FILES if soft == resource.RLIM_INFINITY else soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft  # not allowed (e.g. above fs.nr_open): keep what there is, and share that
+    return wanted
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
@@ -306,12 +331,13 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     logs.configure(sys.stdout, json=None if fmt == "auto" else fmt == "json", level=args.log_level)
     config = load_config(args.config)
     build_store(config.state)  # an unusable state directory is a config error (exit 2), found before serving
-    return asyncio.run(_serve(config, args))
+    return asyncio.run(_serve(config, args, Limits.for_open_files(raise_open_files_limit())))
 
 
-async def _serve(config: Config, args: argparse.Namespace) -> int:
+async def _serve(config: Config, args: argparse.Namespace, limits: Limits) -> int:
     _add_process_metrics(METRICS)
-    daemon = Daemon(config, metrics=METRICS, listen=args.listen, shutdown_timeout=args.shutdown_timeout)
+    daemon = Daemon(config, metrics=METRICS, listen=args.listen, shutdown_timeout=args.shutdown_timeout,
+                    http_limits=limits)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []

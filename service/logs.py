@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any, TextIO
 
 import structlog
@@ -33,6 +37,62 @@ DAEMON_STOPPED = "daemon.stopped"
 
 # The SDKs log each request at INFO; warnings and errors are worth a line.
 _QUIET_LOGGERS = ("azure", "msal", "httpx", "httpcore", "kiota_http", "msgraph", "apscheduler", "aiohttp")
+
+
+class RepeatLimiter:
+    """At most ``burst`` lines of one kind per ``interval`` seconds; the rest are counted, not written.
+
+    :meth:`admit` says whether a line may be written and, if so, how many of its kind were held back
+    since the last one written: a flood of identical lines (a port under attack, a descriptor
+    shortage that asyncio reports on every accept) costs a few lines a minute, and says how many.
+    """
+
+    def __init__(self, burst: int = 5, interval: float = 60.0, *, kinds: int = 256,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._burst = burst
+        self._interval = interval
+        self._kinds = kinds  # remembered kinds, so that varied lines cannot grow the table without end
+        self._clock = clock
+        self._lock = threading.Lock()
+        # kind -> [start of its window, lines written in it, lines held back since the last written]
+        self._windows: OrderedDict[Hashable, list[float]] = OrderedDict()
+
+    def admit(self, kind: Hashable) -> int | None:
+        """None: hold this line back. A number: write it, saying that many of its kind were held back."""
+        now = self._clock()
+        with self._lock:
+            window = self._windows.get(kind)
+            if window is None or now - window[0] >= self._interval:
+                held = int(window[2]) if window is not None else 0
+                self._windows[kind] = [now, 1, 0]
+                self._windows.move_to_end(kind)
+                while len(self._windows) > self._kinds:
+                    self._windows.popitem(last=False)
+                return held
+            if window[1] < self._burst:
+                window[1] += 1
+                held, window[2] = int(window[2]), 0
+                return held
+            window[2] += 1
+            return None
+
+
+class _RepeatFilter(logging.Filter):
+    """Rate-limits stdlib lines (the SDKs', aiohttp's, asyncio's) by logger, level and message."""
+
+    def __init__(self, limiter: RepeatLimiter) -> None:
+        super().__init__()
+        self._limiter = limiter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # The template when there is one; else the first line, cut short (asyncio formats its own text).
+        template = record.msg if record.args else str(record.msg).split("\n", 1)[0][:200]
+        held = self._limiter.admit((record.name, record.levelno, str(template)))
+        if held is None:
+            return False
+        if held:
+            record.suppressed = held
+        return True
 
 
 def _scrub_values(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -94,10 +154,12 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None, level: 
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors()],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(["suppressed"]),
+                               *_shared_processors()],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
         )
     )
+    handler.addFilter(_RepeatFilter(RepeatLimiter()))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)

@@ -127,13 +127,25 @@ class Receipt:
 
 
 class StateStore(Protocol):
-    """Where push receipts live (a directory, or a Kubernetes ConfigMap)."""
+    """Where push receipts live (a directory, or a Kubernetes ConfigMap): one document per target.
+
+    A target's document that cannot be read as receipts (truncated, not JSON, edited by hand, too
+    large) raises :class:`service.errors.StateCorrupt` from ``get`` and ``put`` alike, for that target
+    only; the store never overwrites it. What it said is then unknown: plan as for a target whose
+    receipts are lost (no receipt), and call ``set_aside`` before the first ``put``.
+    """
 
     async def get(self, target: str, sink: str) -> Receipt | None:
+        """The sink's receipt, or None if none was ever recorded. StateCorrupt: see the class."""
         ...
 
     async def put(self, target: str, sink: str, receipt: Receipt) -> None:
-        """Durable before it returns (file: write, fsync, rename)."""
+        """Durable before it returns (file: write, fsync, rename). StateCorrupt: see the class."""
+        ...
+
+    async def set_aside(self, target: str, now: datetime) -> str | None:
+        """Move the target's document out of the way, kept for a person (``<name>.corrupt-<UTC time>``);
+        where it went, or None if there was none. Afterwards ``get`` returns None for the target."""
         ...
 
     def lock(self, target: str) -> AbstractAsyncContextManager[None]:

@@ -7,6 +7,10 @@ receipts. The pod's service account needs get, create and update on that one Con
 
 The in-process lock serialises passes inside one process; across pods, the CronJob's
 ``concurrencyPolicy: Forbid`` and the daemon's single replica keep one writer at a time.
+
+A target's key that cannot be read as receipts is :class:`~service.errors.StateCorrupt` for that
+target only, and is never overwritten. Answers are read up to a limit (a ConfigMap holds at most
+1 MiB), and an error answer is reduced to the API's reason and a capped message.
 """
 
 from __future__ import annotations
@@ -16,18 +20,46 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from service.adapters.state_file import decode_receipt, encode_receipt
-from service.errors import ConfigError, FailureReason, RemoteError
+from service.adapters.state_file import MAX_RECEIPTS_BYTES, decode_document, encode_receipt, recovery_hint
+from service.errors import ConfigError, FailureReason, RemoteError, StateCorrupt
+from service.local_files import KIB, MIB, FileProblem, read_limited
 from service.ports import Receipt
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _CONFLICT_RETRIES = 5
+# A ConfigMap's data is at most 1 MiB; its JSON form with metadata (managedFields) stays well under this.
+_MAX_BODY = 4 * MIB
+_MAX_ERROR_BODY = 16 * KIB
+_MAX_TOKEN = 64 * KIB  # a projected service account token is about 1 KB
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.content.iter_chunked(64 * KIB):
+        total += len(chunk)
+        if total > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_small(path: Path) -> str:
+    try:
+        return read_limited(path, _MAX_TOKEN).decode("utf-8").strip()
+    except (FileProblem, UnicodeDecodeError) as exc:
+        raise OSError(f"{path}: {exc}") from None
 
 
 class KubernetesStateStore:
@@ -50,9 +82,10 @@ class KubernetesStateStore:
             )
         if namespace is None:
             try:
-                namespace = (SERVICE_ACCOUNT / "namespace").read_text().strip()
+                namespace = _read_small(SERVICE_ACCOUNT / "namespace")
             except OSError:
                 raise ConfigError("state.namespace: not given and the pod's namespace file is missing") from None
+        self._where = f"ConfigMap {namespace}/{name}"
         self._base = f"{api_url or f'https://{host}:{port}'}/api/v1/namespaces/{namespace}/configmaps"
         self._name = name
         self._token_file = token_file
@@ -72,14 +105,32 @@ class KubernetesStateStore:
 
     def _headers(self) -> dict[str, str]:
         # Read on every call: the projected token is rotated by the kubelet.
-        token = self._token_file.read_text().strip()
+        try:
+            token = _read_small(self._token_file)
+        except OSError as exc:
+            raise RemoteError(
+                f"cannot read the service account token ({exc.strerror or exc})", service="kubernetes",
+                target=self._where, reason=FailureReason.PERMISSION_DENIED, transient=False,
+                hint="mount the service account token (automountServiceAccountToken) for the kubernetes backend",
+            ) from None
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
-    def _error(self, status: int, text: str, operation: str) -> RemoteError:
+    async def _error(self, response: aiohttp.ClientResponse, operation: str) -> RemoteError:
+        status = response.status
+        # The API's own Status reason and message, capped: never the raw answer (a proxy may echo anything).
+        detail = ""
+        with contextlib.suppress(_TooLarge, ValueError, aiohttp.ClientError):
+            body = json.loads(await _read_capped(response, _MAX_ERROR_BODY))
+            if isinstance(body, dict):
+                detail = " ".join(str(body.get(k) or "") for k in ("reason", "message")).strip()[:200]
         reason = FailureReason.PERMISSION_DENIED if status in (401, 403) else FailureReason.UNEXPECTED
+        return self._failure(f"{operation} answered {status}" + (f": {detail}" if detail else ""), status, reason)
+
+    def _failure(self, message: str, status: int | None, reason: FailureReason = FailureReason.UNEXPECTED,
+                 ) -> RemoteError:
         return RemoteError(
-            f"{operation} answered {status}: {text[:200]}", service="kubernetes", target=f"configmap {self._name}",
-            reason=reason, transient=status >= 500 or status == 429, status=status,
+            message, service="kubernetes", target=f"configmap {self._name}",
+            reason=reason, transient=status is not None and (status >= 500 or status == 429), status=status,
             hint="give the service account get, create and update on this ConfigMap (deploy/ has the Role)",
         )
 
@@ -88,21 +139,68 @@ class KubernetesStateStore:
             if response.status == 404:
                 return None, {}
             if response.status != 200:
-                raise self._error(response.status, await response.text(), "reading the state ConfigMap")
-            body = await response.json()
-            return body, dict(body.get("data") or {})
+                raise await self._error(response, "reading the state ConfigMap")
+            try:
+                body = json.loads(await _read_capped(response, _MAX_BODY))
+            except _TooLarge:
+                raise self._failure(f"reading the state ConfigMap: the answer is larger than {_MAX_BODY} bytes",
+                                    200) from None
+            except ValueError:
+                raise self._failure("reading the state ConfigMap: the answer is not JSON", 200) from None
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(body, dict) or not isinstance(data, dict | None):
+                raise self._failure("reading the state ConfigMap: the answer is not a ConfigMap", 200)
+            return body, {str(k): str(v) for k, v in (data or {}).items()}
+
+    def _document(self, data: dict[str, str], target: str) -> dict[str, Receipt]:
+        key = f"{target}.json"
+        text = data.get(key)
+        if text is None:
+            return {}
+        where = f"key {key} of {self._where}"
+        try:
+            if len(text) > MAX_RECEIPTS_BYTES:
+                raise ValueError(f"it is more than the {MAX_RECEIPTS_BYTES} bytes allowed")
+            return decode_document(text)
+        except ValueError as exc:
+            raise StateCorrupt(target, where, str(exc),
+                               hint=recovery_hint(f"{where} (rename the key: kubectl edit)")) from None
 
     async def get(self, target: str, sink: str) -> Receipt | None:
+        """The receipt, or None if none was recorded; StateCorrupt if the target's key cannot be read."""
         _, data = await self._read()
-        entry = json.loads(data.get(f"{target}.json", "{}")).get(sink)
-        return decode_receipt(entry) if isinstance(entry, dict) else None
+        return self._document(data, target).get(sink)
 
     async def put(self, target: str, sink: str, receipt: Receipt) -> None:
-        for _ in range(_CONFLICT_RETRIES):
-            body, data = await self._read()
-            document = json.loads(data.get(f"{target}.json", "{}"))
+        """Written when it returns; StateCorrupt (and nothing written) if the target's key cannot be read."""
+
+        def change(data: dict[str, str]) -> None:
+            document = {k: encode_receipt(r) for k, r in self._document(data, target).items()}
             document[sink] = encode_receipt(receipt)
             data[f"{target}.json"] = json.dumps(document, indent=2, sort_keys=True)
+
+        await self._update(change)
+
+    async def set_aside(self, target: str, now: datetime) -> str | None:
+        """Rename the target's key to ``<target>.json.corrupt-<UTC time>`` (kept for a person); the new
+        key's description, or None if there was none. Afterwards the target has no receipts."""
+        key = f"{target}.json"
+        aside = f"{key}.corrupt-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        _, data = await self._read()
+        if key not in data:
+            return None
+
+        def change(data: dict[str, str]) -> None:
+            if key in data:  # read again for each try: another writer may have changed it
+                data[aside] = data.pop(key)
+
+        await self._update(change)
+        return f"key {aside} of {self._where}"
+
+    async def _update(self, change: Callable[[dict[str, str]], None]) -> None:
+        for _ in range(_CONFLICT_RETRIES):
+            body, data = await self._read()
+            change(data)
             if body is None:
                 request = self._client().post(
                     self._base,
@@ -116,8 +214,8 @@ class KubernetesStateStore:
                 if response.status in (200, 201):
                     return
                 if response.status != 409:  # 409: someone wrote in between; read again and redo
-                    raise self._error(response.status, await response.text(), "writing the state ConfigMap")
-        raise self._error(409, "conflicts did not stop", "writing the state ConfigMap")
+                    raise await self._error(response, "writing the state ConfigMap")
+        raise self._failure("writing the state ConfigMap: conflicts did not stop", 409)
 
     @contextlib.asynccontextmanager
     async def lock(self, target: str) -> AsyncIterator[None]:

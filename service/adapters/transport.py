@@ -22,6 +22,7 @@ import httpx
 from azure.core.pipeline.transport import AioHttpTransport
 
 from service import __version__
+from service.local_files import read_ca_bundle
 from service.redact import clip
 
 USER_AGENT = f"secret-rotator/{__version__}"
@@ -125,7 +126,8 @@ def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
     """The system's trust store, plus ``ca_bundle`` (a private CA, or the emulator's) when given."""
     context = ssl.create_default_context()
     if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
+        # Read with a size limit (the config check has said what is wrong with it, if anything).
+        context.load_verify_locations(cadata=read_ca_bundle(ca_bundle))
     return context
 
 

@@ -7,6 +7,7 @@ reached the network would show up in ``emu.requests``: a bad config or usage mus
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -21,8 +22,10 @@ import pytest
 import structlog
 import yaml
 
-from service.cli import main
+from service import redact
+from service.cli import guarded, main
 from service.emulator import Emulator
+from service.errors import ConfigError, FailureReason, ServiceError
 from tests.conftest import assert_no_secrets
 from tests.integration.conftest import SECRET_NAME, World
 
@@ -140,6 +143,23 @@ def unchanged(data: dict[str, Any]) -> None:
     pass
 
 
+def api_key_file(content: bytes | None = None, *, path: str | None = None) -> Callable[[dict[str, Any]], None]:
+    """Point the api_key at ``path``, or at a file holding ``content`` next to the written config."""
+
+    def change(data: dict[str, Any]) -> None:
+        target = path
+        if target is None:
+            assert content is not None
+            config_dir = Path(data["state"]["path"]).parent
+            target = str(config_dir / "api-key-under-test")
+            Path(target).write_bytes(content)
+        _sink(data, "dimescheduler")["api_key"] = {"file": target}
+
+    return change
+
+
+
+
 CONFIG = "{config}"  # replaced by the path of the written config file
 
 
@@ -166,6 +186,12 @@ CONFIG = "{config}"  # replaced by the path of the written config file
                      id="no --config and no SECRET_ROTATOR_CONFIG says how to give one"),
         pytest.param(unchanged, ["run", "--config", "{tmp}/nowhere/config.yaml"], "nowhere/config.yaml",
                      "cannot read the config file", id="a config path that cannot be read is named"),
+        pytest.param(api_key_file(b"\xff\xfe not utf-8"), ["run", "--config", CONFIG], "targets[0].sinks[1].api_key",
+                     "is not UTF-8 text", id="a secret file that is not UTF-8 is a config error, not a crash"),
+        pytest.param(api_key_file(path="/dev/zero"), ["run", "--config", CONFIG], "targets[0].sinks[1].api_key",
+                     "it is a character device, not a regular file", id="a secret file that is /dev/zero is refused"),
+        pytest.param(unchanged, ["run", "--config", "/dev/zero"], "/dev/zero",
+                     "it is a character device", id="a config file that is /dev/zero is refused, not read"),
         pytest.param(inline_api_key, ["plan", "--config", CONFIG], "targets[0].sinks[1].api_key", "{env: NAME}",
                      id="plan refuses a broken config the same way"),
         pytest.param(inline_api_key, ["status", "--config", CONFIG], "targets[0].sinks[1].api_key", "{env: NAME}",
@@ -462,3 +488,75 @@ def test_a_secret_query_parameter_is_sent_but_stays_out_of_ids_receipts_logs_and
         assert function_key not in shown, where
         assert "?code" not in shown, where
     assert f"dimescheduler:{world.emu.receiver_url}" in status
+
+
+def test_plan_with_an_unreadable_target_exits_1_and_still_plans_the_others(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.target("dime-exchange")
+    world.target("ghost", app_id=str(uuid.uuid4()), sinks=("keyvault",), secret_name="ghost-secret")
+
+    code, out, _ = cli(capsys, "plan", "--config", str(world.config_file()), "--output", "json")
+
+    assert code == 1, "DESIGN: plan exits 1 if any target could not be read or planned"
+    status = {t["target"]: t["status"] for t in json.loads(out)["targets"]}
+    assert status == {"dime-exchange": "changes", "ghost": "error"}
+    assert writes(world.emu) == []
+
+
+# --- the last wall: whatever escapes a command --------------------------------------------------
+
+SECRET_IN_AN_ERROR = "leaked-into-an-exception-0123456789abcdef"
+
+
+def _failing(error: BaseException) -> Callable[[argparse.Namespace], int]:
+    def handler(_: argparse.Namespace) -> int:
+        raise error
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line", "hint"),
+    [
+        pytest.param(RuntimeError(f"boom\nwith {SECRET_IN_AN_ERROR} inside"), 1,
+                     "secret-rotator: unexpected RuntimeError: boom with *** inside", "--log-level debug",
+                     id="a bug is one scrubbed line, a hint, and exit 1"),
+        pytest.param(ServiceError("the state store is gone", reason=FailureReason.SINK_FAILED, hint="mount it"), 1,
+                     "secret-rotator: the state store is gone", "hint: mount it",
+                     id="a service error is its message and its hint, exit 1"),
+        pytest.param(ConfigError("state.path: not writable", hint="fix its owner"), 2,
+                     "secret-rotator: state.path: not writable", "hint: fix its owner",
+                     id="a config error exits 2"),
+        pytest.param(OSError(24, "Too many open files"), 1,
+                     "secret-rotator: unexpected OSError: [Errno 24] Too many open files", "report it",
+                     id="an OS error is not a traceback either"),
+    ],
+)
+def test_every_exception_ends_as_one_scrubbed_line_with_a_hint(
+    capsys: pytest.CaptureFixture[str], error: Exception, code: int, line: str, hint: str
+) -> None:
+    redact.register(SECRET_IN_AN_ERROR)
+
+    returned = guarded(_failing(error), argparse.Namespace(log_level="info"))
+
+    out, err = capsys.readouterr()
+    assert returned == code
+    assert out == ""
+    assert err.splitlines()[0] == line
+    assert hint in err
+    assert "Traceback" not in err
+    assert SECRET_IN_AN_ERROR not in err
+
+
+def test_at_debug_level_the_traceback_is_shown_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+    redact.register(SECRET_IN_AN_ERROR)
+
+    returned = guarded(_failing(KeyError(SECRET_IN_AN_ERROR)), argparse.Namespace(log_level="debug"))
+
+    _, err = capsys.readouterr()
+    assert returned == 1
+    assert "Traceback (most recent call last)" in err
+    assert "KeyError: '***'" in err
+    assert SECRET_IN_AN_ERROR not in err
+

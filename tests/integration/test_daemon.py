@@ -272,6 +272,12 @@ def test_a_listen_address_without_a_usable_port_is_refused(text: str) -> None:
 # --- the real command, as a subprocess -----------------------------------------------------------
 
 
+_LIMITED = (
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, ({0}, {0})); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 class DaemonProcess:
     """`python -m service daemon` with its JSON log lines read as they come."""
 
@@ -283,11 +289,15 @@ class DaemonProcess:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, *args: str) -> DaemonProcess:
+    async def start(cls, *args: str, open_files: int | None = None) -> DaemonProcess:
+        """``open_files``: run it with RLIMIT_NOFILE lowered to that (soft and hard), as a small pod would be."""
         env = {k: v for k, v in os.environ.items() if k != "SECRET_ROTATOR_CONFIG"}
+        command = [sys.executable, "-m", "service", "daemon", "--log-format", "json", *args]
+        if open_files is not None:
+            # Lowered in a wrapper that then execs the daemon: the limit must hold from its first descriptor.
+            command = [sys.executable, "-c", _LIMITED.format(open_files), *command]
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service", "daemon", "--log-format", "json", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )
         return cls(process)
 
@@ -330,8 +340,8 @@ class DaemonProcess:
 async def daemon_process() -> AsyncIterator[Callable[..., Awaitable[DaemonProcess]]]:
     started: list[DaemonProcess] = []
 
-    async def start(*args: str) -> DaemonProcess:
-        started.append(await DaemonProcess.start(*args))
+    async def start(*args: str, open_files: int | None = None) -> DaemonProcess:
+        started.append(await DaemonProcess.start(*args, open_files=open_files))
         return started[-1]
 
     yield start

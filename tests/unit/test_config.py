@@ -261,7 +261,7 @@ BROKEN = {
     "a CA bundle that does not exist is named": (
         "cloud: {ca_bundle: /nonexistent/ca.pem}\n" + TARGET,
         "cloud.ca_bundle",
-        "is not a file",
+        "cannot be read (No such file or directory): give the PEM file of the CA",
     ),
     "invalid YAML names the line and column": (
         TARGET + "    lifetime: [90d\n",
@@ -373,6 +373,15 @@ INLINE_SECRETS = {
         f"{{type: webhook, url: 'https://example.invalid/x', secret_headers: {{X-Key: '{INLINE}'}}}}"
     ),
     "a secret pasted as an env variable name": push(api_key=f"{{env: '{INLINE}'}}"),
+    "a secret pasted as the key of a reference (a one-key YAML mapping)": push(api_key=f"{{'{INLINE}'}}"),
+    "a secret pasted as a key next to env": push(api_key=f"{{env: X, '{INLINE}': 1}}"),
+    "a secret pasted as the key of the rotator's client secret": (
+        "credential: {type: client_secret, client_id: 11111111-1111-1111-1111-111111111111, "
+        f"client_secret: {{'{INLINE}': null}}}}\n" + TARGET
+    ),
+    "a secret pasted as the key of a secret header's reference": with_sink(
+        f"{{type: webhook, url: 'https://example.invalid/x', secret_headers: {{X-Key: {{'{INLINE}': 1}}}}}}"
+    ),
     "a secret pasted into a URL": push(url=f"https://user:{INLINE}@example.invalid/x"),
     "a secret in a URL's query string": push(url=f"https://fn.example.invalid/api/hook?code={INLINE}"),
     "a secret inline in a webhook's Authorization header": with_sink(
