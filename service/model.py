@@ -7,10 +7,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 DEFAULT_MARKER = "secret-rotator"
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def credential_name(marker: str, created: datetime) -> str:
+    """The display name this service gives a credential it creates: the marker, one space, the UTC time."""
+    return f"{marker} {created.astimezone(UTC).strftime(_STAMP)}"
+
+
+def parse_credential_name(name: str | None, marker: str) -> datetime | None:
+    """When a credential named ``name`` was created, if :func:`credential_name` wrote that name; else None.
+
+    Ownership rests on this: only a name that is exactly the marker, one space and a UTC timestamp is ours.
+    A name that merely begins with the marker (``secret-rotator-staging 2026-…`` of another installation,
+    a person's ``secret-rotator: break-glass``) belongs to someone else.
+    """
+    prefix = f"{marker} "
+    if not name or not name.startswith(prefix):
+        return None
+    stamp = name[len(prefix):]
+    try:
+        created = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    # strptime forgives missing zero padding ("2026-1-5T1:2:3Z"); the writer never leaves it out.
+    return created if credential_name(marker, created) == name else None
 
 
 @dataclass(frozen=True)
@@ -24,8 +49,8 @@ class Credential:
     end: datetime | None
 
     def managed(self, marker: str = DEFAULT_MARKER) -> bool:
-        """Created by this service: its display name starts with the marker."""
-        return bool(self.display_name) and str(self.display_name).startswith(marker)
+        """Created by this service: its display name is exactly what :func:`credential_name` writes."""
+        return parse_credential_name(self.display_name, marker) is not None
 
     def expired(self, now: datetime) -> bool:
         return self.end is not None and self.end <= now

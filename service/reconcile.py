@@ -19,7 +19,20 @@ from service import logs, policy
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, VerificationFailed
 from service.metrics import Metrics
-from service.model import DEFAULT_MARKER, NO_FLAGS, Action, App, Credential, Flags, Holding, Kind, Plan, Policy, Reason
+from service.model import (
+    DEFAULT_MARKER,
+    NO_FLAGS,
+    Action,
+    App,
+    Credential,
+    Flags,
+    Holding,
+    Kind,
+    Plan,
+    Policy,
+    Reason,
+    credential_name,
+)
 from service.ports import Clock, Directory, Sink, StateStore, Verifier
 from service.secret import Secret
 
@@ -261,7 +274,7 @@ class Engine:
     async def _create(self, ctx: TargetContext, app: App, log: Any, reason: Reason) -> tuple[Credential, Secret]:
         now = self._clock.now()
         end = now + ctx.policy.lifetime
-        name = f"{ctx.policy.marker} {now:%Y-%m-%dT%H:%M:%SZ}"
+        name = credential_name(ctx.policy.marker, now)
         try:
             credential, secret = await ctx.directory.add_password(app.object_id, name, end)
         except RemoteError as error:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason
+from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason, credential_name
 from service.policy import plan, renewal_time
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -30,6 +30,13 @@ minutes = st.one_of(
 rarely = st.sampled_from([False, False, False, False, True])
 
 
+# Names that are not this service's, look-alikes of its own included.
+NOT_OURS = [
+    None, "", "by hand", "rotator", MARKER, f"{MARKER}-staging 2025-01-01T00:00:00Z",
+    f"{MARKER}: break-glass 2025-01-01", f"{MARKER}  2025-01-01T00:00:00Z", f"{MARKER} 2025-01-01T00:00:00Z (copy)",
+]
+
+
 def ago(m: int) -> datetime:
     return NOW - timedelta(minutes=m)
 
@@ -41,9 +48,7 @@ def credentials(draw: st.DrawFn) -> list[Credential]:
         start = ago(draw(minutes)) if draw(st.integers(0, 9)) else NOW + timedelta(minutes=draw(st.integers(1, 60)))
         end = None if draw(st.integers(0, 19)) == 0 else start + timedelta(minutes=draw(st.integers(1, 400 * 24 * 60)))
         managed = draw(st.booleans())
-        name = (
-            f"{MARKER} {start:%Y%m%dT%H%M%SZ}" if managed else draw(st.sampled_from([None, "", "by hand", "rotator"]))
-        )
+        name = credential_name(MARKER, start) if managed else draw(st.sampled_from(NOT_OURS))
         result.append(Credential(key_id=f"k{i}", display_name=name, hint=None, start=start, end=end))
     return result
 
@@ -235,7 +240,7 @@ def steady_states(draw: st.DrawFn) -> Scenario:
     policy = draw(policies().filter(lambda p: p.grace_period > timedelta(0)))
     age = draw(st.integers(0, 60 * 24 * 60))
     life = draw(st.integers(age + 2, 400 * 24 * 60))
-    current = Credential("cur", f"{MARKER} now", None, ago(age), ago(age) + timedelta(minutes=life))
+    current = Credential("cur", credential_name(MARKER, ago(age)), None, ago(age), ago(age) + timedelta(minutes=life))
     due = renewal_time(current, policy)
     if due is not None and due <= NOW:
         current = Credential("cur", current.display_name, None, current.start, None)
@@ -246,11 +251,12 @@ def steady_states(draw: st.DrawFn) -> Scenario:
             Credential(f"hand{i}", "by hand", None, ago(m), None)
             for i, m in enumerate(draw(st.lists(minutes, max_size=2)))
         ]
-    others += [Credential("old", f"{MARKER} old", None, ago(age + 1), None)] if draw(st.booleans()) else []
+    old = Credential("old", credential_name(MARKER, ago(age + 1)), None, ago(age + 1), None)
+    others += [old] if draw(st.booleans()) else []
     young = st.integers(0, max(0, int(policy.in_flight_timeout.total_seconds() // 60) - 1))
     if policy.in_flight_timeout > timedelta(0):
         others += [
-            Credential(f"young{i}", f"{MARKER} y", None, ago(m), None)
+            Credential(f"young{i}", credential_name(MARKER, ago(m)), None, ago(m), None)
             for i, m in enumerate(draw(st.lists(young, max_size=2)))
         ]
     within_grace = (
