@@ -79,6 +79,9 @@ class Holding:
     ``pending`` marks a push whose receipt was written but never confirmed: the consumer may or may not
     have the secret. ``recorded`` holds every key id the sink ever recorded (Key Vault versions' tags,
     receipts, pending ones included): a credential in it was handed out, one outside never was.
+    ``known`` is False when nothing says what the sink holds (a push sink with no receipt at all: a fresh
+    or lost state volume, a manual run from another host): it may hold any credential of the app, so
+    ``recorded`` proves nothing and no credential may be taken for an orphan.
     """
 
     sink: str
@@ -87,6 +90,7 @@ class Holding:
     readable: bool
     pending: bool = False
     recorded: frozenset[str] = frozenset()
+    known: bool = True
 
 
 class Kind(StrEnum):
@@ -101,6 +105,7 @@ class Reason(StrEnum):
 
     # create
     NO_CREDENTIAL_IN_USE = "no_credential_in_use"
+    NO_RECEIPT = "no_receipt"  # a push sink's holding is unknown: it may hold any of the app's secrets
     RENEWAL_DUE = "renewal_due"
     FORCED = "forced"
     REVOKE_PREVIOUS = "revoke_previous"
@@ -115,6 +120,7 @@ class Reason(StrEnum):
     REVOKED = "revoked"
     # blocked
     CAP_REACHED = "cap_reached"
+    NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,9 @@ class Action:
     """One step the apply phase will take, with its reason and a sentence for humans.
 
     ``after_rotation`` marks a retirement that must wait until the rotation planned in the same pass
-    has verified the new secret and written it to every sink (``--revoke-previous``).
+    has verified the new secret and written it to every sink; when that rotation fails it is skipped
+    (a later pass plans it again). Every retirement in a rotating pass is one, except those that must make
+    room for the new credential under ``max_credentials``.
     """
 
     kind: Kind
@@ -169,6 +177,7 @@ class Plan:
     in_use: frozenset[str] = frozenset()
     renew_at: datetime | None = None
     holdings: tuple[Holding, ...] = field(default=())
+    notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
 
     @property
     def healthy(self) -> bool:
