@@ -3,20 +3,17 @@
 Dime.Scheduler cannot be read back: what it holds is known only from the receipt in the state store. With
 no receipt at all it may hold any of the app's secrets, so none may be taken for an orphan; the pass
 rotates to a secret the receiver is known to hold, and the one it held before goes only after the grace
-period. A watch checks after every request the emulator answers, and on a timer in between, that the
-secret the receiver holds signs in.
+period. A ReceiverWatch checks after every request the emulator answers, and on a timer in between, that
+the secret the receiver holds signs in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import ssl
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +22,12 @@ import aiohttp
 import yaml
 
 from service.config import Config, parse_config
-from service.emulator import RequestInfo
 from service.model import DEFAULT_MARKER as MARKER
 from service.model import credential_name
 from service.reconcile import Outcome
 from tests.conftest import assert_no_secrets
 from tests.integration.conftest import World, days
+from tests.world import ReceiverWatch
 
 PUSH_ONLY = ("dimescheduler",)
 
@@ -39,43 +36,6 @@ def with_state(world: World, folder: str) -> Config:
     """The world's config with the state store in ``folder`` (another host, or a fresh volume)."""
     data = {**world.config_data(), "state": {"backend": "file", "path": str(world.tmp / folder)}}
     return parse_config(yaml.safe_dump(data), f"{folder}.yaml", environ={})
-
-
-@dataclass
-class ReceiverWatch:
-    """Whether the secret the receiver holds signs in: after every request, and every millisecond."""
-
-    world: World
-    samples: int = 0
-    dead: list[str] = field(default_factory=list)
-
-    def check(self, where: str) -> None:
-        receiver = self.world.emu.receiver
-        if receiver.deliveries:
-            self.samples += 1
-            if not receiver.current_key_authenticates():
-                self.dead.append(where)
-
-    def after_request(self, info: RequestInfo) -> None:
-        self.check(f"after {info.method} {info.path}")
-
-    @contextlib.asynccontextmanager
-    async def watching(self) -> AsyncIterator[None]:
-        fault = self.world.emu.faults.add(".*", None, "hook", after=True, hook=self.after_request)
-
-        async def tick() -> None:
-            while True:
-                self.check("between requests")
-                await asyncio.sleep(0.001)
-
-        ticker = asyncio.create_task(tick())
-        try:
-            yield
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-            self.world.emu.faults.remove(fault)
 
 
 async def test_a_run_with_an_empty_state_folder_keeps_the_receivers_secret_until_grace_after_the_new_one(
