@@ -102,8 +102,8 @@ def plan(
         rotate = (
             Reason.NO_RECEIPT,
             f"no receipt: {', '.join(unknown)} may hold any of the app's "
-            f"{len(may_be_held(now, credentials))} valid secret(s); give it a new one it is known to hold, and "
-            "keep every other until the grace period has run after that",
+            f"{len(may_be_held(now, credentials))} valid secret(s): give it a new one it is known to hold, and "
+            "keep all of them until it has held that one for the grace period",
         )
     elif current is None:
         rotate = (Reason.NO_CREDENTIAL_IN_USE, "no sink holds a credential of this app")
@@ -191,9 +191,9 @@ def _blocked(rotate: tuple[Reason, str], remaining: int, spare: int, policy: Pol
         return Action(
             Kind.BLOCKED,
             Reason.NO_ROOM_FOR_RETRY,
-            f"{why}, but no sink of this target can be read back, so a rotation must leave one of the "
-            f"max_credentials {cap} slots free for the new rotation a push that is never confirmed needs; the "
-            f"app has {remaining} secret(s) that may not be retired yet: raise max_credentials to "
+            f"{why}, but no sink of this target can be read back: a push that is never confirmed can only be "
+            f"repaired by another rotation, so one slot must stay free for it. The app has {remaining} "
+            f"secret(s) that may not be retired yet and max_credentials is {cap}: raise max_credentials to "
             f"{remaining + 2}, or remove a secret of the app that no consumer uses",
         )
     stuck = (
@@ -205,7 +205,8 @@ def _blocked(rotate: tuple[Reason, str], remaining: int, spare: int, policy: Pol
         Kind.BLOCKED,
         Reason.CAP_REACHED,
         f"{why}, but the app has {remaining} secret(s) that may not be retired yet and "
-        f"max_credentials is {cap}: remove an unused secret or raise max_credentials{stuck}",
+        f"max_credentials is {cap}: remove an unused secret or raise max_credentials to "
+        f"{remaining + 1 + spare}{stuck}",
     )
 
 

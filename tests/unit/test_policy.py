@@ -385,6 +385,10 @@ MESSAGES = {
         Case([HAND, HAND2, HAND3, DUE], [keyvault("cur")], []),
         "remove an unused secret or raise max_credentials",
     ),
+    "a blocked rotation says which max_credentials would let it through": (
+        Case([HAND, HAND2, HAND3, DUE], [keyvault("cur")], []),
+        "raise max_credentials to 5",
+    ),
     "a rotation because of lost receipts says the sink may hold any of the secrets": (
         Case([CUR], [push(None)], []),
         "no receipt: push may hold any of the app's 1 valid secret(s)",
