@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from service.durations import format_duration
 from service.errors import ConfigError, FailureReason, RemoteError, ServiceError
-from service.model import DEFAULT_MARKER, App, Credential
+from service.model import DEFAULT_MARKER, App, Credential, credential_name
 from service.ports import Directory, Vault
 from service.secret import Secret
 from service.sinks import VaultSink
@@ -520,7 +520,7 @@ class _Applier:
             # Leave room for clock skew between us and Graph, which measures from its own start time.
             lifetime = limit - min(timedelta(hours=1), limit / 10)
             capped = f" (capped by the tenant's app management policy to {format_duration(limit)})"
-        name = f"{self.request.marker} {self.now:%Y-%m-%dT%H:%M:%SZ}"
+        name = credential_name(self.request.marker, self.now)
         credential, secret = await self.directory.add_password(app.object_id, name, self.now + lifetime)
         end = f"{credential.end:%Y-%m-%d}" if credential.end else "?"
         detail = f"{name!r}, key id {credential.key_id}, expires {end}{capped}"

@@ -7,10 +7,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 DEFAULT_MARKER = "secret-rotator"
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def credential_name(marker: str, created: datetime) -> str:
+    """The display name this service gives a credential it creates: the marker, one space, the UTC time."""
+    return f"{marker} {created.astimezone(UTC).strftime(_STAMP)}"
+
+
+def parse_credential_name(name: str | None, marker: str) -> datetime | None:
+    """When a credential named ``name`` was created, if :func:`credential_name` wrote that name; else None.
+
+    Ownership rests on this: only a name that is exactly the marker, one space and a UTC timestamp is ours.
+    A name that merely begins with the marker (``secret-rotator-staging 2026-…`` of another installation,
+    a person's ``secret-rotator: break-glass``) belongs to someone else.
+    """
+    prefix = f"{marker} "
+    if not name or not name.startswith(prefix):
+        return None
+    stamp = name[len(prefix):]
+    try:
+        created = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    # strptime forgives missing zero padding ("2026-1-5T1:2:3Z"); the writer never leaves it out.
+    return created if credential_name(marker, created) == name else None
 
 
 @dataclass(frozen=True)
@@ -24,8 +49,8 @@ class Credential:
     end: datetime | None
 
     def managed(self, marker: str = DEFAULT_MARKER) -> bool:
-        """Created by this service: its display name starts with the marker."""
-        return bool(self.display_name) and str(self.display_name).startswith(marker)
+        """Created by this service: its display name is exactly what :func:`credential_name` writes."""
+        return parse_credential_name(self.display_name, marker) is not None
 
     def expired(self, now: datetime) -> bool:
         return self.end is not None and self.end <= now
@@ -54,6 +79,9 @@ class Holding:
     ``pending`` marks a push whose receipt was written but never confirmed: the consumer may or may not
     have the secret. ``recorded`` holds every key id the sink ever recorded (Key Vault versions' tags,
     receipts, pending ones included): a credential in it was handed out, one outside never was.
+    ``known`` is False when nothing says what the sink holds (a push sink with no receipt at all: a fresh
+    or lost state volume, a manual run from another host): it may hold any credential of the app, so
+    ``recorded`` proves nothing and no credential may be taken for an orphan.
     """
 
     sink: str
@@ -62,6 +90,7 @@ class Holding:
     readable: bool
     pending: bool = False
     recorded: frozenset[str] = frozenset()
+    known: bool = True
 
 
 class Kind(StrEnum):
@@ -76,6 +105,7 @@ class Reason(StrEnum):
 
     # create
     NO_CREDENTIAL_IN_USE = "no_credential_in_use"
+    NO_RECEIPT = "no_receipt"  # a push sink's holding is unknown: it may hold any of the app's secrets
     RENEWAL_DUE = "renewal_due"
     FORCED = "forced"
     REVOKE_PREVIOUS = "revoke_previous"
@@ -90,6 +120,7 @@ class Reason(StrEnum):
     REVOKED = "revoked"
     # blocked
     CAP_REACHED = "cap_reached"
+    NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
 
 
 @dataclass(frozen=True)
@@ -97,7 +128,9 @@ class Action:
     """One step the apply phase will take, with its reason and a sentence for humans.
 
     ``after_rotation`` marks a retirement that must wait until the rotation planned in the same pass
-    has verified the new secret and written it to every sink (``--revoke-previous``).
+    has verified the new secret and written it to every sink; when that rotation fails it is skipped
+    (a later pass plans it again). Every retirement in a rotating pass is one, except those that must make
+    room for the new credential under ``max_credentials``.
     """
 
     kind: Kind
@@ -144,6 +177,7 @@ class Plan:
     in_use: frozenset[str] = frozenset()
     renew_at: datetime | None = None
     holdings: tuple[Holding, ...] = field(default=())
+    notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
 
     @property
     def healthy(self) -> bool:

@@ -54,6 +54,7 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
                 "in_use": sorted(plan.in_use) if plan else [],
                 "renew_at": _iso(plan.renew_at) if plan else None,
                 "actions": [_action(a) for a in plan.actions] if plan else [],
+                "notes": list(plan.notes) if plan else [],
                 "error": _error(r.error),
             }
         )
@@ -63,7 +64,9 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
 def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str, Any]:
     targets = []
     for r in results:
-        entry: dict[str, Any] = {"target": r.target, "error": _error(r.error), "credentials": [], "sinks": []}
+        entry: dict[str, Any] = {
+            "target": r.target, "error": _error(r.error), "credentials": [], "sinks": [], "notes": [],
+        }
         if r.app is not None and r.plan is not None:
             plan = r.plan
             entry["app"] = {"object_id": r.app.object_id, "app_id": r.app.app_id, "display_name": r.app.display_name}
@@ -83,9 +86,10 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                 )
             entry["sinks"] = [
                 {"sink": h.sink, "key_id": h.key_id, "since": _iso(h.since), "pending": h.pending,
-                 "readable": h.readable}
+                 "readable": h.readable, "known": h.known}
                 for h in plan.holdings
             ]
+            entry["notes"] = list(plan.notes)
         targets.append(entry)
     return {"targets": targets}
 
@@ -111,6 +115,7 @@ def render_plan_table(document: dict[str, Any]) -> str:
                  for a in t["actions"]]
         if len(rows) > 1:
             lines.extend(_table(rows))
+        lines.extend(f"  note: {note}" for note in t["notes"])
     return redact.scrub("\n".join(lines))
 
 
@@ -135,6 +140,9 @@ def render_status_table(document: dict[str, Any]) -> str:
             )
         lines.extend(_table(rows))
         for s in t["sinks"]:
+            if not s["known"]:
+                lines.append(f"  no receipt: {s['sink']} may hold any of these")
+                continue
             state = "pending" if s["pending"] else "held"
             lines.append(f"  sink {s['sink']}: {s['key_id'] or 'nothing known'} ({state} since {s['since'] or '-'})")
     return redact.scrub("\n".join(lines))

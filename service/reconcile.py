@@ -19,7 +19,20 @@ from service import logs, policy
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, VerificationFailed
 from service.metrics import Metrics
-from service.model import DEFAULT_MARKER, NO_FLAGS, Action, App, Credential, Flags, Holding, Kind, Plan, Policy, Reason
+from service.model import (
+    DEFAULT_MARKER,
+    NO_FLAGS,
+    Action,
+    App,
+    Credential,
+    Flags,
+    Holding,
+    Kind,
+    Plan,
+    Policy,
+    Reason,
+    credential_name,
+)
 from service.ports import Clock, Directory, Sink, StateStore, Verifier
 from service.secret import Secret
 
@@ -52,6 +65,15 @@ class TargetResult:
     error: ServiceError | None = None
     done: list[Action] = field(default_factory=list)
     marker: str = DEFAULT_MARKER  # the target's display-name marker: which credentials are managed
+
+
+_BLOCKED_HINTS = {
+    Reason.CAP_REACHED: "remove an unused secret of the app, or raise max_credentials",
+    Reason.NO_ROOM_FOR_RETRY: (
+        "raise max_credentials by one, or remove an unmanaged secret of the app that no consumer uses: a target "
+        "whose sinks cannot be read back keeps one slot free for repairing a push that is never confirmed"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -87,11 +109,13 @@ class Engine:
         return app, list(holdings)
 
     def _plan(self, ctx: TargetContext, app: App, holdings: list[Holding], flags: Flags) -> Plan:
-        actions = policy.plan(self._clock.now(), app.credentials, holdings, ctx.policy, flags)
+        now = self._clock.now()
+        actions = policy.plan(now, app.credentials, holdings, ctx.policy, flags)
         in_use = frozenset(policy.in_use(app.credentials, holdings))
         current = _current(app, in_use)
         renew_at = policy.renewal_time(current, ctx.policy) if current else None
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings))
+        notes = tuple(policy.notes(now, app.credentials, holdings))
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes)
 
     async def plan_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
         """What a pass would do, without writing anything (the `plan` and `status` commands)."""
@@ -171,23 +195,28 @@ class Engine:
     # --- apply (the only code that writes) -------------------------------------------------------
 
     async def _apply(self, ctx: TargetContext, app: App, result: TargetResult, log: Any) -> None:
+        """Take the plan's actions in its order (policy._rotation says why that order is safe).
+
+        A retirement marked ``after_rotation`` runs only once this pass's rotation has reached every sink;
+        a failed retirement before the creation means there is no room for it, so nothing is created.
+        """
         assert result.plan is not None
-        actions = result.plan.actions
         errors: list[ServiceError] = []
-        rotated = True
-        for action in actions:
-            if action.after_rotation:
-                continue
+        rotated = False
+        for action in result.plan.actions:
+            if action.after_rotation and not rotated:
+                continue  # the new secret is not in every sink: a later pass plans this again
+            if action.kind is Kind.CREATE and errors:
+                break  # a retirement that was to make room failed: creating now would exceed the cap
             try:
                 if action.kind is Kind.BLOCKED:
                     raise ServiceError(action.message, reason=FailureReason.POLICY_VIOLATION,
-                                       hint="remove an unused secret of the app, or raise max_credentials")
+                                       hint=_BLOCKED_HINTS.get(action.reason))
                 if action.kind is Kind.RETIRE:
                     await self._retire(ctx, app, action, log)
                 elif action.kind is Kind.RESYNC:
                     await self._resync(ctx, app, action, log)
                 elif action.kind is Kind.CREATE:
-                    rotated = False
                     await self._rotate(ctx, app, action, log)
                     rotated = True
                 result.done.append(action)
@@ -195,14 +224,6 @@ class Engine:
                 errors.append(error)
                 if action.kind in (Kind.CREATE, Kind.BLOCKED):
                     break
-        if rotated:
-            for action in actions:
-                if action.after_rotation:
-                    try:
-                        await self._retire(ctx, app, action, log)
-                        result.done.append(action)
-                    except ServiceError as error:
-                        errors.append(error)
         if errors:
             raise errors[0]
 
@@ -223,7 +244,7 @@ class Engine:
                  source=source.id)
 
     async def _rotate(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
-        credential, secret = await self._create(ctx, app, log, action.reason)
+        credential, secret = await self._create(ctx, app, log, action.reason, action.message)
         try:
             attempts, seconds = await self._verify(ctx, credential, secret)
         except VerificationFailed:
@@ -258,10 +279,12 @@ class Engine:
             hint=first.hint,
         )
 
-    async def _create(self, ctx: TargetContext, app: App, log: Any, reason: Reason) -> tuple[Credential, Secret]:
+    async def _create(
+        self, ctx: TargetContext, app: App, log: Any, reason: Reason, why: str
+    ) -> tuple[Credential, Secret]:
         now = self._clock.now()
         end = now + ctx.policy.lifetime
-        name = f"{ctx.policy.marker} {now:%Y-%m-%dT%H:%M:%SZ}"
+        name = credential_name(ctx.policy.marker, now)
         try:
             credential, secret = await ctx.directory.add_password(app.object_id, name, end)
         except RemoteError as error:
@@ -280,7 +303,7 @@ class Engine:
             log.warning("credential.lifetime_capped", requested=format_duration(ctx.policy.lifetime),
                         allowed=format_duration(limit))
             credential, secret = await ctx.directory.add_password(app.object_id, name, end)
-        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value,
+        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
                  expires_at=_iso(credential.end), display_name=credential.display_name)
         return credential, secret
 

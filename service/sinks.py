@@ -107,6 +107,7 @@ class PushSink:
         target: str,
         fields: dict[str, object],
         names: dict[str, str],
+        marker: str = DEFAULT_MARKER,
     ) -> None:
         self.id = sink_id
         self._pusher = pusher
@@ -115,11 +116,17 @@ class PushSink:
         self._target = target
         self._fields = fields  # static fields and tenantId/clientId under their configured names
         self._names = names  # the push contract's field names -> configured names
+        self._marker = marker
+        self._may_hold: tuple[str, ...] = ()  # with no receipt: what the consumer may hold (see write)
 
     async def read(self, app: App) -> Holding:
         receipt = await self._store.get(self._target, self.id)
         if receipt is None:
-            return Holding(self.id, None, None, readable=False)
+            now = self._clock.now()
+            self._may_hold = tuple(
+                c.key_id for c in app.credentials if c.managed(self._marker) and not c.expired(now)
+            )
+            return Holding(self.id, None, None, readable=False, known=False)
         return Holding(
             self.id,
             receipt.key_id,
@@ -131,7 +138,12 @@ class PushSink:
 
     async def write(self, credential: Credential, secret: Secret) -> None:
         before = await self._store.get(self._target, self.id)
-        history = tuple(k for k in (before.history if before else ()) if k != credential.key_id)
+        # The first receipt after none at all: the consumer may have been given any of our valid
+        # credentials by a pass whose receipt we never saw, so each is recorded as handed out. Later
+        # passes then treat them as superseded (gone after the grace period), never as orphans. Hand-made
+        # ones are left out: they are never orphans, and recording them would let --revoke-previous take them.
+        earlier = before.history if before else self._may_hold
+        history = tuple(k for k in earlier if k != credential.key_id)
         history = (*history, credential.key_id)[-50:]
         # Written before the POST: if we crash or time out now, the next pass knows the consumer may
         # have this secret and will neither retire it nor forget to confirm it.

@@ -8,6 +8,8 @@ which the engine shares, so a test moves both by `world.clock.advance(...)`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator
@@ -21,7 +23,7 @@ import yaml
 
 from service import logs
 from service.config import Config, parse_config
-from service.emulator import Clock, Emulator
+from service.emulator import Clock, Emulator, RequestInfo
 from service.metrics import Metrics
 from service.model import Flags
 from service.reconcile import TargetResult, VerifyBackoff
@@ -123,6 +125,45 @@ class World:
     def vault_key_id(self, name: str = SECRET_NAME) -> str | None:
         latest = self.emu.vault_secret(name)
         return latest.tags.get("key-id") if latest else None
+
+
+@dataclass
+class ReceiverWatch:
+    """Whether the secret the receiver holds signs in, while passes run: after every request the emulator
+    answers (the only moments anything changes) and every millisecond in between. Works for passes in
+    this process and for `run` subprocesses alike, since the emulator serves from this process."""
+
+    world: World
+    samples: int = 0
+    dead: list[str] = field(default_factory=list)
+
+    def check(self, where: str) -> None:
+        receiver = self.world.emu.receiver
+        if receiver.deliveries:
+            self.samples += 1
+            if not receiver.current_key_authenticates():
+                self.dead.append(where)
+
+    def after_request(self, info: RequestInfo) -> None:
+        self.check(f"after {info.method} {info.path}")
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        fault = self.world.emu.faults.add(".*", None, "hook", after=True, hook=self.after_request)
+
+        async def tick() -> None:
+            while True:
+                self.check("between requests")
+                await asyncio.sleep(0.001)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            self.world.emu.faults.remove(fault)
 
 
 def _write_secret(path: Path, value: str) -> None:

@@ -123,6 +123,9 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
             emu.default_latency = latency
         if "password_cap" in body:
             emu.password_cap = int(body["password_cap"])
+        if "vault_page_limit" in body:
+            limit = body["vault_page_limit"]
+            emu.vault_page_limit = None if limit is None else int(limit)
         return json_response(_settings(emu))
     if path == ["settings"] and method == "GET":
         return json_response(_settings(emu))
@@ -181,6 +184,7 @@ def _settings(emu: Emulator) -> dict[str, Any]:
         "replication_delay_seconds": emu.replication_delay.total_seconds(),
         "default_latency_seconds": emu.default_latency.total_seconds(),
         "password_cap": emu.password_cap,
+        "vault_page_limit": emu.vault_page_limit,
     }
 
 

@@ -1,5 +1,9 @@
 """Azure Key Vault secrets (data plane): the 401 challenge, versions, tags, attributes, paging.
 
+As the real service does, a secret's versions are listed sorted by version id, not by creation (the last
+one listed is not the newest), and pages may be shorter than `maxresults` yet carry a `nextLink`
+(`page_limit`): a client must take "newest" from `created` and follow `nextLink` until it is null.
+
 One vault per emulator, served at the emulator's root URL because the Key Vault SDK cannot take a path
 prefix in `vault_url`. The vault belongs to one tenant: its challenge names that tenant's authority, and a
 token from another tenant is refused, as Azure does. Authorization is Azure RBAC reduced to one switch:
@@ -104,17 +108,25 @@ class KeyVaultService:
         self.secrets: dict[str, list[SecretVersion]] = {}
         self.deleted: dict[str, DeletedSecret] = {}
         self.denied: set[str] = set()
+        # At most this many items a page, whatever `maxresults` asks, still with a nextLink while more remain.
+        self.page_limit: int | None = None
 
     # -- inspection for tests ----------------------------------------------------------------------
 
     def seed(self, name: str, value: str, *, tags: dict[str, str] | None = None,
-             expires: datetime | None = None) -> SecretVersion:
-        """A version written out of band (an admin in the portal): no request, no authorization."""
+             expires: datetime | None = None, version_id: str | None = None) -> SecretVersion:
+        """A version written out of band (an admin in the portal): no request, no authorization.
+
+        ``version_id`` (32 hex digits) chooses the version id, so that a test can make the listing order
+        (by id) differ from the creation order on purpose.
+        """
         now = self.clock.now()
+        if version_id is not None and not re.fullmatch(r"[0-9a-f]{32}", version_id):
+            raise ValueError("version_id must be 32 lowercase hex digits, like Key Vault's")
         with self.lock:
             versions = self.secrets.setdefault(name.lower(), [])
             version = SecretVersion(
-                name=versions[0].name if versions else name, version=secrets.token_hex(16), value=value,
+                name=versions[0].name if versions else name, version=version_id or secrets.token_hex(16), value=value,
                 content_type=None, tags=dict(tags or {}), enabled=True, not_before=None, expires=expires,
                 created=now, updated=now,
             )
@@ -122,6 +134,7 @@ class KeyVaultService:
         return version
 
     def versions(self, name: str) -> list[SecretVersion]:
+        """Every version of ``name`` in the order they were written (the last is the current one)."""
         with self.lock:
             return list(self.secrets.get(name.lower(), []))
 
@@ -229,7 +242,8 @@ class KeyVaultService:
             versions = self.secrets.get(name.lower())
             if not versions:
                 raise not_found(name)
-            return self._list(request, list(versions), item_ids=True)
+            # Sorted by version id, as Key Vault lists them: not the order they were written in.
+            return self._list(request, sorted(versions, key=lambda v: v.version), item_ids=True)
         elif len(tail) == 1:
             if method == "GET":
                 return json_response(self._bundle(self._get(name, tail[0]), with_value=True))
@@ -415,10 +429,11 @@ class KeyVaultService:
         if not 1 <= page_size <= MAX_PAGE:
             raise VaultError(400, "BadParameter", f"The value of 'maxresults' must be between 1 and {MAX_PAGE}.")
         offset = _decode_skip(request.query.get("$skiptoken"))
-        page = versions[offset : offset + page_size]
+        served = min(page_size, self.page_limit) if self.page_limit is not None else page_size
+        page = versions[offset : offset + served]
         body: dict[str, Any] = {"value": [self._item(v, with_version=item_ids) for v in page], "nextLink": None}
-        if offset + page_size < len(versions):
-            token = _encode_skip(offset + page_size)
+        if offset + served < len(versions):
+            token = _encode_skip(offset + served)
             body["nextLink"] = (
                 f"{self.base_url()}{request.path}?api-version={request.query['api-version']}"
                 f"&$skiptoken={token}&maxresults={page_size}"

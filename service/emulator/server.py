@@ -531,10 +531,22 @@ class Emulator:
         return self.keyvault.versions(name)
 
     def add_vault_secret(
-        self, name: str, value: str, *, tags: dict[str, str] | None = None, expires: datetime | None = None
+        self, name: str, value: str, *, tags: dict[str, str] | None = None, expires: datetime | None = None,
+        version_id: str | None = None,
     ) -> SecretVersion:
         """Seed a Key Vault secret version as if pasted in the portal (no tags unless given)."""
-        return self.keyvault.seed(name, value, tags=tags, expires=expires)
+        return self.keyvault.seed(name, value, tags=tags, expires=expires, version_id=version_id)
+
+    @property
+    def vault_page_limit(self) -> int | None:
+        """Key Vault listings serve at most this many items a page (short pages with a nextLink); None: no limit."""
+        return self.keyvault.page_limit
+
+    @vault_page_limit.setter
+    def vault_page_limit(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError("vault_page_limit must be at least 1")
+        self.keyvault.page_limit = value
 
     def kv_deny(self, object_id: str) -> None:
         self.keyvault.deny(object_id)

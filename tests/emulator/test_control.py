@@ -60,10 +60,11 @@ async def test_faults_settings_and_request_counts(emu: Emulator, tenant_id: str,
     assert (await control(http, emu, "DELETE", "faults"))[0] == 200
     assert emu.faults.active() == []
     status, settings = await control(
-        http, emu, "POST", "settings", {"replication_delay_seconds": 30, "password_cap": 4}
+        http, emu, "POST", "settings", {"replication_delay_seconds": 30, "password_cap": 4, "vault_page_limit": 3}
     )
     assert settings["replication_delay_seconds"] == 30
     assert emu.password_cap == 4
+    assert (settings["vault_page_limit"], emu.vault_page_limit) == (3, 3)
     status, counts = await control(http, emu, "GET", "requests")
     assert counts["by_service"] == {"entra": 1}
     assert counts["counts"] == {"entra GET 429": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -142,6 +143,47 @@ async def test_versions_are_paged_with_an_absolute_next_link(
     assert (status, body["error"]["code"]) == (400, "BadParameter")
     status, listing, _ = await call(http, "GET", f"{emu.vault_url}/secrets?{API}", vault_token)
     assert [i["id"] for i in listing["value"]] == [f"{emu.vault_url}/secrets/paged"]
+
+
+async def _list_versions(http: aiohttp.ClientSession, url: str | None, token: str) -> list[list[dict[str, Any]]]:
+    pages = []
+    while url:
+        status, body, _ = await call(http, "GET", url, token)
+        assert status == 200
+        pages.append(body["value"])
+        url = body["nextLink"]
+    return pages
+
+
+async def test_versions_are_listed_by_version_id_not_by_creation(
+    emu: Emulator, http: aiohttp.ClientSession, vault_token: str
+) -> None:
+    ids = ["f" * 32, "0" * 32, "8" * 32]  # written in this order: newest first by id, oldest last
+    for i, version_id in enumerate(ids):
+        emu.add_vault_secret("ordered", f"v{i}", version_id=version_id)
+        emu.clock.advance(timedelta(seconds=5))
+
+    [page] = await _list_versions(http, f"{emu.vault_url}/secrets/ordered/versions?{API}", vault_token)
+
+    listed = [item["id"].rsplit("/", 1)[1] for item in page]
+    assert listed == sorted(ids)
+    current = emu.vault_secret("ordered")
+    assert current is not None
+    assert (current.version, listed[-1]) == ("8" * 32, "f" * 32), "the last one listed is not the current one"
+    assert max(page, key=lambda item: item["attributes"]["created"])["id"].endswith(current.version)
+
+
+async def test_pages_may_be_shorter_than_maxresults_and_still_carry_a_next_link(
+    emu: Emulator, http: aiohttp.ClientSession, vault_token: str
+) -> None:
+    for i in range(5):
+        emu.add_vault_secret("short", f"v{i}")
+    emu.vault_page_limit = 2
+
+    pages = await _list_versions(http, f"{emu.vault_url}/secrets/short/versions?{API}&maxresults=25", vault_token)
+
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert len({item["id"] for page in pages for item in page}) == 5
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from azure.core.exceptions import ClientAuthenticationError
@@ -27,10 +27,46 @@ class Finished:
     stderr: str
 
 
+@dataclass
+class Killer:
+    """SIGKILLs the `run` process in flight when the emulator meets the first request that matches.
+
+    ``after=True`` (the default): once the request has been processed and committed, so the write happened
+    and its answer is lost. ``after=False``: before it is processed, and the request is then dropped, so
+    the write never happened. Armed once, it waits across passes until a pass makes that request.
+    """
+
+    pid: int | None = None
+    fired: list[str] = field(default_factory=list)
+    faults: list[int] = field(default_factory=list)
+
+    def arm(self, world: World, method: str, path: str, *, after: bool = True, delay: float = 0.0) -> None:
+        loop = asyncio.get_running_loop()
+
+        def kill(info: RequestInfo) -> None:
+            self.fired.append(f"{info.method} {info.path}")
+            pid = self.pid
+            if pid is None:
+                return
+            if delay:
+                loop.call_later(delay, _kill, pid)
+            else:
+                _kill(pid)
+
+        self.faults.append(world.emu.faults.add(path, method, "hook", after=after, count=1, hook=kill))
+        if not after:
+            self.faults.append(world.emu.faults.add(path, method, "drop", count=1))
+
+    def disarm(self, world: World) -> None:
+        for fault in self.faults:
+            world.emu.faults.remove(fault)
+        self.faults.clear()
+
+
 async def run_cli(config: Path, *args: str, kill_on: tuple[str, str] | None = None, world: World | None = None,
-                  kill_delay: float = 0.0) -> Finished:
+                  kill_delay: float = 0.0, killer: Killer | None = None) -> Finished:
     """`python -m service run --config FILE`, killed with SIGKILL right after the emulator answers
-    ``kill_on = (method, path regex)`` (plus ``kill_delay`` seconds), if given."""
+    ``kill_on = (method, path regex)`` (plus ``kill_delay`` seconds), if given, or when ``killer`` fires."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service", "run", "--config", str(config), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -38,18 +74,15 @@ async def run_cli(config: Path, *args: str, kill_on: tuple[str, str] | None = No
     )
     if kill_on is not None:
         assert world is not None
-        loop = asyncio.get_running_loop()
-
-        def kill(_: RequestInfo) -> None:
-            if kill_delay:
-                loop.call_later(kill_delay, _kill, process.pid)
-            else:
-                _kill(process.pid)
-
-        world.emu.faults.add(kill_on[1], kill_on[0], "hook", after=True, count=1, hook=kill)
+        killer = Killer()
+        killer.arm(world, kill_on[0], kill_on[1], delay=kill_delay)
+    if killer is not None:
+        killer.pid = process.pid
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
     finally:
+        if killer is not None:
+            killer.pid = None
         if process.returncode is None:
             process.kill()
             await process.wait()

@@ -15,18 +15,23 @@ from datetime import timedelta
 import pytest
 
 from tests.integration.conftest import World
-from tests.reliability.conftest import check_invariants, run_cli
+from tests.reliability.conftest import Killer, check_invariants, run_cli
 
 pytestmark = pytest.mark.slow
 
 IN_FLIGHT = 2.0  # seconds
 GRACE = 2.0
 
+# (method, path regex, delay after the answer, after): after=False kills before the request is processed
+# and drops it, so that write never happens.
 STEPS = {
-    "killed right after addPassword created the credential": (("POST", r"/addPassword$"), 0.0),
-    "killed while verifying the new secret across a replication delay": (("POST", r"/addPassword$"), 0.4),
-    "killed right after the Key Vault write": (("PUT", r"^/secrets/"), 0.0),
-    "killed after the push, before its receipt was confirmed": (("POST", r"^/dimescheduler/"), 0.0),
+    "killed right after addPassword created the credential": ("POST", r"/addPassword$", 0.0, True),
+    "killed while verifying the new secret across a replication delay": ("POST", r"/addPassword$", 0.4, True),
+    "killed right after the Key Vault write": ("PUT", r"^/secrets/", 0.0, True),
+    "killed between the sinks: Key Vault written, the push never reached the endpoint": (
+        "POST", r"^/dimescheduler/", 0.0, False
+    ),
+    "killed after the push, before its receipt was confirmed": ("POST", r"^/dimescheduler/", 0.0, True),
 }
 
 
@@ -34,9 +39,9 @@ def short_policy(world: World) -> None:
     world.defaults.update(in_flight_timeout=f"{IN_FLIGHT:g}s", grace_period=f"{GRACE:g}s", verify_timeout="20s")
 
 
-@pytest.mark.parametrize(("kill_on", "delay"), STEPS.values(), ids=STEPS.keys())
+@pytest.mark.parametrize(("method", "path", "delay", "after"), STEPS.values(), ids=STEPS.keys())
 async def test_a_pass_killed_mid_rotation_is_repaired_by_the_next_passes(
-    world: World, kill_on: tuple[str, str], delay: float
+    world: World, method: str, path: str, delay: float, after: bool
 ) -> None:
     short_policy(world)
     config = world.config_file()
@@ -44,8 +49,10 @@ async def test_a_pass_killed_mid_rotation_is_repaired_by_the_next_passes(
     assert first.returncode == 0, first.stderr
     [original] = world.passwords()
     world.emu.replication_delay = timedelta(seconds=1.0)
+    killer = Killer()
+    killer.arm(world, method, path, after=after, delay=delay)
 
-    crashed = await run_cli(config, "--force", kill_on=kill_on, world=world, kill_delay=delay)
+    crashed = await run_cli(config, "--force", killer=killer)
 
     assert crashed.returncode == -9, "the process was killed mid-pass"
     await check_invariants(world)
@@ -96,4 +103,36 @@ async def test_an_addpassword_whose_answer_was_lost_leaves_an_orphan_that_goes_a
     await world.run()
     assert not orphan & {p.key_id for p in world.passwords()}, "I2: the orphan outlived its in_flight_timeout"
     assert world.logs.named("credential.retired", reason="orphan", key_id=next(iter(orphan)))
+    await check_invariants(world)
+
+
+async def test_a_pass_killed_after_removepassword_committed_leaves_the_secret_in_use_and_the_next_pass_settles(
+    world: World,
+) -> None:
+    """The retirement of the superseded secret reached Graph, and the process died before the answer: the
+    sinks still hold the secret in use, and the next pass finds nothing left to do."""
+    short_policy(world)
+    config = world.config_file()
+    assert (await run_cli(config)).returncode == 0
+    [original] = world.passwords()
+    assert (await run_cli(config, "--force")).returncode == 0
+    [current] = [p for p in world.passwords() if p.key_id != original.key_id]
+    await asyncio.sleep(GRACE + 0.5)
+    killer = Killer()
+    killer.arm(world, "POST", r"/removePassword$")
+
+    crashed = await run_cli(config, killer=killer)
+
+    assert crashed.returncode == -9
+    assert len(killer.fired) == 1
+    assert [p.key_id for p in world.passwords()] == [current.key_id], "the removal was committed"
+    await check_invariants(world)
+    assert world.vault_key_id() == current.key_id
+    assert world.emu.receiver.deliveries[-1].idempotency_key == current.key_id
+
+    after = await run_cli(config)
+
+    assert after.returncode == 0, after.stdout[-2000:]
+    assert '"event": "target.healthy"' in after.stdout
+    assert [p.key_id for p in world.passwords()] == [current.key_id]
     await check_invariants(world)

@@ -32,11 +32,13 @@ def keyvault(key_id: str | None, *, held_for: timedelta = 10 * DAY, recorded: tu
 
 
 def push(
-    key_id: str | None, *, held_for: timedelta = 10 * DAY, pending: bool = False, recorded: tuple[str, ...] = ()
+    key_id: str | None, *, held_for: timedelta = 10 * DAY, pending: bool = False, recorded: tuple[str, ...] = (),
+    sink: str = PUSH,
 ) -> Holding:
-    """A push sink (not readable): its holding is the last receipt."""
+    """A push sink (not readable): its holding is the last receipt; ``None``: it has no receipt at all."""
     ids = frozenset(recorded) | ({key_id} if key_id else set())
-    return Holding(PUSH, key_id, NOW - held_for if key_id else None, readable=False, pending=pending, recorded=ids)
+    return Holding(sink, key_id, NOW - held_for if key_id else None, readable=False, pending=pending, recorded=ids,
+                   known=key_id is not None)
 
 
 def describe(action: Action) -> str:
@@ -79,8 +81,17 @@ CASES: dict[str, Case] = {
     "a sink naming a key id that is no longer on the app holds nothing, so the pass rotates": Case(
         [CUR], [keyvault("gone", recorded=("cur",))], ["create no_credential_in_use"]
     ),
-    "lost receipts make the credential an orphan: it is retired and a new one created": Case(
-        [CUR], [push(None)], ["retire orphan cur", "create no_credential_in_use"]
+    "lost receipts leave a credential the consumer may hold: it is kept and a new one is created": Case(
+        [CUR], [push(None)], ["create no_receipt"]
+    ),
+    "lost receipts keep even an old managed credential no other sink recorded": Case(
+        [OLD, CUR], [keyvault(None), push(None)], ["create no_receipt"]
+    ),
+    "lost receipts with only expired credentials on the app are no reason to name the receipt": Case(
+        [EXPIRED_OLD], [push(None)], ["create no_credential_in_use"]
+    ),
+    "a push sink with a receipt for a key no longer on the app holds nothing, and knows what it was given": Case(
+        [CUR], [push("gone")], ["create no_credential_in_use", "retire orphan cur after rotation"]
     ),
     # --- healthy ---------------------------------------------------------------------------------
     "every sink holding a credential that is not due needs nothing": Case([CUR], [keyvault("cur"), push("cur")], []),
@@ -139,10 +150,10 @@ CASES: dict[str, Case] = {
         ["create revoke_previous", "retire revoked hand after rotation"],
         flags=Flags(revoke_previous=True),
     ),
-    "--revoke-previous retires a superseded credential past grace now and revokes the rest after the rotation": Case(
+    "--revoke-previous retires a superseded credential past grace and revokes the rest, all after the rotation": Case(
         [OLD, CUR],
         [keyvault("cur", recorded=("old",)), push("cur")],
-        ["retire superseded old", "create revoke_previous", "retire revoked cur after rotation"],
+        ["create revoke_previous", "retire superseded old after rotation", "retire revoked cur after rotation"],
         flags=Flags(revoke_previous=True),
     ),
     "--revoke-previous wins over --force": Case(
@@ -185,6 +196,22 @@ CASES: dict[str, Case] = {
         [keyvault("cur", held_for=HOUR), push("cur", held_for=HOUR)],
         ["retire orphan orphan"],
     ),
+    "an orphan waits for the rotation of the same pass to reach every sink": Case(
+        [DUE, cred("orphan", age=20 * MINUTE)],
+        [keyvault("cur"), push("cur")],
+        ["create renewal_due", "retire orphan orphan after rotation"],
+    ),
+    "a managed credential no sink recorded is no orphan while a push sink has no receipt": Case(
+        [CUR, cred("theirs", age=2 * HOUR)], [keyvault("cur"), push(None)],
+        ["resync sink_lags cur to push from keyvault"],
+    ),
+    "an expired managed credential is no orphan while a push sink has no receipt either": Case(
+        [EXPIRED_OLD, CUR], [keyvault("cur"), push(None)], ["resync sink_lags cur to push from keyvault"]
+    ),
+    "one push sink without a receipt keeps every credential although another push sink has one": Case(
+        [CUR, cred("maybe", age=2 * HOUR)], [push("cur"), push(None, sink="other-push")],
+        ["create sink_lags_unreadable"],
+    ),
     "a credential only a pending receipt recorded is no orphan": Case(
         [CUR, cred("sent", age=2 * HOUR)],
         [keyvault("cur", held_for=HOUR), push("cur", held_for=HOUR, recorded=("sent",))],
@@ -206,6 +233,12 @@ CASES: dict[str, Case] = {
         [OLD, CUR],
         [keyvault("cur", held_for=2 * DAY, recorded=("old",)), push("cur", held_for=2 * DAY, pending=True)],
         ["resync pending_resync cur to push from keyvault"],
+    ),
+    "a credential recorded by the first receipt after receipts were lost waits for the grace period": Case(
+        [OLD, CUR], [push("cur", held_for=12 * HOUR, recorded=("old",))], []
+    ),
+    "a credential recorded by the first receipt after receipts were lost goes after the grace period": Case(
+        [OLD, CUR], [push("cur", held_for=DAY, recorded=("old",))], ["retire superseded old"]
     ),
     "an expired superseded credential is retired": Case(
         [EXPIRED_OLD, CUR], [keyvault("cur", recorded=("old",)), push("cur")], ["retire superseded old"]
@@ -265,6 +298,46 @@ CASES: dict[str, Case] = {
     "a higher max_credentials lets the rotation through": Case(
         [HAND, HAND2, HAND3, DUE], [keyvault("cur")], ["create renewal_due"], policy=Policy(max_credentials=5)
     ),
+    "at the cap an orphan makes room before a superseded credential, which waits for the rotation": Case(
+        [OLD, cred("orphan", age=HOUR), HAND, DUE],
+        [keyvault("cur", recorded=("old",)), push("cur")],
+        ["retire orphan orphan", "create renewal_due", "retire superseded old after rotation"],
+    ),
+    "at the cap an expired credential makes room before a valid one": Case(
+        [cred("old", age=40 * DAY), cred("older", age=100 * DAY), HAND, DUE],
+        [keyvault("cur", recorded=("old", "older")), push("cur")],
+        ["retire superseded older", "create renewal_due", "retire superseded old after rotation"],
+    ),
+    "a retirement that fails to make room is planned before the creation, so apply can stop": Case(
+        [EXPIRED_OLD, HAND, HAND2, DUE],
+        [keyvault("cur", recorded=("old",))],
+        ["retire superseded old", "create renewal_due"],
+    ),
+    # --- room to repair an unconfirmed push on a target no sink of which can be read back --------
+    "a push-only target rotates when a slot stays free for a repair": Case(
+        [HAND, DUE], [push("cur")], ["create renewal_due"]
+    ),
+    "a push-only target refuses a rotation that would leave no slot for a repair": Case(
+        [HAND, HAND2, DUE], [push("cur")], ["blocked no_room_for_retry"]
+    ),
+    "a push-only target retires to keep a slot free for a repair": Case(
+        [HAND, EXPIRED_OLD, DUE], [push("cur", recorded=("old",))], ["retire superseded old", "create renewal_due"]
+    ),
+    "a push-only target's repair of an unconfirmed push may take the slot kept for it": Case(
+        [HAND, HAND2, OLD, cred("sent", age=HOUR)],
+        [push("sent", pending=True, recorded=("old",))],
+        ["create pending_unconfirmed"],
+        policy=Policy(max_credentials=5),
+    ),
+    "a push-only target's repair at the cap is blocked and names the runbook": Case(
+        [HAND, HAND2, OLD, cred("sent", age=HOUR)],
+        [push("sent", pending=True, recorded=("old",))],
+        ["blocked cap_reached"],
+        policy=Policy(max_credentials=4),
+    ),
+    "a target with a readable sink needs no slot for a repair": Case(
+        [HAND, HAND2, DUE], [keyvault("cur"), push("cur")], ["create renewal_due"]
+    ),
     "a blocked rotation still plans the retirements it can": Case(
         [HAND, HAND2, cred("orphan", age=HOUR), DUE, cred("young", age=MINUTE)],
         [keyvault("cur")],
@@ -311,6 +384,26 @@ MESSAGES = {
     "a blocked rotation says how to unblock it": (
         Case([HAND, HAND2, HAND3, DUE], [keyvault("cur")], []),
         "remove an unused secret or raise max_credentials",
+    ),
+    "a blocked rotation says which max_credentials would let it through": (
+        Case([HAND, HAND2, HAND3, DUE], [keyvault("cur")], []),
+        "raise max_credentials to 5",
+    ),
+    "a rotation because of lost receipts says the sink may hold any of the secrets": (
+        Case([CUR], [push(None)], []),
+        "no receipt: push may hold any of the app's 1 valid secret(s)",
+    ),
+    "a re-sync of a sink without a receipt says so": (
+        Case([CUR], [keyvault("cur"), push(None)], []),
+        "push has no receipt (it may hold any of the app's secrets); re-send cur",
+    ),
+    "a rotation refused for want of a repair slot says how to make room": (
+        Case([HAND, HAND2, DUE], [push("cur")], []),
+        "raise max_credentials to 5, or remove a secret of the app that no consumer uses",
+    ),
+    "a blocked repair of an unconfirmed push points to the runbook": (
+        Case([HAND, HAND2, OLD, cred("sent", age=HOUR)], [push("sent", pending=True, recorded=("old",))], []),
+        "see the runbook, 'push never confirmed, no room'",
     ),
     "a re-sync names the sink it copies from": (
         Case([CUR], [keyvault("cur"), push(None)], []),

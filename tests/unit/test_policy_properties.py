@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason
+from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason, credential_name
 from service.policy import plan, renewal_time
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 MARKER = "secret-rotator"
 UNKNOWN = "gone"  # a key id a sink may name that is not on the app
+
+REPAIRS = (Reason.PENDING_UNCONFIRMED, Reason.SINK_LAGS_UNREADABLE)
 
 # No example database: every run explores afresh and stores no failing examples in the tree.
 FAST = settings(max_examples=300, deadline=None, database=None)
@@ -30,6 +32,13 @@ minutes = st.one_of(
 rarely = st.sampled_from([False, False, False, False, True])
 
 
+# Names that are not this service's, look-alikes of its own included.
+NOT_OURS = [
+    None, "", "by hand", "rotator", MARKER, f"{MARKER}-staging 2025-01-01T00:00:00Z",
+    f"{MARKER}: break-glass 2025-01-01", f"{MARKER}  2025-01-01T00:00:00Z", f"{MARKER} 2025-01-01T00:00:00Z (copy)",
+]
+
+
 def ago(m: int) -> datetime:
     return NOW - timedelta(minutes=m)
 
@@ -41,9 +50,7 @@ def credentials(draw: st.DrawFn) -> list[Credential]:
         start = ago(draw(minutes)) if draw(st.integers(0, 9)) else NOW + timedelta(minutes=draw(st.integers(1, 60)))
         end = None if draw(st.integers(0, 19)) == 0 else start + timedelta(minutes=draw(st.integers(1, 400 * 24 * 60)))
         managed = draw(st.booleans())
-        name = (
-            f"{MARKER} {start:%Y%m%dT%H%M%SZ}" if managed else draw(st.sampled_from([None, "", "by hand", "rotator"]))
-        )
+        name = credential_name(MARKER, start) if managed else draw(st.sampled_from(NOT_OURS))
         result.append(Credential(key_id=f"k{i}", display_name=name, hint=None, start=start, end=end))
     return result
 
@@ -54,6 +61,9 @@ def holdings(draw: st.DrawFn, key_ids: list[str]) -> list[Holding]:
     for i in range(draw(st.integers(1, 3))):
         key_id = draw(st.sampled_from(key_ids) if key_ids and not draw(rarely) else st.sampled_from([UNKNOWN, None]))
         recorded = draw(st.frozensets(st.sampled_from([*key_ids, UNKNOWN])) if key_ids else st.just(frozenset()))
+        readable = draw(st.booleans())
+        # A push sink with no receipt at all does not know what its consumer holds.
+        known = readable or key_id is not None or not draw(st.booleans())
         result.append(
             Holding(
                 sink=f"sink{i}",
@@ -61,9 +71,10 @@ def holdings(draw: st.DrawFn, key_ids: list[str]) -> list[Holding]:
                 # Adapters always know since when a named key is held (a Key Vault version's created time,
                 # a receipt's time); only "holds nothing" comes without one.
                 since=ago(draw(minutes)) if key_id is not None else None,
-                readable=draw(st.booleans()),
+                readable=readable,
                 pending=key_id is not None and draw(rarely),
-                recorded=recorded | ({key_id} if key_id else frozenset()),
+                recorded=(recorded | ({key_id} if key_id else frozenset())) if known else frozenset(),
+                known=known,
             )
         )
     return result
@@ -122,13 +133,36 @@ def no_credential_a_sink_holds_is_retired_before_the_rotation(s: Scenario, actio
     assert not {a.key_id for a in retirements(actions, after_rotation=False)} & held
 
 
-def a_retirement_after_the_rotation_is_a_revocation_that_follows_a_creation(s: Scenario, actions: list[Action]) -> None:
+def a_retirement_after_the_rotation_follows_a_creation_and_only_revocations_need_the_flag(
+    s: Scenario, actions: list[Action]
+) -> None:
     for i, action in enumerate(actions):
         if action.after_rotation:
-            assert s.flags.revoke_previous
             assert action.kind is Kind.RETIRE
-            assert action.reason is Reason.REVOKED
             assert any(a.kind is Kind.CREATE for a in actions[:i])
+        if action.reason is Reason.REVOKED:
+            assert s.flags.revoke_previous
+            assert action.after_rotation
+
+
+def nothing_is_retired_before_the_new_secret_is_everywhere_while_a_sink_may_hold_anything(
+    s: Scenario, actions: list[Action]
+) -> None:
+    if all(h.known for h in s.holdings):
+        return
+    assert all(a.after_rotation for a in retirements(actions))
+
+
+def a_retirement_before_the_creation_only_makes_room_for_it(s: Scenario, actions: list[Action]) -> None:
+    creations = [i for i, a in enumerate(actions) if a.kind is Kind.CREATE]
+    if not creations:
+        return
+    first = retirements(actions[: creations[0]])
+    if first:
+        # Every one of them is of a credential no sink can hold, and no more go than the cap needs.
+        assert all(h.known for h in s.holdings)
+        spare = 0 if any(h.readable for h in s.holdings) else 1
+        assert len(s.credentials) - len(first) + 1 + spare >= s.policy.max_credentials
 
 
 def no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grace_period(
@@ -149,6 +183,7 @@ def no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s: Sc
     recorded = set().union(*(h.recorded for h in s.holdings))
     for action in actions:
         if action.reason is Reason.ORPHAN:
+            assert all(h.known for h in s.holdings), "an orphan needs every sink to say what it recorded"
             credential = by_id[action.key_id]
             assert credential.managed(MARKER)
             assert action.key_id not in recorded
@@ -172,7 +207,9 @@ def an_unmanaged_credential_is_retired_only_when_the_config_says_so_or_it_leaked
 def test_no_credential_is_removed_while_a_sink_holds_it_nor_before_its_time(s: Scenario) -> None:
     actions = s.plan()
     no_credential_a_sink_holds_is_retired_before_the_rotation(s, actions)
-    a_retirement_after_the_rotation_is_a_revocation_that_follows_a_creation(s, actions)
+    a_retirement_after_the_rotation_follows_a_creation_and_only_revocations_need_the_flag(s, actions)
+    nothing_is_retired_before_the_new_secret_is_everywhere_while_a_sink_may_hold_anything(s, actions)
+    a_retirement_before_the_creation_only_makes_room_for_it(s, actions)
     no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grace_period(s, actions)
     no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s, actions)
     an_unmanaged_credential_is_retired_only_when_the_config_says_so_or_it_leaked(s, actions)
@@ -192,6 +229,10 @@ def test_the_credential_count_never_exceeds_max_credentials_at_any_step(s: Scena
             count -= 1
         elif action.kind is Kind.CREATE:
             count += 1
+            # A target no sink of which can be read back keeps a slot free for repairing an unconfirmed
+            # push by another rotation (only that repair may take it).
+            if not any(h.readable for h in s.holdings) and action.reason not in REPAIRS:
+                assert count < s.policy.max_credentials
         assert count <= s.policy.max_credentials
 
 
@@ -203,13 +244,19 @@ def test_the_plan_has_a_lawful_shape(s: Scenario) -> None:
     rotations = [i for i, k in enumerate(kinds) if k in (Kind.CREATE, Kind.BLOCKED)]
     assert len(rotations) <= 1
     if rotations:
-        # Retirements that make room come first; only revocations come after the rotation.
-        assert all(k is Kind.RETIRE for k in kinds[: rotations[0]])
+        # Retirements that make room come first; everything after the rotation waits for it.
+        assert all(a.kind is Kind.RETIRE and not a.after_rotation for a in actions[: rotations[0]])
         assert all(a.after_rotation for a in actions[rotations[0] + 1 :])
         assert Kind.RESYNC not in kinds
+    else:
+        # Re-syncs come before any retirement, and nothing waits for a rotation that is not planned.
+        assert kinds == sorted(kinds, key=lambda k: k is Kind.RETIRE)
+        assert not any(a.after_rotation for a in actions)
     for a in actions:
         if a.kind is Kind.BLOCKED:
-            assert a.reason is Reason.CAP_REACHED
+            assert a.reason in (Reason.CAP_REACHED, Reason.NO_ROOM_FOR_RETRY)
+            if a.reason is Reason.NO_ROOM_FOR_RETRY:
+                assert not any(h.readable for h in s.holdings)
         if a.kind is Kind.RESYNC:
             assert a.sink is not None
             assert a.source is not None
@@ -235,7 +282,7 @@ def steady_states(draw: st.DrawFn) -> Scenario:
     policy = draw(policies().filter(lambda p: p.grace_period > timedelta(0)))
     age = draw(st.integers(0, 60 * 24 * 60))
     life = draw(st.integers(age + 2, 400 * 24 * 60))
-    current = Credential("cur", f"{MARKER} now", None, ago(age), ago(age) + timedelta(minutes=life))
+    current = Credential("cur", credential_name(MARKER, ago(age)), None, ago(age), ago(age) + timedelta(minutes=life))
     due = renewal_time(current, policy)
     if due is not None and due <= NOW:
         current = Credential("cur", current.display_name, None, current.start, None)
@@ -246,11 +293,12 @@ def steady_states(draw: st.DrawFn) -> Scenario:
             Credential(f"hand{i}", "by hand", None, ago(m), None)
             for i, m in enumerate(draw(st.lists(minutes, max_size=2)))
         ]
-    others += [Credential("old", f"{MARKER} old", None, ago(age + 1), None)] if draw(st.booleans()) else []
+    old = Credential("old", credential_name(MARKER, ago(age + 1)), None, ago(age + 1), None)
+    others += [old] if draw(st.booleans()) else []
     young = st.integers(0, max(0, int(policy.in_flight_timeout.total_seconds() // 60) - 1))
     if policy.in_flight_timeout > timedelta(0):
         others += [
-            Credential(f"young{i}", f"{MARKER} y", None, ago(m), None)
+            Credential(f"young{i}", credential_name(MARKER, ago(m)), None, ago(m), None)
             for i, m in enumerate(draw(st.lists(young, max_size=2)))
         ]
     within_grace = (
