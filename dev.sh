@@ -45,8 +45,13 @@ case "${1:-}" in
         ;;
     lock)
         "$VENV/bin/python" -m pip install --quiet uv
-        "$VENV/bin/uv" pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements.lock
-        "$VENV/bin/uv" pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes -o requirements-test.lock
+        compile=("$VENV/bin/uv" pip compile --universal --python-version 3.11 --generate-hashes
+                 --custom-compile-command "./dev.sh lock")
+        "${compile[@]}" pyproject.toml -o requirements.lock
+        "${compile[@]}" pyproject.toml --extra test -o requirements-test.lock
+        # The build backend the Dockerfile builds the project's wheel with (pip --no-build-isolation).
+        "$VENV/bin/python" -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+            | "${compile[@]}" - -o requirements-build.lock
         ;;
     *)
         sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
