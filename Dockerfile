@@ -9,9 +9,14 @@
 # interpreter on the base's PATH (python3 is /usr/local/bin/python3 on the official image,
 # /usr/bin/python3 on Debian's).
 #
+# The default BASE is pinned by digest (the multi-platform index of python:3.12-slim; the tag is
+# only for the reader): a tag moved on the registry cannot change what is built. Move the pin on
+# purpose, to pick up the base's security fixes, with the "Digest:" line of
+#   docker buildx imagetools inspect python:3.12-slim
+#
 # Behind a TLS-inspecting proxy, mount the host's CA bundle for the build only, so it never lands
 # in a layer:  --volume /etc/ssl/certs/ca-certificates.crt:/run/pip-ca.pem:ro --build-arg PIP_CERT=/run/pip-ca.pem
-ARG BASE=python:3.12-slim
+ARG BASE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
 
 FROM ${BASE} AS builder
 ARG PYTHON=python3
@@ -21,22 +26,33 @@ ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1
-RUN "${PYTHON}" -m venv /opt/venv
-# Dependencies first, from the lock alone: this layer is reused until requirements.lock changes.
+# Two venvs. /opt/build holds the installer and the build backend; /opt/venv, the one shipped, is made
+# without pip (and without the setuptools that Python 3.11's ensurepip adds) and is filled by
+# /opt/build's pip through --python, so no installer or build tool ends up in the image.
+RUN "${PYTHON}" -m venv /opt/build \
+    && "${PYTHON}" -m venv --without-pip /opt/venv
+# The build backend (setuptools) from its own lock, hashes checked, as the dependencies are.
+COPY requirements-build.lock /src/requirements-build.lock
+RUN /opt/build/bin/pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \
+        -r /src/requirements-build.lock
+# Dependencies next, from the lock alone: this layer is reused until requirements.lock changes.
 # Bytecode is compiled here, with hashes rather than timestamps (the read-only venv never changes),
 # for everything but msgraph-sdk's generated tree: 16,000 modules, 125 MB of .pyc, of which a pass
 # imports about 20. Compiling them all doubled the image's files and more than doubled the build
 # time; the few a pass uses are compiled in memory at import, in about 30 ms.
 COPY requirements.lock /src/requirements.lock
-RUN /opt/venv/bin/pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \
-        -r /src/requirements.lock \
+RUN /opt/build/bin/pip --python /opt/venv/bin/python install --no-cache-dir --no-compile --require-hashes \
+        --only-binary=:all: -r /src/requirements.lock \
     && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
         -x '/msgraph/generated/' /opt/venv/lib
-# Then the project itself, as a wheel built from the sources .dockerignore lets through. The venv's
-# own pip is not needed at run time: removing it keeps an installer out of the image.
+# Then the project itself, as a wheel built from the sources .dockerignore lets through (the
+# emulator and the demo stay out). --no-build-isolation builds it with the locked setuptools above
+# instead of one pip would fetch unpinned; --no-index makes any download at all an error.
 COPY . /src
-RUN /opt/venv/bin/pip install --no-cache-dir --no-compile --no-deps /src \
-    && /opt/venv/bin/pip uninstall --yes pip \
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-build-isolation --no-deps --no-index \
+        --wheel-dir /tmp/wheels /src \
+    && /opt/build/bin/pip --python /opt/venv/bin/python install --no-cache-dir --no-compile --no-deps \
+        --no-index /tmp/wheels/secret_rotator-*.whl \
     && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
         /opt/venv/lib/python3*/site-packages/service
 

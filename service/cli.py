@@ -100,10 +100,37 @@ def _add_optional_commands(commands: Any, common: argparse.ArgumentParser) -> No
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            if module_name == "service.demo" and _left_out(exc):
+                _add_left_out_command(commands, "demo")
+            elif exc.name != module_name:
                 raise
             continue
         module.register(commands, common)
+
+
+# The container image leaves these out (.dockerignore): they serve tests and newcomers, not a cluster.
+_LEFT_OUT_OF_THE_IMAGE = ("service.emulator", "service.demo", "service.demo_view")
+
+
+def _left_out(error: ModuleNotFoundError) -> bool:
+    name = error.name or ""
+    return any(name == module or name.startswith(f"{module}.") for module in _LEFT_OUT_OF_THE_IMAGE)
+
+
+def _add_left_out_command(commands: Any, name: str) -> None:
+    """A command this build lacks says so, whatever its arguments, rather than being an 'invalid choice'."""
+    # A prefix no argument starts with: options and --help are collected like any other argument.
+    stub = commands.add_parser(name, add_help=False, prefix_chars="\0", help="(not in this build)")
+    stub.add_argument("args", nargs="*")
+    stub.set_defaults(handler=lambda _args: _not_in_this_build(name))
+
+
+def _not_in_this_build(command: str) -> int:
+    print(f"secret-rotator: `{command}` is not in this build: the container image leaves out the emulator and "
+          "the demo.", file=sys.stderr)
+    print("hint: run it from a checkout of the source: `./dev.sh demo`, or `./dev.sh setup` then "
+          f"`.venv/bin/secret-rotator {command}`", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _configure_logs(args: argparse.Namespace, *, to_stderr: bool = False) -> None:
@@ -172,8 +199,12 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from service.emulator.standalone import main as emulator_main
-
+    try:
+        from service.emulator.standalone import main as emulator_main
+    except ModuleNotFoundError as error:
+        if not _left_out(error):
+            raise
+        return _not_in_this_build("emulator")
     return emulator_main(list(args.args))
 
 

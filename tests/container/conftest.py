@@ -246,16 +246,21 @@ def _remove_leftovers(podman: Podman) -> None:
             podman("rmi", "--force", name, check=False, timeout=600)
 
 
+def build_args(base_image: str, tag: str, *, network: str) -> list[str]:
+    """`podman build` and its options, but the context. The same build arguments give the same layer cache."""
+    args = ["build", f"--network={network}", "--build-arg", f"BASE={base_image}", "--tag", tag]
+    if HOST_CA_BUNDLE.is_file():
+        args += ["--volume", f"{HOST_CA_BUNDLE}:/run/pip-ca.pem:ro", "--build-arg", "PIP_CERT=/run/pip-ca.pem"]
+    return args
+
+
 @pytest.fixture(scope="session")
 def image(podman: Podman, base_image: str) -> Iterator[str]:
     """The image, built from the Dockerfile at the repository root on the offline base."""
     _remove_leftovers(podman)
     tag = f"{TEST_IMAGE}:test-{os.getpid()}"
-    args = ["build", "--network=host", "--build-arg", f"BASE={base_image}", "--tag", tag]
-    if HOST_CA_BUNDLE.is_file():
-        args += ["--volume", f"{HOST_CA_BUNDLE}:/run/pip-ca.pem:ro", "--build-arg", "PIP_CERT=/run/pip-ca.pem"]
     started = time.monotonic()
-    done = podman(*args, str(ROOT), timeout=1500, check=False)
+    done = podman(*build_args(base_image, tag, network="host"), str(ROOT), timeout=1500, check=False)
     elapsed = time.monotonic() - started
     (CACHE / "build.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, f"podman build failed ({CACHE / 'build.log'}):\n{_tail(done.stdout + done.stderr)}"

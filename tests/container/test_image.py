@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import yaml
 
 from service.emulator import Emulator
 from tests.conftest import assert_no_secrets
-from tests.container.conftest import REPORT, ROOT, STATE_DIR, USER, Podman
+from tests.container.conftest import REPORT, ROOT, STATE_DIR, USER, Podman, build_args
 
 pytestmark = [
     pytest.mark.container,
@@ -143,6 +144,79 @@ def test_the_default_command_is_the_daemon_which_serves_healthz_and_stops_on_sig
     names = [e["event"] for e in json_lines(output)]
     assert names[0] == "daemon.started"
     assert names[-1] == "daemon.stopped"
+
+
+# --- what the image leaves out, and how it is built ---------------------------------------------------
+
+LEFT_OUT_MODULES = ("service.emulator", "service.demo", "service.demo_view")
+BUILD_TOOLS = ("pip", "setuptools", "wheel", "_distutils_hack")
+
+
+def test_the_image_holds_neither_the_emulator_nor_the_demo_nor_any_build_tool(podman: Podman, image: str) -> None:
+    probe = ("import importlib.util, sys; "
+             "print(*[m for m in sys.argv[1:] if importlib.util.find_spec(m) is not None]); "
+             "import service.cli, service.adapters.graph")  # what a pass needs still imports
+    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none", "--entrypoint=python", image, "-c", probe,
+                  *LEFT_OUT_MODULES, *BUILD_TOOLS, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [], "present in the image"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(("emulator",), id="emulator"),
+        pytest.param(("demo", "--fast"), id="demo"),
+    ],
+)
+def test_a_left_out_command_says_so_and_exits_2(podman: Podman, image: str, argv: tuple[str, ...]) -> None:
+    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none", image, *argv, check=False)
+
+    assert done.returncode == 2, done.stderr
+    assert f"`{argv[0]}` is not in this build" in done.stderr
+    assert "./dev.sh demo" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _allowed_context(into: Path) -> None:
+    """The build context the Dockerfile sees: what .dockerignore lets through, and the two build files."""
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    names = ["Dockerfile", ".dockerignore", *(line[1:].rstrip("/") for line in lines if line.startswith("!"))]
+    for name in names:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, into / name)
+
+
+def test_the_project_wheel_is_built_and_installed_without_any_network(
+    podman: Podman, image: str, base_image: str, tmp_path: Path
+) -> None:
+    """No unpinned download: with the locked dependencies installed (cached by the image's own build), the
+    steps that build and install the project's wheel run again with no network at all, and succeed.
+
+    A file that differs on every run makes the COPY of the sources, and so the wheel's step, miss the cache.
+    """
+    context = tmp_path / "context"
+    context.mkdir()
+    _allowed_context(context)
+    (context / "service" / "cache-buster.txt").write_text(f"{os.getpid()} {time.time_ns()}\n")
+    tag = f"localhost/secret-rotator-builder:test-{os.getpid()}"
+    args = build_args(base_image, tag, network="none")
+    try:
+        done = podman(*args, "--target", "builder", str(context), timeout=600, check=False)
+    finally:
+        podman("rmi", "--force", tag, check=False, timeout=600)
+    output = done.stdout + done.stderr
+
+    assert done.returncode == 0, (
+        "the builder stage failed without network (a step that downloads, or a dependency layer that was "
+        f"not taken from the cache):\n{output[-3000:]}"
+    )
+    assert "Successfully built secret-rotator" in output, "the wheel's step came from the cache: nothing was proved"
+    assert "Installing build dependencies" not in output
 
 
 # --- a full pass against the emulator ----------------------------------------------------------------

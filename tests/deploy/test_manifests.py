@@ -488,6 +488,41 @@ def test_network_policy(
     assert _ports(rules) == allowed
 
 
+def _rules(docs: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """Every rule of this direction in the policies that select the overlay's pod."""
+    pod_labels = pod_template(docs)["metadata"]["labels"]
+    policies = of_kind(docs, "NetworkPolicy")
+    mine = [p for p in policies if selects(p["spec"]["podSelector"]["matchLabels"], pod_labels)]
+    return [r for p in mine for r in p["spec"].get(direction, [])]
+
+
+KUBE_DNS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+@pytest.mark.parametrize(
+    "overlay", [pytest.param(o, id=f"{o}: DNS goes only to kube-dns in kube-system") for o in OVERLAYS]
+)
+def test_dns_goes_only_to_kube_dns(renders: dict[str, list[dict[str, Any]]], overlay: str) -> None:
+    dns = [r for r in _rules(renders[overlay], "egress") if {p["port"] for p in r["ports"]} & {53}]
+
+    assert dns
+    for rule in dns:
+        # One peer holding both selectors; as two peers they would mean "kube-system, or kube-dns anywhere".
+        assert rule.get("to") == [KUBE_DNS]
+
+
+def test_only_the_monitoring_namespace_reaches_the_metrics_port(renders: dict[str, list[dict[str, Any]]]) -> None:
+    rules = _rules(renders["daemon"], "ingress")
+
+    assert rules
+    for rule in rules:
+        assert rule.get("from") == [MONITORING]
+
+
 # --- Prometheus Operator kinds (no schema ships for them) ------------------------------------------
 
 DURATION = re.compile(r"^(0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)$")
