@@ -21,7 +21,7 @@ from service.errors import ConfigError, FailureReason, RemoteError, ServiceError
 from service.model import DEFAULT_MARKER, App, Credential, credential_name
 from service.ports import Directory, Vault
 from service.secret import Secret
-from service.sinks import VaultSink
+from service.sinks.keyvault import VaultSink
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # The Exchange connector's Microsoft Graph application permissions (app role ids, DESIGN.md "Bootstrap").

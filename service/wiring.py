@@ -35,7 +35,8 @@ from service.metrics import Metrics
 from service.ports import Clock, Sink, StateStore
 from service.reconcile import TargetContext
 from service.retry import RetryPolicy
-from service.sinks import PushSink, VaultSink
+from service.sinks.keyvault import VaultSink
+from service.sinks.push import PushSink
 
 
 def build_store(state: StateConfig) -> StateStore:

@@ -18,7 +18,7 @@ from service.adapters.transport import aiohttp_session, tls_context
 from service.config import Endpoints, IdentityConfig
 from service.metrics import Metrics
 from service.model import App, Credential
-from service.sinks import VaultSink
+from service.sinks.keyvault import VaultSink
 from tests.integration.conftest import FAST_RETRY, SECRET_NAME, World
 
 
