@@ -40,18 +40,13 @@ from service.bootstrap import (
     preview,
 )
 from service.clock import SystemClock
-from service.config import (
-    GUID,
-    Cloud,
-    ConfigProblems,
-    Endpoints,
-    IdentityConfig,
-    PolicyOverrides,
-    ca_bundle_problem,
-    is_loopback,
-    problems_of,  # the config file's own wording of validation errors (key path and fix, never the value)
-    read_config_text,
-)
+from service.config.clouds import Cloud, Endpoints, IdentityConfig, ca_bundle_problem
+from service.config.fields import GUID, is_loopback
+from service.config.loading import read_config_text
+from service.config.policy import PolicyOverrides
+
+# The config file's own wording of validation errors (key path and fix, never the value).
+from service.config.problems import ConfigProblems, problems_of
 from service.durations import format_duration, parse_duration
 from service.errors import ConfigError, RemoteError
 from service.model import DEFAULT_MARKER

@@ -16,7 +16,9 @@ from typing import Any
 
 from service import __version__, logs, redact
 from service.clock import SystemClock
-from service.config import CONFIG_ENV, Config, json_schema, load_config
+from service.config import CONFIG_ENV
+from service.config.document import Config, json_schema
+from service.config.loading import load_config
 from service.errors import ConfigError, ServiceError
 from service.metrics import DEFAULT as METRICS
 from service.model import Flags

@@ -29,7 +29,8 @@ from apscheduler.triggers.base import BaseTrigger
 
 from service import logs
 from service.clock import SystemClock
-from service.config import Config, load_config
+from service.config.document import Config
+from service.config.loading import load_config
 from service.errors import FailureReason, ServiceError
 from service.http_endpoints import HttpServer, Limits, make_routes, parse_listen
 from service.metrics import DEFAULT as METRICS

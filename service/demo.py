@@ -28,7 +28,8 @@ from typing import Any, TextIO
 import yaml
 
 from service import logs
-from service.config import Config, load_config
+from service.config.document import Config
+from service.config.loading import load_config
 from service.demo_view import LogTail, Row, Screen, render_table, short, span
 from service.emulator import Clock, Emulator
 from service.emulator.standalone import DIME_GRAPH_ROLES, DIME_REDIRECT_URI

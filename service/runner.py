@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service import logs
-from service.config import Config, Target
+from service.config.document import Config, Target
 from service.metrics import Metrics
 from service.model import NO_FLAGS, Flags
 from service.ports import Clock, StateStore

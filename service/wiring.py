@@ -19,11 +19,11 @@ from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.state_file import FileStateStore
 from service.adapters.transport import aiohttp_session, tls_context
-from service.config import (
+from service.config.clouds import IdentityConfig
+from service.config.document import (
     PUSH_FIELDS,
     Config,
     DimeSchedulerSink,
-    IdentityConfig,
     KeyVaultSink,
     StateConfig,
     Target,

@@ -10,15 +10,10 @@ import jsonschema
 import pytest
 import yaml
 
-from service.config import (
-    CLOUDS,
-    ConfigProblems,
-    DimeSchedulerSink,
-    json_schema,
-    load_config,
-    parse_config,
-    sink_id,
-)
+from service.config.clouds import CLOUDS
+from service.config.document import DimeSchedulerSink, json_schema, sink_id
+from service.config.loading import load_config, parse_config
+from service.config.problems import ConfigProblems
 from service.errors import ConfigError
 from service.model import Credential
 from service.policy import renewal_time
