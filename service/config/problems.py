@@ -52,8 +52,8 @@ def _inside_secret_reference(loc: tuple[int | str, ...]) -> int | None:
     for i, part in enumerate(loc):
         if part in ("api_key", "client_secret"):
             return i + 1
-        if part == "secret_headers" and i + 1 < len(loc):
-            return i + 2  # secret_headers.<header name>
+        if part in ("secret_headers", "query") and i + 1 < len(loc):
+            return i + 2  # secret_headers.<header name>, query.<parameter name>
     return None
 
 

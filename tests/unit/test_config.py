@@ -385,6 +385,9 @@ INLINE_SECRETS = {
     "a secret inline as a query parameter": with_sink(
         f"{{type: webhook, url: 'https://example.invalid/x', query: {{code: '{INLINE}'}}}}"
     ),
+    "a secret pasted as the key of a query parameter's reference": with_sink(
+        f"{{type: webhook, url: 'https://example.invalid/x', query: {{code: {{'{INLINE}': 1}}}}}}"
+    ),
     "a secret pasted as a duration": f"defaults: {{lifetime: '{INLINE}'}}\n" + TARGET,
     "a secret pasted as a cloud name": f"cloud: {{name: '{INLINE}'}}\n" + TARGET,
     "a secret on a line that breaks the YAML": TARGET + f"    api_key: '{INLINE}': [\n",
