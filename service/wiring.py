@@ -20,23 +20,14 @@ from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.state_file import FileStateStore
 from service.adapters.transport import aiohttp_session, tls_context
 from service.config.clouds import IdentityConfig
-from service.config.document import (
-    PUSH_FIELDS,
-    Config,
-    DimeSchedulerSink,
-    KeyVaultSink,
-    StateConfig,
-    Target,
-    WebhookSink,
-    sink_id,
-)
-from service.errors import ConfigError
+from service.config.document import Config, StateConfig, Target
+from service.config.references import SecretRef
 from service.metrics import Metrics
-from service.ports import Clock, Sink, StateStore
+from service.ports import Clock, Pusher, StateStore, Vault
 from service.reconcile import TargetContext
 from service.retry import RetryPolicy
-from service.sinks.keyvault import VaultSink
-from service.sinks.push import PushSink
+from service.secret import Secret
+from service.sinks.registry import SinkTarget
 
 
 def build_store(state: StateConfig) -> StateStore:
@@ -66,7 +57,7 @@ class PassResources:
         self.clock = clock
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
-        self._environ = os.environ if environ is None else environ
+        self.environ = os.environ if environ is None else environ
         self._endpoints = config.cloud.endpoints()
         self._own_store = store is None
         self.store = store or build_store(config.state)
@@ -113,54 +104,66 @@ class PassResources:
             self._directories[(key, tenant_id)] = GraphDirectory(client, tenant_id, self.retry, self.metrics)
         return self._directories[(key, tenant_id)]
 
-    def _vault(self, identity: IdentityConfig, tenant_id: str, sink: KeyVaultSink) -> KeyVault:
+    def vault(self, identity: IdentityConfig, tenant_id: str, vault_url: str, *, verify: bool) -> KeyVault:
+        """The Key Vault client of ``vault_url`` as ``identity``: one per identity and vault in a pass."""
         key, credential = self._credential(identity, tenant_id)
-        if (key, sink.vault_url) not in self._vaults:
-            client = secret_client(
-                sink.vault_url, credential, self._session, verify_challenge_resource=sink.verify_challenge_resource
-            )
+        if (key, vault_url) not in self._vaults:
+            client = secret_client(vault_url, credential, self._session, verify_challenge_resource=verify)
             self._closers.append(client.close)
-            self._vaults[(key, sink.vault_url)] = KeyVault(client, sink.vault_url, self.retry, self.metrics)
-        return self._vaults[(key, sink.vault_url)]
+            self._vaults[(key, vault_url)] = KeyVault(client, vault_url, self.retry, self.metrics)
+        return self._vaults[(key, vault_url)]
 
-    def _sink(self, target: Target, identity: IdentityConfig, sink: Any) -> Sink:
-        policy = self.config.policy(target)
-        if isinstance(sink, KeyVaultSink):
-            vault = self._vault(identity, target.tenant_id, sink)
-            return VaultSink(vault, sink.vault_url, sink.secret_name, target.client_id, policy.marker)
-        names = {name: sink.fields.get(name, name) for name in PUSH_FIELDS}
-        if isinstance(sink, DimeSchedulerSink):
-            headers: dict[str, Any] = {}
-            secret_headers = {"X-API-KEY": sink.api_key.resolve(self._environ)}
-        elif isinstance(sink, WebhookSink):
-            headers = dict(sink.headers)
-            secret_headers = {h: ref.resolve(self._environ) for h, ref in sink.secret_headers.items()}
-        else:  # pragma: no cover - the config's discriminated union has no other member
-            raise ConfigError(f"unknown sink type {sink.type}")
-        request = PushRequest(
-            url=sink.url,
-            secret_field=names["clientSecret"],
-            headers=headers,
-            secret_headers=secret_headers,
-            query={name: ref.resolve(self._environ) for name, ref in sink.query.items()},
-            timeout=sink.timeout.total_seconds(),
-        )
-        fields: dict[str, object] = {
-            **sink.static,
-            names["tenantId"]: target.tenant_id,
-            names["clientId"]: target.client_id,
-        }
-        pusher = HttpPusher(self._session, request, self.retry, self.metrics)
-        return PushSink(sink_id(sink), pusher, self.store, self.clock, target.name, fields, names, policy.marker)
+    def pusher(self, request: PushRequest) -> HttpPusher:
+        """An HTTPS push over the pass's shared session."""
+        return HttpPusher(self._session, request, self.retry, self.metrics)
 
     def context(self, target: Target) -> TargetContext:
         identity = self.config.identity(target)
+        policy = self.config.policy(target)
+        clients = _TargetClients(self, identity, target.tenant_id)
         return TargetContext(
             name=target.name,
             tenant_id=target.tenant_id,
             client_id=target.client_id,
-            policy=self.config.policy(target),
+            policy=policy,
             directory=self._directory(identity, target.tenant_id),
             verifier=self.verifier,
-            sinks=[self._sink(target, identity, sink) for sink in target.sinks],
+            sinks=[sink.build(SinkTarget(target.name, target.tenant_id, target.client_id, policy), clients)
+                   for sink in target.sinks],
         )
+
+
+class _TargetClients:
+    """:class:`service.sinks.registry.PassClients` for one target: the pass's clients, as its identity."""
+
+    def __init__(self, resources: PassResources, identity: IdentityConfig, tenant_id: str) -> None:
+        self._resources = resources
+        self._identity = identity
+        self._tenant_id = tenant_id
+
+    @property
+    def store(self) -> StateStore:
+        return self._resources.store
+
+    @property
+    def clock(self) -> Clock:
+        return self._resources.clock
+
+    def resolve(self, reference: SecretRef) -> Secret:
+        return reference.resolve(self._resources.environ)
+
+    def vault(self, vault_url: str, *, verify_challenge_resource: bool) -> Vault:
+        return self._resources.vault(self._identity, self._tenant_id, vault_url, verify=verify_challenge_resource)
+
+    def pusher(
+        self,
+        url: str,
+        *,
+        secret_field: str,
+        headers: Mapping[str, str],
+        secret_headers: Mapping[str, Secret],
+        query: Mapping[str, Secret],
+        timeout: float,
+    ) -> Pusher:
+        request = PushRequest(url, secret_field, headers, secret_headers, query, timeout)
+        return self._resources.pusher(request)

@@ -3,130 +3,39 @@ schedule, the state store and the targets with their sinks; and its JSON schema.
 
 from __future__ import annotations
 
-import re
+import functools
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, GetCoreSchemaHandler, field_validator
+from pydantic_core import CoreSchema
 
 from service.config.clouds import Cloud, IdentityConfig
-from service.config.fields import GUID, Duration, HttpsUrl, PushUrl, StrictModel, is_loopback
+from service.config.fields import GUID, Duration, StrictModel
 from service.config.policy import PolicyOverrides, merge_policy
-from service.config.references import SecretRef, SecretReference
 from service.errors import ConfigError
 from service.model import Policy
+from service.sinks.registry import SinkSettings, on_change, sink_types
 
 # --- sinks ---------------------------------------------------------------------------------------
 
-PUSH_FIELDS = ("tenantId", "clientId", "clientSecret", "expiresOn")
-StaticValue = str | int | float | bool
+
+class _EverySinkType:
+    """The sinks' keys: a union of every registered sink type, told apart by ``type``.
+
+    Read when the model is built, and again when a sink type is registered later (``_rebuild``).
+    """
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        union = functools.reduce(operator.or_, sink_types())
+        return handler.generate_schema(Annotated[union, Field(discriminator="type")])
 
 
-class KeyVaultSink(StrictModel):
-    type: Literal["keyvault"]
-    vault_url: HttpsUrl
-    secret_name: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
-    verify_challenge_resource: bool = True
-
-    @field_validator("verify_challenge_resource")
-    @classmethod
-    def _only_an_emulator_skips_the_check(cls, value: bool, info: ValidationInfo) -> bool:
-        vault_url = info.data.get("vault_url")
-        if not value and isinstance(vault_url, str) and not is_loopback(urlsplit(vault_url).hostname):
-            # Unchecked, any host that answers for vault_url could name its own token audience.
-            raise ValueError(
-                "false is only for an emulator on loopback (127.0.0.1, ::1, localhost); a real vault's "
-                "challenge is always verified: remove the key"
-            )
-        return value
-
-
-class _PushSink(StrictModel):
-    url: PushUrl
-    # Query parameters added when pushing, each a secret reference (an Azure Functions `code`); kept out
-    # of the URL, which names the sink in ids, receipts, logs and `status`.
-    query: dict[str, SecretReference] = Field(default_factory=dict)
-    fields: dict[str, str] = Field(default_factory=dict)
-    static: dict[str, StaticValue] = Field(default_factory=dict)
-    timeout: Duration = timedelta(minutes=2)
-
-    @field_validator("query")
-    @classmethod
-    def _query_names(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
-        if any(not re.fullmatch(r"[A-Za-z0-9_.~-]{1,64}", name) for name in value):
-            raise ValueError("a query parameter's name has 1-64 letters, digits and '_', '.', '~', '-'")
-        return value
-
-    @field_validator("fields")
-    @classmethod
-    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(PUSH_FIELDS))
-        if unknown:
-            raise ValueError(f"can rename only {', '.join(PUSH_FIELDS)}; not {', '.join(unknown)}")
-        return value
-
-    @model_validator(mode="after")
-    def _static_does_not_shadow(self) -> _PushSink:
-        names = {self.fields.get(f, f) for f in PUSH_FIELDS}
-        clash = sorted(names & set(self.static))
-        if clash:
-            raise ValueError(f"static fields {', '.join(clash)} would overwrite the pushed values: rename them")
-        return self
-
-
-class DimeSchedulerSink(_PushSink):
-    """Dime.Scheduler's configuration endpoint: the push contract with the X-API-KEY header."""
-
-    type: Literal["dimescheduler"]
-    api_key: SecretReference
-
-
-# Header names that carry credentials: their values must be references (secret_headers), never inline.
-_CREDENTIAL_WORDS = re.compile(r"auth|token|secret|passw|cookie|credential|signature|session|api-?key|jwt|bearer", re.I)
-_CREDENTIAL_PARTS = frozenset({"key", "sig", "pwd", "pass", "code"})
-_OWN_HEADERS = frozenset({"idempotency-key"})  # the credential's keyId, set by the sink
-
-
-def credential_header(name: str) -> bool:
-    """Whether a header named so carries a credential (Authorization, X-API-Key, *Token*, Cookie, ...)."""
-    parts = set(re.split(r"[-_.\s]+", name.lower()))
-    return bool(_CREDENTIAL_WORDS.search(name)) or bool(parts & _CREDENTIAL_PARTS)
-
-
-class WebhookSink(_PushSink):
-    """Any HTTPS endpoint taking the same JSON body; authentication through headers."""
-
-    type: Literal["webhook"]
-    headers: dict[str, str] = Field(default_factory=dict)
-    secret_headers: dict[str, SecretReference] = Field(default_factory=dict)
-
-    @field_validator("headers")
-    @classmethod
-    def _no_inline_credentials(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if name.lower() in _OWN_HEADERS:
-                raise ValueError(f"{name} is set by the sink itself: remove it")
-            if credential_header(name):
-                # The name, never the value: the value is probably the credential itself.
-                raise ValueError(
-                    f"{name} carries a credential: an inline value is refused; move it to "
-                    f"secret_headers: {{{name}: {{env: NAME}}}} (or {{file: PATH}})"
-                )
-        return value
-
-
-SinkConfig = Annotated[KeyVaultSink | DimeSchedulerSink | WebhookSink, Field(discriminator="type")]
-
-
-def sink_id(sink: SinkConfig) -> str:
-    """The sink's stable id within a target: what receipts and logs call it."""
-    if isinstance(sink, KeyVaultSink):
-        return f"keyvault:{sink.vault_url}/{sink.secret_name}"
-    return f"{sink.type}:{sink.url}"
+SinkConfig = Annotated[SinkSettings, _EverySinkType()]
 
 
 # --- targets and the file ------------------------------------------------------------------------
@@ -147,7 +56,7 @@ class Target(PolicyOverrides):
     @field_validator("sinks")
     @classmethod
     def _unique_sinks(cls, value: list[SinkConfig]) -> list[SinkConfig]:
-        duplicated = _repeated(sink_id(s) for s in value)
+        duplicated = _repeated(s.sink_id() for s in value)
         if duplicated:
             raise ValueError(f"the same sink is listed twice: {', '.join(duplicated)}")
         return value
@@ -202,6 +111,15 @@ class Config(StrictModel):
                 return target
         known = ", ".join(t.name for t in self.targets)
         raise ConfigError(f"--target {name}: no such target in the config (known: {known})")
+
+
+def _rebuild() -> None:
+    # A sink type registered after these models were built: the union of sink keys must include it.
+    Target.model_rebuild(force=True)
+    Config.model_rebuild(force=True)
+
+
+on_change(_rebuild)
 
 
 def json_schema() -> dict[str, Any]:

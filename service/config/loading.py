@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from service.config import CONFIG_ENV
 from service.config.clouds import ca_bundle_problem
-from service.config.document import Config, DimeSchedulerSink, KeyVaultSink, WebhookSink
+from service.config.document import Config
 from service.config.policy import policy_problems
 from service.config.problems import ConfigProblems, problems_of
 from service.config.references import SecretRef
@@ -31,12 +31,7 @@ def _references(config: Config) -> list[tuple[str, SecretRef]]:
         if target.credential and target.credential.client_secret:
             refs.append((f"targets[{i}].credential.client_secret", target.credential.client_secret))
         for j, sink in enumerate(target.sinks):
-            if isinstance(sink, DimeSchedulerSink):
-                refs.append((f"targets[{i}].sinks[{j}].api_key", sink.api_key))
-            elif isinstance(sink, WebhookSink):
-                refs.extend((f"targets[{i}].sinks[{j}].secret_headers.{h}", r) for h, r in sink.secret_headers.items())
-            if not isinstance(sink, KeyVaultSink):
-                refs.extend((f"targets[{i}].sinks[{j}].query.{q}", r) for q, r in sink.query.items())
+            refs.extend((f"targets[{i}].sinks[{j}].{path}", ref) for path, ref in sink.references())
     return refs
 
 

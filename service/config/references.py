@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from service.config.fields import StrictModel
 from service.errors import ConfigError
@@ -87,3 +88,26 @@ class SecretRef(StrictModel):
 
 
 SecretReference = Annotated[SecretRef, BeforeValidator(_no_inline_secret)]
+
+
+def _is_reference(annotation: Any) -> bool:
+    if get_origin(annotation) is Annotated:
+        return _is_reference(get_args(annotation)[0])
+    if annotation is SecretRef:
+        return True
+    return get_origin(annotation) in (Union, UnionType) and any(_is_reference(a) for a in get_args(annotation))
+
+
+def reference_keys(model: type[BaseModel]) -> tuple[frozenset[str], frozenset[str]]:
+    """A model's keys that hold one secret reference, and those that map names to references.
+
+    Read from the fields' types, so that no reference escapes the care problems take not to name what
+    is under one.
+    """
+    one, named = set(), set()
+    for name, field in model.model_fields.items():
+        if _is_reference(field.annotation):
+            one.add(name)
+        elif get_origin(field.annotation) is dict and _is_reference(get_args(field.annotation)[1]):
+            named.add(name)
+    return frozenset(one), frozenset(named)

@@ -1,16 +1,60 @@
-"""The Key Vault sink as the engine sees it: it reads its holding back from Key Vault.
+"""The ``keyvault`` sink type: a Key Vault secret, which the engine reads its holding back from.
 
-:class:`VaultSink` reads the ``key-id`` tag of the latest version, or adopts an untagged hand-made
-secret by hint and end date.
+:class:`KeyVaultSink` is its keys in the config; :class:`VaultSink` the engine's sink, which reads the
+``key-id`` tag of the latest version, or adopts an untagged hand-made secret by hint and end date.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
+from pydantic import Field, ValidationInfo, field_validator
+
+from service.config.fields import HttpsUrl, is_loopback
+from service.config.references import SecretRef
 from service.model import DEFAULT_MARKER, App, Credential, Holding
-from service.ports import Vault, VaultVersion
+from service.ports import Sink, Vault, VaultVersion
 from service.secret import Secret
+from service.sinks.registry import PassClients, SinkSettings, SinkTarget, register
+
+
+@register
+class KeyVaultSink(SinkSettings):
+    position: ClassVar[int] = 10
+    pattern_fixes: ClassVar[dict[str, str]] = {
+        "secret_name": "a Key Vault secret name has 1-127 letters, digits and '-'",
+    }
+
+    type: Literal["keyvault"]
+    vault_url: HttpsUrl
+    secret_name: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
+    verify_challenge_resource: bool = True
+
+    @field_validator("verify_challenge_resource")
+    @classmethod
+    def _only_an_emulator_skips_the_check(cls, value: bool, info: ValidationInfo) -> bool:
+        vault_url = info.data.get("vault_url")
+        if not value and isinstance(vault_url, str) and not is_loopback(urlsplit(vault_url).hostname):
+            # Unchecked, any host that answers for vault_url could name its own token audience.
+            raise ValueError(
+                "false is only for an emulator on loopback (127.0.0.1, ::1, localhost); a real vault's "
+                "challenge is always verified: remove the key"
+            )
+        return value
+
+    def sink_id(self) -> str:
+        return f"keyvault:{self.vault_url}/{self.secret_name}"
+
+    def references(self) -> Iterator[tuple[str, SecretRef]]:
+        return iter(())  # the rotator's own identity signs in to the vault
+
+    def build(self, target: SinkTarget, clients: PassClients) -> Sink:
+        vault = clients.vault(self.vault_url, verify_challenge_resource=self.verify_challenge_resource)
+        return VaultSink(vault, self.vault_url, self.secret_name, target.client_id, target.policy.marker)
+
 
 TAG_MANAGED_BY = "managed-by"
 TAG_KEY_ID = "key-id"

@@ -1,14 +1,92 @@
-"""The push sink as the engine sees it: an HTTPS endpoint that cannot be read back.
+"""What the push sink types (``dimescheduler``, ``webhook``) share: an HTTPS endpoint that cannot be read back.
 
-:class:`PushSink`'s holding is the receipt its last push wrote (pending before the POST, held after it).
+:class:`PushSettings` is their common keys and how their sink is built; :class:`PushSink` the engine's
+sink, whose holding is the receipt its last push wrote (pending before the POST, held after it).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+
+from pydantic import Field, field_validator, model_validator
+
+from service.config.fields import Duration, PushUrl
+from service.config.references import SecretRef, SecretReference
 from service.errors import OutcomeUnknown, RemoteError
 from service.model import DEFAULT_MARKER, App, Credential, Holding
-from service.ports import Clock, Pusher, Receipt, StateStore
+from service.ports import Clock, Pusher, Receipt, Sink, StateStore
 from service.secret import Secret
+from service.sinks.registry import PassClients, SinkSettings, SinkTarget
+
+# The push contract's body: these four, under names a sink's `fields:` may change.
+PUSH_FIELDS = ("tenantId", "clientId", "clientSecret", "expiresOn")
+StaticValue = str | int | float | bool
+
+
+class PushSettings(SinkSettings):
+    """The keys every push sink type has: where to POST, the body's field names, extra static fields."""
+
+    url: PushUrl
+    # Query parameters added when pushing, each a secret reference (an Azure Functions `code`); kept out
+    # of the URL, which names the sink in ids, receipts, logs and `status`.
+    query: dict[str, SecretReference] = Field(default_factory=dict)
+    fields: dict[str, str] = Field(default_factory=dict)
+    static: dict[str, StaticValue] = Field(default_factory=dict)
+    timeout: Duration = timedelta(minutes=2)
+
+    @field_validator("query")
+    @classmethod
+    def _query_names(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
+        if any(not re.fullmatch(r"[A-Za-z0-9_.~-]{1,64}", name) for name in value):
+            raise ValueError("a query parameter's name has 1-64 letters, digits and '_', '.', '~', '-'")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(PUSH_FIELDS))
+        if unknown:
+            raise ValueError(f"can rename only {', '.join(PUSH_FIELDS)}; not {', '.join(unknown)}")
+        return value
+
+    @model_validator(mode="after")
+    def _static_does_not_shadow(self) -> PushSettings:
+        names = {self.fields.get(f, f) for f in PUSH_FIELDS}
+        clash = sorted(names & set(self.static))
+        if clash:
+            raise ValueError(f"static fields {', '.join(clash)} would overwrite the pushed values: rename them")
+        return self
+
+    def sink_id(self) -> str:
+        return f"{self.type_name()}:{self.url}"
+
+    def query_references(self) -> Iterator[tuple[str, SecretRef]]:
+        """The query parameters' references, as ``query.<name>``."""
+        return ((f"query.{name}", ref) for name, ref in self.query.items())
+
+    def push_sink(
+        self, target: SinkTarget, clients: PassClients, headers: Mapping[str, str], secret_headers: Mapping[str, Secret]
+    ) -> Sink:
+        """The engine's sink for this endpoint, with the sink type's own headers."""
+        names = {name: self.fields.get(name, name) for name in PUSH_FIELDS}
+        pusher = clients.pusher(
+            self.url,
+            secret_field=names["clientSecret"],
+            headers=headers,
+            secret_headers=secret_headers,
+            query={name: clients.resolve(ref) for name, ref in self.query.items()},
+            timeout=self.timeout.total_seconds(),
+        )
+        fields: dict[str, object] = {
+            **self.static,
+            names["tenantId"]: target.tenant_id,
+            names["clientId"]: target.client_id,
+        }
+        return PushSink(
+            self.sink_id(), pusher, clients.store, clients.clock, target.name, fields, names, target.policy.marker
+        )
 
 
 class PushSink:

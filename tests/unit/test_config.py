@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from service.config.clouds import CLOUDS
-from service.config.document import DimeSchedulerSink, json_schema, sink_id
+from service.config.document import json_schema
 from service.config.loading import load_config, parse_config
 from service.config.problems import ConfigProblems
 from service.errors import ConfigError
 from service.model import Credential
 from service.policy import renewal_time
+from service.sinks.dimescheduler import DimeSchedulerSink
+from service.sinks.registry import sink_id
 
 ENV = {"DIMESCHEDULER_API_KEY": "api-key-from-the-environment"}
 DAY = timedelta(days=1)
