@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -241,35 +240,12 @@ def settings(args: argparse.Namespace, environ: dict[str, str] | None = None) ->
 
 async def bootstrap(config: Settings, clock: Clock, retry: RetryPolicy | None = None) -> Outcome:
     """Sign in, gather, plan, and (unless dry-run) apply. Raises ConfigError; remote failures are in the Outcome."""
-    # Imported here: `register` runs on every start of the program, and the SDKs take a while to import.
-    from service.adapters.entra import rotator_credential
-    from service.adapters.graph import GraphDirectory, graph_service_client
-    from service.adapters.graph_admin import GraphAdmin, device_code_credential
-    from service.adapters.keyvault import KeyVault, secret_client
-    from service.adapters.transport import aiohttp_session, tls_context
+    from service.wiring import bootstrap_clients  # the SDKs: only when bootstrap runs
 
     request, cloud = config.request, config.cloud
     retry = retry or RetryPolicy()
-    tls = tls_context(cloud.ca_bundle)
-    async with contextlib.AsyncExitStack() as stack:
-        session = aiohttp_session(tls)
-        stack.push_async_callback(session.close)
-        if config.device_code:
-            credential = device_code_credential(request.tenant_id, cloud)
-        else:
-            credential = rotator_credential(config.identity, cloud, session, request.tenant_id)
-        stack.push_async_callback(credential.close)
-        client, http = graph_service_client(credential, request.tenant_id, cloud.graph_url, cloud.graph_scope, tls)
-        stack.push_async_callback(http.aclose)
-        admin = GraphAdmin(client, request.tenant_id, cloud.graph_url, retry)
-        directory = GraphDirectory(client, request.tenant_id, retry)
-        vault = None
-        if request.store is not None:
-            store = request.store
-            secrets = secret_client(store.vault_url, credential, session,
-                                    verify_challenge_resource=store.verify_challenge_resource)
-            stack.push_async_callback(secrets.close)
-            vault = KeyVault(secrets, store.vault_url, retry)
+    async with bootstrap_clients(cloud, request.tenant_id, identity=config.identity, device_code=config.device_code,
+                                 store=request.store, retry=retry) as (admin, directory, vault):
         try:
             facts = await gather(request, admin, vault)
         except RemoteError as error:

@@ -22,9 +22,8 @@ from service.config.loading import load_config
 from service.errors import ConfigError, ServiceError
 from service.metrics import DEFAULT as METRICS
 from service.model import Flags
-from service.reconcile import Engine, Outcome, TargetResult
-from service.runner import PassOptions, exit_code, run_pass, select_targets
-from service.wiring import PassResources
+from service.reconcile import Outcome
+from service.runner import PassOptions, exit_code, plan_pass, run_pass
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -151,14 +150,6 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
-async def _gather(config: Config, only: str | None, flags: Flags) -> list[TargetResult]:
-    clock = SystemClock()
-    async with PassResources(config, clock=clock, metrics=METRICS) as resources:
-        engine = Engine(clock, resources.store, METRICS)
-        contexts = [resources.context(t) for t in select_targets(config, only)]
-        return list(await asyncio.gather(*(engine.plan_target(ctx, flags) for ctx in contexts)))
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     _configure_logs(args)
     config = _load(args)
@@ -173,7 +164,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     _configure_logs(args, to_stderr=True)
     config = _load(args)
     flags = Flags(force=args.force, revoke_previous=args.revoke_previous)
-    results = asyncio.run(_gather(config, args.target, flags))
+    results = asyncio.run(plan_pass(config, clock=SystemClock(), metrics=METRICS, only=args.target, flags=flags))
     document = plan_document(results)
     print(render_json(document) if args.output == "json" else render_plan_table(document))
     return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else EXIT_OK
@@ -184,7 +175,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     _configure_logs(args, to_stderr=True)
     config = _load(args)
-    results = asyncio.run(_gather(config, args.target, Flags()))
+    results = asyncio.run(plan_pass(config, clock=SystemClock(), metrics=METRICS, only=args.target))
     document = status_document(results, SystemClock().now())
     print(render_json(document) if args.output == "json" else render_status_table(document))
     return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else EXIT_OK

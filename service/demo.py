@@ -35,9 +35,8 @@ from service.emulator import Clock, Emulator
 from service.emulator.standalone import DIME_GRAPH_ROLES, DIME_REDIRECT_URI
 from service.metrics import Metrics
 from service.model import DEFAULT_MARKER
-from service.reconcile import Engine, Outcome, TargetResult, VerifyBackoff
-from service.runner import PassOptions, run_pass
-from service.wiring import PassResources
+from service.reconcile import Outcome, TargetResult, VerifyBackoff
+from service.runner import PassOptions, plan_pass, run_pass
 
 TARGET = "dime-scheduler"
 SECRET_NAME = "dime-scheduler-client-secret"  # noqa: S105 - the name of a Key Vault secret, not its value
@@ -226,10 +225,7 @@ class Demo:
 
     async def preview(self, config: Config) -> None:
         """What `secret-rotator plan` would say before the first pass: read-only."""
-        clock = self.emu.clock
-        async with PassResources(config, clock=clock, metrics=Metrics()) as resources:
-            engine = Engine(clock, resources.store, Metrics())
-            result = await engine.plan_target(resources.context(config.targets[0]))
+        [result] = await plan_pass(config, clock=self.emu.clock, metrics=Metrics(), only=config.targets[0].name)
         self.narrate()
         if result.plan is None:
             self.expect(False, f"the plan could not be made: {result.error}")

@@ -1,30 +1,34 @@
-"""Builds a pass's adapters from the config: the one place that knows every concrete class.
+"""Builds the engine and the adapters from the config: the one place that knows every concrete class.
 
 Clients are created once per pass and shared by all targets: one aiohttp session, one rotator
 credential per identity, one Graph client per (identity, tenant), one Key Vault client per
 (identity, vault), so connections, Key Vault challenges and tokens are paid once, not per target.
+Each sink type builds its engine-side sink from them (service/sinks/registry.py: PassClients).
+Bootstrap's clients (the admin's sign-in, Graph admin, Key Vault) are built here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from service.adapters.entra import EntraVerifier, SingleFlightCredential, rotator_credential
 from service.adapters.graph import GraphDirectory, graph_service_client
+from service.adapters.graph_admin import GraphAdmin, device_code_credential
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.state_file import FileStateStore
 from service.adapters.transport import aiohttp_session, tls_context
-from service.config.clouds import IdentityConfig
+from service.bootstrap import Store
+from service.config.clouds import Endpoints, IdentityConfig
 from service.config.document import Config, StateConfig, Target
 from service.config.references import SecretRef
 from service.metrics import Metrics
-from service.ports import Clock, Pusher, StateStore, Vault
-from service.reconcile import TargetContext
+from service.ports import Clock, Directory, Pusher, StateStore, Vault
+from service.reconcile import Engine, TargetContext, VerifyBackoff
 from service.retry import RetryPolicy
 from service.secret import Secret
 from service.sinks.registry import SinkTarget
@@ -38,6 +42,23 @@ def build_store(state: StateConfig) -> StateStore:
     store = FileStateStore(state.path)
     store.check()
     return store
+
+
+@contextlib.asynccontextmanager
+async def open_pass(
+    config: Config,
+    targets: Sequence[Target],
+    *,
+    clock: Clock,
+    metrics: Metrics,
+    retry: RetryPolicy | None = None,
+    backoff: VerifyBackoff | None = None,
+    store: StateStore | None = None,
+) -> AsyncIterator[tuple[Engine, list[TargetContext]]]:
+    """The engine of one pass and each target's context, on clients shared by the targets; closed after."""
+    async with PassResources(config, clock=clock, metrics=metrics, retry=retry, store=store) as resources:
+        engine = Engine(clock, resources.store, metrics, backoff=backoff or VerifyBackoff())
+        yield engine, [resources.context(target) for target in targets]
 
 
 class PassResources:
@@ -167,3 +188,35 @@ class _TargetClients:
     ) -> Pusher:
         request = PushRequest(url, secret_field, headers, secret_headers, query, timeout)
         return self._resources.pusher(request)
+
+
+@contextlib.asynccontextmanager
+async def bootstrap_clients(
+    cloud: Endpoints,
+    tenant_id: str,
+    *,
+    identity: IdentityConfig,
+    device_code: bool,
+    store: Store | None,
+    retry: RetryPolicy,
+) -> AsyncIterator[tuple[GraphAdmin, Directory, Vault | None]]:
+    """Bootstrap's clients, signed in as the admin (or the config's identity): Graph admin, the Graph
+    directory, and the Key Vault of ``store`` when the first secret is to be stored there."""
+    tls = tls_context(cloud.ca_bundle)
+    async with contextlib.AsyncExitStack() as stack:
+        session = aiohttp_session(tls)
+        stack.push_async_callback(session.close)
+        if device_code:
+            credential = device_code_credential(tenant_id, cloud)
+        else:
+            credential = rotator_credential(identity, cloud, session, tenant_id)
+        stack.push_async_callback(credential.close)
+        client, http = graph_service_client(credential, tenant_id, cloud.graph_url, cloud.graph_scope, tls)
+        stack.push_async_callback(http.aclose)
+        vault = None
+        if store is not None:
+            secrets = secret_client(store.vault_url, credential, session,
+                                    verify_challenge_resource=store.verify_challenge_resource)
+            stack.push_async_callback(secrets.close)
+            vault = KeyVault(secrets, store.vault_url, retry)
+        yield GraphAdmin(client, tenant_id, cloud.graph_url, retry), GraphDirectory(client, tenant_id, retry), vault
