@@ -19,6 +19,7 @@ from service.config.fields import GUID, Duration, StrictModel
 from service.config.policy import PolicyOverrides, merge_policy
 from service.errors import ConfigError
 from service.model import Policy
+from service.schedule import check_crontab
 from service.sinks.registry import SinkSettings, on_change, sink_types
 
 # --- sinks ---------------------------------------------------------------------------------------
@@ -70,12 +71,10 @@ class StateConfig(StrictModel):
 
 
 def _cron(value: Any) -> str:
-    from service.schedule import cron_trigger  # the daemon's own reading of it, so both agree
-
     if not isinstance(value, str):
         raise ValueError("must be a cron expression in quotes, e.g. '0 */6 * * *'")
     try:
-        cron_trigger(value)
+        check_crontab(value)  # the daemon's own reading of it, so both agree
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a cron expression with 5 fields ({exc}); e.g. '0 */6 * * *'") from None
     return value
