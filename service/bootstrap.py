@@ -21,7 +21,6 @@ from service.errors import ConfigError, FailureReason, RemoteError, ServiceError
 from service.model import DEFAULT_MARKER, App, Credential, credential_name
 from service.ports import Directory, Vault
 from service.secret import Secret
-from service.sinks.keyvault import VaultSink
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # The Exchange connector's Microsoft Graph application permissions (app role ids, DESIGN.md "Bootstrap").
@@ -221,6 +220,8 @@ async def gather(request: Request, admin: AppAdmin, vault: Vault | None) -> Fact
     vault_key_id, foreign = None, False
     if request.store is not None and vault is not None:
         # Read before anything is created, so a vault the admin cannot write to stops bootstrap early.
+        from service.sinks.keyvault import VaultSink  # with its config model: not for `--help`, which reads this module
+
         sink = VaultSink(vault, request.store.vault_url, request.store.secret_name, app.app_id if app else "",
                          request.marker)
         holding = await sink.read(_as_app(app))
@@ -528,6 +529,8 @@ class _Applier:
         if store is None or self.vault is None:
             self.issued = IssuedSecret(credential, secret, None)
             return detail + "; shown once below"
+        from service.sinks.keyvault import VaultSink  # see gather
+
         sink = VaultSink(self.vault, store.vault_url, store.secret_name, app.app_id, self.request.marker)
         try:
             await sink.write(credential, secret)

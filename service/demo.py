@@ -406,19 +406,6 @@ async def run_demo(out: TextIO, *, fast: bool = False, keep: bool = False, live:
     return 1 if problems else 0
 
 
-def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser(
-        "demo", help="run a full secret lifecycle against the built-in emulator and show it (~30 s)",
-        description="Starts the emulator, seeds a Dime.Scheduler app whose hand-made secret is about to expire, "
-        "and runs the real engine over it: adopt, rotate, verify, store in Key Vault, push to Dime.Scheduler, "
-        "retire after the grace period, renew again. Nothing leaves this machine. exit: 0 when it all happened.",
-    )
-    parser.add_argument("--fast", action="store_true",
-                        help="fast-forward the emulator's clock through the grace period instead of waiting for it")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the working directory: config, state, emulator CA and the engine's log")
-    parser.set_defaults(handler=_cmd_demo)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
+    """`secret-rotator demo` (its arguments are registered in service/cli.py)."""
     return asyncio.run(run_demo(sys.stdout, fast=args.fast, keep=args.keep))
