@@ -357,6 +357,14 @@ def test_the_programs_help_lists_the_options_of_every_command(capsys: pytest.Cap
         assert option in out.split("options:")[1]
 
 
+def test_the_emulator_takes_its_own_options_after_a_program_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "--log-level", "info", "emulator", "--help")
+
+    assert code == 0, err
+    assert out.startswith("usage:")
+    assert "--port" in out, "the emulator's own help"
+
+
 def test_options_before_the_command_drive_a_real_run(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "--config", str(world.config_file()), "--log-format", "json", "--log-level", "info",
                        "run")
