@@ -13,16 +13,14 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.adapters.entra import EntraVerifier, SingleFlightCredential, rotator_credential
 from service.adapters.graph import GraphDirectory, graph_service_client
-from service.adapters.graph_admin import GraphAdmin, device_code_credential
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.state_file import FileStateStore
 from service.adapters.transport import aiohttp_session, tls_context
-from service.bootstrap import Store
 from service.config.clouds import Endpoints, IdentityConfig
 from service.config.document import Config, StateConfig, Target
 from service.config.references import SecretRef
@@ -32,6 +30,10 @@ from service.reconcile import Engine, TargetContext, VerifyBackoff
 from service.retry import RetryPolicy
 from service.secret import Secret
 from service.sinks.registry import SinkTarget
+
+if TYPE_CHECKING:
+    from service.adapters.graph_admin import GraphAdmin
+    from service.bootstrap import Store
 
 
 def build_store(state: StateConfig) -> StateStore:
@@ -202,6 +204,9 @@ async def bootstrap_clients(
 ) -> AsyncIterator[tuple[GraphAdmin, Directory, Vault | None]]:
     """Bootstrap's clients, signed in as the admin (or the config's identity): Graph admin, the Graph
     directory, and the Key Vault of ``store`` when the first secret is to be stored there."""
+    # Here, not at the top: a pass never needs Graph's admin models, which take a while to import.
+    from service.adapters.graph_admin import GraphAdmin, device_code_credential
+
     tls = tls_context(cloud.ca_bundle)
     async with contextlib.AsyncExitStack() as stack:
         session = aiohttp_session(tls)
