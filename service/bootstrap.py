@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from service.bootstrap_defaults import DEFAULT_NAME, DEFAULT_REDIRECT_URI
 from service.durations import format_duration
 from service.errors import ConfigError, FailureReason, RemoteError, ServiceError
 from service.model import DEFAULT_MARKER, App, Credential, credential_name
 from service.ports import Directory, Vault
 from service.secret import Secret
+from service.sinks.keyvault import VaultSink
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # The Exchange connector's Microsoft Graph application permissions (app role ids, DESIGN.md "Bootstrap").
@@ -29,8 +31,6 @@ GRAPH_ROLES: dict[str, str] = {
     "MailboxSettings.ReadWrite": "6931bccd-447a-43d1-b442-00a195474933",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
 }
-DEFAULT_NAME = "Dime.Scheduler"
-DEFAULT_REDIRECT_URI = "https://app.dimescheduler.com/signin-microsoft"
 DEFAULT_LIFETIME = timedelta(days=90)
 SIGN_IN_AUDIENCE = "AzureADMyOrg"
 APPLICATION_PERMISSION = "Role"
@@ -220,8 +220,6 @@ async def gather(request: Request, admin: AppAdmin, vault: Vault | None) -> Fact
     vault_key_id, foreign = None, False
     if request.store is not None and vault is not None:
         # Read before anything is created, so a vault the admin cannot write to stops bootstrap early.
-        from service.sinks.keyvault import VaultSink  # with its config model: not for `--help`, which reads this module
-
         sink = VaultSink(vault, request.store.vault_url, request.store.secret_name, app.app_id if app else "",
                          request.marker)
         holding = await sink.read(_as_app(app))
@@ -529,8 +527,6 @@ class _Applier:
         if store is None or self.vault is None:
             self.issued = IssuedSecret(credential, secret, None)
             return detail + "; shown once below"
-        from service.sinks.keyvault import VaultSink  # see gather
-
         sink = VaultSink(self.vault, store.vault_url, store.secret_name, app.app_id, self.request.marker)
         try:
             await sink.write(credential, secret)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from service import __version__, redact
-from service.bootstrap import DEFAULT_NAME, DEFAULT_REDIRECT_URI
+from service.bootstrap_defaults import DEFAULT_NAME, DEFAULT_REDIRECT_URI
 from service.config import CONFIG_ENV
 from service.errors import ConfigError, ServiceError
 from service.model import DEFAULT_MARKER
