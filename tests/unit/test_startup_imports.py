@@ -27,10 +27,12 @@ with open(out, "w") as handle:
     json.dump({"code": code, "modules": sorted(sys.modules)}, handle)
 """
 # Packages no start-up of these commands may import: the SDKs and their HTTP stacks, the daemon's scheduler
-# and metrics, and the emulator.
+# and metrics, the emulator, and the service's own modules of the other commands.
 NEVER = ("azure", "msgraph", "msgraph_core", "kiota_abstractions", "kiota_http", "kiota_authentication_azure",
          "kiota_serialization_json", "kiota_serialization_text", "msal", "msal_extensions", "aiohttp", "httpx",
-         "httpcore", "apscheduler", "prometheus_client", "structlog", "service.emulator")
+         "httpcore", "apscheduler", "prometheus_client", "structlog", "service.emulator", "service.adapters",
+         "service.wiring", "service.runner", "service.reconcile", "service.daemon", "service.demo",
+         "service.bootstrap", "service.bootstrap_cli")
 # `--help` reads no config either.
 NOT_FOR_HELP = ("pydantic", "pydantic_core", "yaml")
 CONFIG = """\
