@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from service.bootstrap_defaults import DEFAULT_NAME, DEFAULT_REDIRECT_URI
 from service.durations import format_duration
 from service.errors import ConfigError, FailureReason, RemoteError, ServiceError
 from service.model import DEFAULT_MARKER, App, Credential, credential_name
 from service.ports import Directory, Vault
 from service.secret import Secret
-from service.sinks import VaultSink
+from service.sinks.keyvault import VaultSink
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # The Exchange connector's Microsoft Graph application permissions (app role ids, DESIGN.md "Bootstrap").
@@ -30,8 +31,6 @@ GRAPH_ROLES: dict[str, str] = {
     "MailboxSettings.ReadWrite": "6931bccd-447a-43d1-b442-00a195474933",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
 }
-DEFAULT_NAME = "Dime.Scheduler"
-DEFAULT_REDIRECT_URI = "https://app.dimescheduler.com/signin-microsoft"
 DEFAULT_LIFETIME = timedelta(days=90)
 SIGN_IN_AUDIENCE = "AzureADMyOrg"
 APPLICATION_PERMISSION = "Role"

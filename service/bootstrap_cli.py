@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -27,8 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service import logs, redact
 from service.bootstrap import (
     DEFAULT_LIFETIME,
-    DEFAULT_NAME,
-    DEFAULT_REDIRECT_URI,
     Outcome,
     Request,
     StepFailed,
@@ -40,18 +37,13 @@ from service.bootstrap import (
     preview,
 )
 from service.clock import SystemClock
-from service.config import (
-    GUID,
-    Cloud,
-    ConfigProblems,
-    Endpoints,
-    IdentityConfig,
-    PolicyOverrides,
-    ca_bundle_problem,
-    is_loopback,
-    problems_of,  # the config file's own wording of validation errors (key path and fix, never the value)
-    read_config_text,
-)
+from service.config.clouds import Cloud, Endpoints, IdentityConfig, ca_bundle_problem
+from service.config.fields import GUID, is_loopback
+from service.config.loading import read_config_text
+from service.config.policy import PolicyOverrides
+
+# The config file's own wording of validation errors (key path and fix, never the value).
+from service.config.problems import ConfigProblems, problems_of
 from service.durations import format_duration, parse_duration
 from service.errors import ConfigError, RemoteError
 from service.model import DEFAULT_MARKER
@@ -61,60 +53,6 @@ from service.retry import RetryPolicy
 EXIT_OK, EXIT_FAILED = 0, 1
 VAULT_SUFFIX = {"public": "vault.azure.net", "usgov": "vault.usgovcloudapi.net", "china": "vault.azure.cn"}
 _VALUE_PLACEHOLDER = "@@secret-rotator-bootstrap-secret@@"
-
-DESCRIPTION = f"""\
-Create the Dime.Scheduler Exchange connector's app registration, or complete an existing one, and hand
-it to rotation. In order, each only when missing: the single-tenant app (web redirect URI, Microsoft
-Graph application permissions Calendars.ReadWrite, MailboxSettings.ReadWrite, User.Read.All), its
-service principal, admin consent for each permission, the rotator as an owner (--owner), and a first
-client secret named "{DEFAULT_MARKER} ..." so the rotator manages it from day one. The app is found by
---client-id or by --name; a re-run creates nothing twice.
-
-Sign-in: DefaultAzureCredential (az login), --device-code, or the credential: block of --config FILE
-(which also gives the cloud:; $SECRET_ROTATOR_CONFIG is not read, so that the rotator's own identity
-is never used as the admin's by accident). It
-needs Application.ReadWrite.All and AppRoleAssignment.ReadWrite.All (application permissions), or, as a
-user, Global Administrator or Privileged Role Administrator (consent to Microsoft Graph permissions).
-"""
-
-EPILOG = """\
-exit codes: 0 done; 1 a step failed (says which privilege it needs and what was already created);
-            2 bad arguments or config (several apps with the name: pass --client-id).
-example:    secret-rotator bootstrap --tenant-id T --owner ROTATOR_SP_OBJECT_ID \\
-                --store keyvault://my-vault/dime-exchange-client-secret
-"""
-
-
-def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser(
-        "bootstrap", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="create (or complete) the Dime.Scheduler app registration and hand it to rotation",
-        description=DESCRIPTION, epilog=EPILOG,
-    )
-    parser.add_argument("--tenant-id", required=True, metavar="TENANT", help="the Directory (tenant) ID")
-    parser.add_argument("--name", default=DEFAULT_NAME, help=f"the app's display name (default {DEFAULT_NAME})")
-    parser.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI,
-                        help=f"web redirect URI (default {DEFAULT_REDIRECT_URI})")
-    parser.add_argument("--client-id", metavar="APP_ID",
-                        help="complete this existing app instead of finding it by name")
-    parser.add_argument("--owner", metavar="OBJECT_ID",
-                        help="the rotator's service principal object id: made an owner, so that "
-                        "Application.ReadWrite.OwnedBy suffices for rotation")
-    parser.add_argument("--secret-lifetime", metavar="DURATION",
-                        help="the first secret's lifetime (default: the config's defaults.lifetime, else 90d)")
-    parser.add_argument("--store", metavar="keyvault://VAULT/NAME",
-                        help="write the first secret to this Key Vault secret instead of showing it")
-    parser.add_argument("--new-secret", action="store_true",
-                        help="add a secret even if the app has one named with the marker")
-    parser.add_argument("--output", choices=["table", "json"], default="table")
-    parser.add_argument("--dry-run", action="store_true", help="read and say what would be done; change nothing")
-    parser.add_argument("--device-code", action="store_true",
-                        help="sign in as a user with a device code (the prompt goes to stderr)")
-    parser.add_argument("--authority-host", metavar="URL", help="Entra's sign-in host (overrides the config's cloud:)")
-    parser.add_argument("--graph-url", metavar="URL", help="Microsoft Graph's base URL, e.g. https://graph.microsoft.com/v1.0")
-    parser.add_argument("--ca-bundle", metavar="FILE", help="an extra CA file to trust (private CA, the emulator)")
-    parser.set_defaults(handler=handle)
-
 
 # -- arguments and config --------------------------------------------------------------------------
 
@@ -246,35 +184,12 @@ def settings(args: argparse.Namespace, environ: dict[str, str] | None = None) ->
 
 async def bootstrap(config: Settings, clock: Clock, retry: RetryPolicy | None = None) -> Outcome:
     """Sign in, gather, plan, and (unless dry-run) apply. Raises ConfigError; remote failures are in the Outcome."""
-    # Imported here: `register` runs on every start of the program, and the SDKs take a while to import.
-    from service.adapters.entra import rotator_credential
-    from service.adapters.graph import GraphDirectory, graph_service_client
-    from service.adapters.graph_admin import GraphAdmin, device_code_credential
-    from service.adapters.keyvault import KeyVault, secret_client
-    from service.adapters.transport import aiohttp_session, tls_context
+    from service.wiring import bootstrap_clients  # the SDKs: only when bootstrap runs
 
     request, cloud = config.request, config.cloud
     retry = retry or RetryPolicy()
-    tls = tls_context(cloud.ca_bundle)
-    async with contextlib.AsyncExitStack() as stack:
-        session = aiohttp_session(tls)
-        stack.push_async_callback(session.close)
-        if config.device_code:
-            credential = device_code_credential(request.tenant_id, cloud)
-        else:
-            credential = rotator_credential(config.identity, cloud, session, request.tenant_id)
-        stack.push_async_callback(credential.close)
-        client, http = graph_service_client(credential, request.tenant_id, cloud.graph_url, cloud.graph_scope, tls)
-        stack.push_async_callback(http.aclose)
-        admin = GraphAdmin(client, request.tenant_id, cloud.graph_url, retry)
-        directory = GraphDirectory(client, request.tenant_id, retry)
-        vault = None
-        if request.store is not None:
-            store = request.store
-            secrets = secret_client(store.vault_url, credential, session,
-                                    verify_challenge_resource=store.verify_challenge_resource)
-            stack.push_async_callback(secrets.close)
-            vault = KeyVault(secrets, store.vault_url, retry)
+    async with bootstrap_clients(cloud, request.tenant_id, identity=config.identity, device_code=config.device_code,
+                                 store=request.store, retry=retry) as (admin, directory, vault):
         try:
             facts = await gather(request, admin, vault)
         except RemoteError as error:
@@ -287,6 +202,7 @@ async def bootstrap(config: Settings, clock: Clock, retry: RetryPolicy | None = 
 
 
 def handle(args: argparse.Namespace) -> int:
+    """`secret-rotator bootstrap` (its arguments are registered in service/cli.py)."""
     fmt = getattr(args, "log_format", "auto")
     logs.configure(sys.stderr, json=None if fmt == "auto" else fmt == "json", level=getattr(args, "log_level", "info"))
     config = settings(args)

@@ -28,10 +28,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from service import logs
+from service.cli import DEFAULT_SHUTDOWN_TIMEOUT
 from service.clock import SystemClock
-from service.config import Config, load_config
+from service.config.document import Config
+from service.config.loading import load_config
 from service.errors import FailureReason, ServiceError
-from service.http_endpoints import HttpServer, Limits, make_routes, parse_listen
+from service.http_endpoints import HttpServer, Limits, make_routes
 from service.metrics import DEFAULT as METRICS
 from service.metrics import Metrics
 from service.ports import Clock
@@ -40,13 +42,8 @@ from service.runner import PassOptions, run_pass, select_targets
 from service.schedule import cron_trigger
 from service.wiring import build_store
 
-# Every interface: the kubelet's probes and Prometheus reach the pod on its IP. Who else may connect is
-# the NetworkPolicy's business (deploy/); the server itself survives a flood (http_endpoints.Limits).
-DEFAULT_LISTEN = "0.0.0.0:8080"
 # An unlimited hard limit still needs a number for the soft one: this is Linux's default fs.nr_open.
 _MOST_OPEN_FILES = 1 << 20
-# The pods' terminationGracePeriodSeconds is 360: a pass gets 300 s, closing down the rest.
-DEFAULT_SHUTDOWN_TIMEOUT = 300.0
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -99,7 +96,7 @@ class Daemon:
         *,
         clock: Clock | None = None,
         metrics: Metrics = METRICS,
-        listen: tuple[str, int] = ("0.0.0.0", 8080),  # noqa: S104 - see DEFAULT_LISTEN
+        listen: tuple[str, int] = ("0.0.0.0", 8080),  # noqa: S104 - see cli.DEFAULT_LISTEN
         options: PassOptions | None = None,
         trigger: BaseTrigger | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
@@ -273,42 +270,6 @@ class Daemon:
 # --- the command ---------------------------------------------------------------------------------
 
 
-def _listen(text: str) -> tuple[str, int]:
-    try:
-        return parse_listen(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
-    return value
-
-
-def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser(
-        "daemon", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="reconcile passes on `schedule` (cron, with jitter) until SIGTERM; serves /healthz /readyz /metrics",
-        description="Runs a pass at start-up, then on the config's `schedule` (cron, UTC) moved by up to "
-        "`schedule_jitter`.\nServes /healthz (liveness), /readyz (the last pass did not fail everywhere) and "
-        "/metrics (Prometheus).\nSIGTERM/SIGINT: lets a pass in flight finish (up to --shutdown-timeout), then "
-        "exits.\nexit: 0 on a clean shutdown, 1 if it cannot serve, 2 bad config or usage.",
-    )
-    parser.add_argument("--listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                        help=f"where to serve the probes and metrics (default {DEFAULT_LISTEN}: every interface, "
-                        "as the kubelet's probes come to the pod's IP; restrict who may connect with the "
-                        "NetworkPolicy in deploy/; [::1]:8080 for IPv6)")
-    parser.add_argument("--shutdown-timeout", type=_seconds, default=DEFAULT_SHUTDOWN_TIMEOUT, metavar="SECONDS",
-                        help="how long a pass in flight may finish after SIGTERM before it is cancelled "
-                        f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; keep it under the pod's terminationGracePeriod)")
-    parser.set_defaults(handler=_cmd_daemon)
-
-
 def raise_open_files_limit() -> int:
     """Raise this process's soft RLIMIT_NOFILE to its hard limit; the soft limit it now has.
 
@@ -326,7 +287,8 @@ def raise_open_files_limit() -> int:
     return wanted
 
 
-def _cmd_daemon(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
+    """`secret-rotator daemon` (its arguments are registered in service/cli.py)."""
     fmt = args.log_format
     logs.configure(sys.stdout, json=None if fmt == "auto" else fmt == "json", level=args.log_level)
     config = load_config(args.config)

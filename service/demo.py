@@ -28,15 +28,15 @@ from typing import Any, TextIO
 import yaml
 
 from service import logs
-from service.config import Config, load_config
+from service.config.document import Config
+from service.config.loading import load_config
 from service.demo_view import LogTail, Row, Screen, render_table, short, span
 from service.emulator import Clock, Emulator
 from service.emulator.standalone import DIME_GRAPH_ROLES, DIME_REDIRECT_URI
 from service.metrics import Metrics
 from service.model import DEFAULT_MARKER
-from service.reconcile import Engine, Outcome, TargetResult, VerifyBackoff
-from service.runner import PassOptions, run_pass
-from service.wiring import PassResources
+from service.reconcile import Outcome, TargetResult, VerifyBackoff
+from service.runner import PassOptions, plan_pass, run_pass
 
 TARGET = "dime-scheduler"
 SECRET_NAME = "dime-scheduler-client-secret"  # noqa: S105 - the name of a Key Vault secret, not its value
@@ -225,10 +225,7 @@ class Demo:
 
     async def preview(self, config: Config) -> None:
         """What `secret-rotator plan` would say before the first pass: read-only."""
-        clock = self.emu.clock
-        async with PassResources(config, clock=clock, metrics=Metrics()) as resources:
-            engine = Engine(clock, resources.store, Metrics())
-            result = await engine.plan_target(resources.context(config.targets[0]))
+        [result] = await plan_pass(config, clock=self.emu.clock, metrics=Metrics(), only=config.targets[0].name)
         self.narrate()
         if result.plan is None:
             self.expect(False, f"the plan could not be made: {result.error}")
@@ -409,19 +406,6 @@ async def run_demo(out: TextIO, *, fast: bool = False, keep: bool = False, live:
     return 1 if problems else 0
 
 
-def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser(
-        "demo", help="run a full secret lifecycle against the built-in emulator and show it (~30 s)",
-        description="Starts the emulator, seeds a Dime.Scheduler app whose hand-made secret is about to expire, "
-        "and runs the real engine over it: adopt, rotate, verify, store in Key Vault, push to Dime.Scheduler, "
-        "retire after the grace period, renew again. Nothing leaves this machine. exit: 0 when it all happened.",
-    )
-    parser.add_argument("--fast", action="store_true",
-                        help="fast-forward the emulator's clock through the grace period instead of waiting for it")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the working directory: config, state, emulator CA and the engine's log")
-    parser.set_defaults(handler=_cmd_demo)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
+    """`secret-rotator demo` (its arguments are registered in service/cli.py)."""
     return asyncio.run(run_demo(sys.stdout, fast=args.fast, keep=args.keep))

@@ -12,7 +12,6 @@ import errno
 import fcntl
 import os
 import select
-import ssl
 import stat
 from pathlib import Path
 
@@ -101,6 +100,8 @@ def read_ca_bundle(path: str | Path, limit: int = MIB) -> str:
 
     Raises :class:`FileProblem` (too large, not a file, not PEM) or ``OSError``.
     """
+    import ssl  # here: `config check` reads this module, and only a config with a CA bundle needs ssl
+
     try:
         text = read_limited(path, limit).decode("ascii")
     except UnicodeDecodeError:

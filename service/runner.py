@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service import logs
-from service.config import Config, Target
+from service.config.document import Config, Target
 from service.metrics import Metrics
 from service.model import NO_FLAGS, Flags
 from service.ports import Clock, StateStore
-from service.reconcile import Engine, Outcome, TargetResult, VerifyBackoff
+from service.reconcile import Outcome, TargetResult, VerifyBackoff
 from service.retry import RetryPolicy
-from service.wiring import PassResources
+from service.wiring import open_pass
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,22 @@ async def run_pass(
     started = time.monotonic()
     log.info(logs.RUN_STARTED, targets=len(targets), force=options.flags.force,
              revoke_previous=options.flags.revoke_previous)
-    async with PassResources(config, clock=clock, metrics=metrics, retry=options.retry, store=store) as resources:
-        engine = Engine(clock, resources.store, metrics, backoff=options.backoff)
-        contexts = [resources.context(target) for target in targets]
+    async with open_pass(config, targets, clock=clock, metrics=metrics, retry=options.retry, backoff=options.backoff,
+                         store=store) as (engine, contexts):
         results = await engine.run(contexts, options.flags, per_tenant=config.concurrency_per_tenant)
     seconds = time.monotonic() - started
     metrics.pass_duration.observe(seconds)
     counts = {outcome.value: sum(r.outcome is outcome for r in results) for outcome in Outcome}
     log.info(logs.RUN_FINISHED, seconds=round(seconds, 3), **counts)
     return results
+
+
+async def plan_pass(
+    config: Config, *, clock: Clock, metrics: Metrics, only: str | None = None, flags: Flags = NO_FLAGS
+) -> list[TargetResult]:
+    """What a pass would do for each target, read-only (`plan`, `status`): gather and plan, write nothing."""
+    async with open_pass(config, select_targets(config, only), clock=clock, metrics=metrics) as (engine, contexts):
+        return list(await asyncio.gather(*(engine.plan_target(ctx, flags) for ctx in contexts)))
 
 
 def exit_code(results: Sequence[TargetResult]) -> int:

@@ -1,17 +1,19 @@
-"""Builds a pass's adapters from the config: the one place that knows every concrete class.
+"""Builds the engine and the adapters from the config: the one place that knows every concrete class.
 
 Clients are created once per pass and shared by all targets: one aiohttp session, one rotator
 credential per identity, one Graph client per (identity, tenant), one Key Vault client per
 (identity, vault), so connections, Key Vault challenges and tokens are paid once, not per target.
+Each sink type builds its engine-side sink from them (service/sinks/registry.py: PassClients).
+Bootstrap's clients (the admin's sign-in, Graph admin, Key Vault) are built here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.adapters.entra import EntraVerifier, SingleFlightCredential, rotator_credential
 from service.adapters.graph import GraphDirectory, graph_service_client
@@ -19,23 +21,19 @@ from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.state_file import FileStateStore
 from service.adapters.transport import aiohttp_session, tls_context
-from service.config import (
-    PUSH_FIELDS,
-    Config,
-    DimeSchedulerSink,
-    IdentityConfig,
-    KeyVaultSink,
-    StateConfig,
-    Target,
-    WebhookSink,
-    sink_id,
-)
-from service.errors import ConfigError
+from service.config.clouds import Endpoints, IdentityConfig
+from service.config.document import Config, StateConfig, Target
+from service.config.references import SecretRef
 from service.metrics import Metrics
-from service.ports import Clock, Sink, StateStore
-from service.reconcile import TargetContext
+from service.ports import Clock, Directory, Pusher, StateStore, Vault
+from service.reconcile import Engine, TargetContext, VerifyBackoff
 from service.retry import RetryPolicy
-from service.sinks import PushSink, VaultSink
+from service.secret import Secret
+from service.sinks.registry import SinkTarget
+
+if TYPE_CHECKING:
+    from service.adapters.graph_admin import GraphAdmin
+    from service.bootstrap import Store
 
 
 def build_store(state: StateConfig) -> StateStore:
@@ -46,6 +44,23 @@ def build_store(state: StateConfig) -> StateStore:
     store = FileStateStore(state.path)
     store.check()
     return store
+
+
+@contextlib.asynccontextmanager
+async def open_pass(
+    config: Config,
+    targets: Sequence[Target],
+    *,
+    clock: Clock,
+    metrics: Metrics,
+    retry: RetryPolicy | None = None,
+    backoff: VerifyBackoff | None = None,
+    store: StateStore | None = None,
+) -> AsyncIterator[tuple[Engine, list[TargetContext]]]:
+    """The engine of one pass and each target's context, on clients shared by the targets; closed after."""
+    async with PassResources(config, clock=clock, metrics=metrics, retry=retry, store=store) as resources:
+        engine = Engine(clock, resources.store, metrics, backoff=backoff or VerifyBackoff())
+        yield engine, [resources.context(target) for target in targets]
 
 
 class PassResources:
@@ -65,7 +80,7 @@ class PassResources:
         self.clock = clock
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
-        self._environ = os.environ if environ is None else environ
+        self.environ = os.environ if environ is None else environ
         self._endpoints = config.cloud.endpoints()
         self._own_store = store is None
         self.store = store or build_store(config.state)
@@ -112,54 +127,101 @@ class PassResources:
             self._directories[(key, tenant_id)] = GraphDirectory(client, tenant_id, self.retry, self.metrics)
         return self._directories[(key, tenant_id)]
 
-    def _vault(self, identity: IdentityConfig, tenant_id: str, sink: KeyVaultSink) -> KeyVault:
+    def vault(self, identity: IdentityConfig, tenant_id: str, vault_url: str, *, verify: bool) -> KeyVault:
+        """The Key Vault client of ``vault_url`` as ``identity``: one per identity and vault in a pass."""
         key, credential = self._credential(identity, tenant_id)
-        if (key, sink.vault_url) not in self._vaults:
-            client = secret_client(
-                sink.vault_url, credential, self._session, verify_challenge_resource=sink.verify_challenge_resource
-            )
+        if (key, vault_url) not in self._vaults:
+            client = secret_client(vault_url, credential, self._session, verify_challenge_resource=verify)
             self._closers.append(client.close)
-            self._vaults[(key, sink.vault_url)] = KeyVault(client, sink.vault_url, self.retry, self.metrics)
-        return self._vaults[(key, sink.vault_url)]
+            self._vaults[(key, vault_url)] = KeyVault(client, vault_url, self.retry, self.metrics)
+        return self._vaults[(key, vault_url)]
 
-    def _sink(self, target: Target, identity: IdentityConfig, sink: Any) -> Sink:
-        policy = self.config.policy(target)
-        if isinstance(sink, KeyVaultSink):
-            vault = self._vault(identity, target.tenant_id, sink)
-            return VaultSink(vault, sink.vault_url, sink.secret_name, target.client_id, policy.marker)
-        names = {name: sink.fields.get(name, name) for name in PUSH_FIELDS}
-        if isinstance(sink, DimeSchedulerSink):
-            headers: dict[str, Any] = {}
-            secret_headers = {"X-API-KEY": sink.api_key.resolve(self._environ)}
-        elif isinstance(sink, WebhookSink):
-            headers = dict(sink.headers)
-            secret_headers = {h: ref.resolve(self._environ) for h, ref in sink.secret_headers.items()}
-        else:  # pragma: no cover - the config's discriminated union has no other member
-            raise ConfigError(f"unknown sink type {sink.type}")
-        request = PushRequest(
-            url=sink.url,
-            secret_field=names["clientSecret"],
-            headers=headers,
-            secret_headers=secret_headers,
-            query={name: ref.resolve(self._environ) for name, ref in sink.query.items()},
-            timeout=sink.timeout.total_seconds(),
-        )
-        fields: dict[str, object] = {
-            **sink.static,
-            names["tenantId"]: target.tenant_id,
-            names["clientId"]: target.client_id,
-        }
-        pusher = HttpPusher(self._session, request, self.retry, self.metrics)
-        return PushSink(sink_id(sink), pusher, self.store, self.clock, target.name, fields, names, policy.marker)
+    def pusher(self, request: PushRequest) -> HttpPusher:
+        """An HTTPS push over the pass's shared session."""
+        return HttpPusher(self._session, request, self.retry, self.metrics)
 
     def context(self, target: Target) -> TargetContext:
         identity = self.config.identity(target)
+        policy = self.config.policy(target)
+        clients = _TargetClients(self, identity, target.tenant_id)
         return TargetContext(
             name=target.name,
             tenant_id=target.tenant_id,
             client_id=target.client_id,
-            policy=self.config.policy(target),
+            policy=policy,
             directory=self._directory(identity, target.tenant_id),
             verifier=self.verifier,
-            sinks=[self._sink(target, identity, sink) for sink in target.sinks],
+            sinks=[sink.build(SinkTarget(target.name, target.tenant_id, target.client_id, policy), clients)
+                   for sink in target.sinks],
         )
+
+
+class _TargetClients:
+    """:class:`service.sinks.registry.PassClients` for one target: the pass's clients, as its identity."""
+
+    def __init__(self, resources: PassResources, identity: IdentityConfig, tenant_id: str) -> None:
+        self._resources = resources
+        self._identity = identity
+        self._tenant_id = tenant_id
+
+    @property
+    def store(self) -> StateStore:
+        return self._resources.store
+
+    @property
+    def clock(self) -> Clock:
+        return self._resources.clock
+
+    def resolve(self, reference: SecretRef) -> Secret:
+        return reference.resolve(self._resources.environ)
+
+    def vault(self, vault_url: str, *, verify_challenge_resource: bool) -> Vault:
+        return self._resources.vault(self._identity, self._tenant_id, vault_url, verify=verify_challenge_resource)
+
+    def pusher(
+        self,
+        url: str,
+        *,
+        secret_field: str,
+        headers: Mapping[str, str],
+        secret_headers: Mapping[str, Secret],
+        query: Mapping[str, Secret],
+        timeout: float,
+    ) -> Pusher:
+        request = PushRequest(url, secret_field, headers, secret_headers, query, timeout)
+        return self._resources.pusher(request)
+
+
+@contextlib.asynccontextmanager
+async def bootstrap_clients(
+    cloud: Endpoints,
+    tenant_id: str,
+    *,
+    identity: IdentityConfig,
+    device_code: bool,
+    store: Store | None,
+    retry: RetryPolicy,
+) -> AsyncIterator[tuple[GraphAdmin, Directory, Vault | None]]:
+    """Bootstrap's clients, signed in as the admin (or the config's identity): Graph admin, the Graph
+    directory, and the Key Vault of ``store`` when the first secret is to be stored there."""
+    # Here, not at the top: a pass never needs Graph's admin models, which take a while to import.
+    from service.adapters.graph_admin import GraphAdmin, device_code_credential
+
+    tls = tls_context(cloud.ca_bundle)
+    async with contextlib.AsyncExitStack() as stack:
+        session = aiohttp_session(tls)
+        stack.push_async_callback(session.close)
+        if device_code:
+            credential = device_code_credential(tenant_id, cloud)
+        else:
+            credential = rotator_credential(identity, cloud, session, tenant_id)
+        stack.push_async_callback(credential.close)
+        client, http = graph_service_client(credential, tenant_id, cloud.graph_url, cloud.graph_scope, tls)
+        stack.push_async_callback(http.aclose)
+        vault = None
+        if store is not None:
+            secrets = secret_client(store.vault_url, credential, session,
+                                    verify_challenge_resource=store.verify_challenge_resource)
+            stack.push_async_callback(secrets.close)
+            vault = KeyVault(secrets, store.vault_url, retry)
+        yield GraphAdmin(client, tenant_id, cloud.graph_url, retry), GraphDirectory(client, tenant_id, retry), vault

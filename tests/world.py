@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from service import logs
-from service.config import Config, parse_config
+from service.config.document import Config
+from service.config.loading import parse_config
 from service.emulator import Clock, Emulator, RequestInfo
 from service.metrics import Metrics
 from service.model import Flags

@@ -32,7 +32,7 @@ from azure.identity.aio import (
 
 from service import redact
 from service.adapters.transport import AnswerRefused, azure_client_kwargs
-from service.config import Endpoints, IdentityConfig
+from service.config.clouds import Endpoints, IdentityConfig
 from service.errors import ConfigError, FailureReason, RemoteError
 from service.redact import clip
 from service.retry import TRANSIENT_STATUSES

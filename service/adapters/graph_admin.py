@@ -48,7 +48,7 @@ from service.adapters.entra import register_token
 from service.adapters.graph import credential_from_sdk, graph_read, translate
 from service.adapters.transport import AnswerRefused
 from service.bootstrap import Permission, Principal, Registration
-from service.config import Endpoints
+from service.config.clouds import Endpoints
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics

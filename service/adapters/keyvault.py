@@ -25,7 +25,7 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from service.adapters.transport import AnswerRefused, azure_client_kwargs, host_of
 from service.adapters.utc import as_utc
-from service.config import is_loopback
+from service.config.fields import is_loopback
 from service.errors import ConfigError, FailureReason, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics

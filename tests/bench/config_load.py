@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from service.config import parse_config  # noqa: E402 - after the path set-up above
+from service.config.loading import parse_config  # noqa: E402 - after the path set-up above
 from service.errors import ConfigError  # noqa: E402
 
 TENANT = "00000000-0000-0000-0000-000000000001"

@@ -141,7 +141,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="print where the healthy pass spends its CPU")
     args = parser.parse_args()
 
-    from service.config import parse_config
+    from service.config.loading import parse_config
 
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         workdir = Path(tmp)

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from service.adapters.state_kubernetes import KubernetesStateStore
-from service.config import StateConfig
+from service.config.document import StateConfig
 from service.errors import FailureReason, RemoteError
 from service.ports import Receipt
 from tests.deploy.conftest import OVERLAYS

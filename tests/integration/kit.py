@@ -23,7 +23,7 @@ from service.adapters.graph import GraphDirectory, graph_service_client
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.transport import aiohttp_session, tls_context
-from service.config import Endpoints, IdentityConfig
+from service.config.clouds import Endpoints, IdentityConfig
 from service.emulator import Emulator, RequestRecord, ca
 from service.metrics import Metrics
 from service.retry import RetryPolicy

@@ -21,7 +21,7 @@ import yaml
 
 from service import cli, redact
 from service.bootstrap import DEFAULT_NAME, DEFAULT_REDIRECT_URI, GRAPH_APP_ID, GRAPH_ROLES
-from service.config import parse_config
+from service.config.loading import parse_config
 from service.emulator import AppRecord, Emulator, Identity
 from service.emulator.directory import SecretCheck
 from service.metrics import Metrics

@@ -318,6 +318,89 @@ def test_config_schema_in_a_subprocess_prints_json() -> None:
     assert json.loads(schema.stdout)["title"] == "secret-rotator configuration"
 
 
+# --- --config, --log-level and --log-format before or after the command -----------------------------
+
+# Every command that reads a config, with the arguments it requires.
+CONFIG_COMMANDS = {
+    "run": ("run",),
+    "plan": ("plan",),
+    "status": ("status",),
+    "daemon": ("daemon",),
+    "config check": ("config", "check"),
+    "bootstrap": ("bootstrap", "--tenant-id", "00000000-0000-0000-0000-000000000000"),
+}
+
+
+@pytest.mark.parametrize("command", CONFIG_COMMANDS.values(), ids=CONFIG_COMMANDS.keys())
+@pytest.mark.parametrize("order", ["before the command", "after the command", "both, the one after wins"])
+def test_config_is_taken_before_or_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...], order: str
+) -> None:
+    named, other = tmp_path / "named.yaml", tmp_path / "other.yaml"  # neither exists: the error names the one used
+    argv = {
+        "before the command": ["--config", str(named), *command],
+        "after the command": [*command, "--config", str(named)],
+        "both, the one after wins": ["--config", str(other), *command, "--config", str(named)],
+    }[order]
+
+    code, _, err = cli(capsys, *argv)
+
+    assert code == 2, err
+    assert f"{named}: cannot read the config file" in err
+    assert str(other) not in err
+
+
+def test_the_programs_help_lists_the_options_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = cli(capsys, "--help")
+
+    for option in ("--config FILE", "--log-level", "--log-format"):
+        assert option in out.split("options:")[1]
+
+
+def test_the_emulator_takes_its_own_options_after_a_program_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "--log-level", "info", "emulator", "--help")
+
+    assert code == 0, err
+    assert out.startswith("usage:")
+    assert "--port" in out, "the emulator's own help"
+
+
+def test_options_before_the_command_drive_a_real_run(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "--config", str(world.config_file()), "--log-format", "json", "--log-level", "info",
+                       "run")
+
+    assert code == 0
+    events = [line["event"] for line in json_lines(out)]
+    assert (events[0], events[-1]) == ("run.started", "run.finished")
+    assert len(world.passwords()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "info_lines"),
+    [
+        pytest.param(("--log-level", "warning", "run"), False, id="a level before the command"),
+        pytest.param(("run", "--log-level", "warning"), False, id="a level after the command"),
+        pytest.param(("--log-level", "warning", "run", "--log-level", "info"), True,
+                     id="the level after the command wins"),
+    ],
+)
+def test_the_log_level_is_taken_before_or_after_the_command(
+    world: World, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], info_lines: bool
+) -> None:
+    code, out, _ = cli(capsys, *argv, "--config", str(world.config_file()))
+
+    assert code == 0
+    assert ("run.started" in out) is info_lines
+
+
+def test_plan_takes_its_config_before_the_command(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "--config", str(world.config_file()), "plan", "--output", "json")
+
+    assert code == 0
+    assert [t["target"] for t in json.loads(out)["targets"]] == ["dime-exchange"]
+    assert writes(world.emu) == []
+
+
 # --- run ------------------------------------------------------------------------------------------
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import aiohttp
 import yaml
 
-from service.config import Config, parse_config
+from service.config.document import Config
+from service.config.loading import parse_config
 from service.model import DEFAULT_MARKER as MARKER
 from service.model import credential_name
 from service.reconcile import Outcome

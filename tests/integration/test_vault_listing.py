@@ -15,10 +15,10 @@ import pytest
 from service.adapters.entra import rotator_credential
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.transport import aiohttp_session, tls_context
-from service.config import Endpoints, IdentityConfig
+from service.config.clouds import Endpoints, IdentityConfig
 from service.metrics import Metrics
 from service.model import App, Credential
-from service.sinks import VaultSink
+from service.sinks.keyvault import VaultSink
 from tests.integration.conftest import FAST_RETRY, SECRET_NAME, World
 
 

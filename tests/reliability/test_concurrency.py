@@ -39,7 +39,7 @@ async def test_two_hosts_without_shared_state_converge_to_one_credential_in_use(
     world.clock.advance(days(0))
     import yaml
 
-    from service.config import parse_config
+    from service.config.loading import parse_config
 
     second_host = parse_config(yaml.safe_dump(other), "other.yaml", environ={})
 

@@ -10,18 +10,15 @@ import jsonschema
 import pytest
 import yaml
 
-from service.config import (
-    CLOUDS,
-    ConfigProblems,
-    DimeSchedulerSink,
-    json_schema,
-    load_config,
-    parse_config,
-    sink_id,
-)
+from service.config.clouds import CLOUDS
+from service.config.document import json_schema
+from service.config.loading import load_config, parse_config
+from service.config.problems import ConfigProblems
 from service.errors import ConfigError
 from service.model import Credential
 from service.policy import renewal_time
+from service.sinks.dimescheduler import DimeSchedulerSink
+from service.sinks.registry import sink_id
 
 ENV = {"DIMESCHEDULER_API_KEY": "api-key-from-the-environment"}
 DAY = timedelta(days=1)
@@ -389,6 +386,9 @@ INLINE_SECRETS = {
     ),
     "a secret inline as a query parameter": with_sink(
         f"{{type: webhook, url: 'https://example.invalid/x', query: {{code: '{INLINE}'}}}}"
+    ),
+    "a secret pasted as the key of a query parameter's reference": with_sink(
+        f"{{type: webhook, url: 'https://example.invalid/x', query: {{code: {{'{INLINE}': 1}}}}}}"
     ),
     "a secret pasted as a duration": f"defaults: {{lifetime: '{INLINE}'}}\n" + TARGET,
     "a secret pasted as a cloud name": f"cloud: {{name: '{INLINE}'}}\n" + TARGET,

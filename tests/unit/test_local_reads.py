@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from service.config import MAX_CONFIG_BYTES, MAX_SECRET_FILE_BYTES, ConfigProblems, load_config, parse_config
+from service.config.loading import MAX_CONFIG_BYTES, load_config, parse_config
+from service.config.problems import ConfigProblems
+from service.config.references import MAX_SECRET_FILE_BYTES
 from service.errors import ConfigError
 from service.local_files import FileProblem, read_limited
 

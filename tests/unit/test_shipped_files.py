@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.config import json_schema, load_config
+from service.config.document import json_schema
+from service.config.loading import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

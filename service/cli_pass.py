@@ -1,0 +1,54 @@
+"""`secret-rotator run|plan|status`: one pass over the targets, or what it would do, or what they hold."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from service import logs
+from service.cli_config import load
+from service.clock import SystemClock
+from service.metrics import DEFAULT as METRICS
+from service.model import Flags
+from service.output import plan_document, render_json, render_plan_table, render_status_table, status_document
+from service.reconcile import Outcome
+from service.runner import PassOptions, exit_code, plan_pass, run_pass
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _configure_logs(args: argparse.Namespace, *, to_stderr: bool = False) -> None:
+    fmt = args.log_format
+    logs.configure(sys.stderr if to_stderr else sys.stdout, json=None if fmt == "auto" else fmt == "json",
+                   level=args.log_level)
+
+
+def run(args: argparse.Namespace) -> int:
+    """One reconcile pass; JSON lines on stdout; exit 1 when a target failed."""
+    _configure_logs(args)
+    config = load(args)
+    options = PassOptions(only=args.target, flags=Flags(force=args.force, revoke_previous=args.revoke_previous))
+    results = asyncio.run(run_pass(config, clock=SystemClock(), metrics=METRICS, options=options))
+    return exit_code(results)
+
+
+def plan(args: argparse.Namespace) -> int:
+    """What `run` would do, per target; the log goes to stderr, the plan to stdout."""
+    _configure_logs(args, to_stderr=True)
+    config = load(args)
+    flags = Flags(force=args.force, revoke_previous=args.revoke_previous)
+    results = asyncio.run(plan_pass(config, clock=SystemClock(), metrics=METRICS, only=args.target, flags=flags))
+    document = plan_document(results)
+    print(render_json(document) if args.output == "json" else render_plan_table(document))
+    return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    """Every target's credentials and which sink holds which; exit 1 when a target could not be read."""
+    _configure_logs(args, to_stderr=True)
+    config = load(args)
+    results = asyncio.run(plan_pass(config, clock=SystemClock(), metrics=METRICS, only=args.target))
+    document = status_document(results, SystemClock().now())
+    print(render_json(document) if args.output == "json" else render_status_table(document))
+    return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else EXIT_OK

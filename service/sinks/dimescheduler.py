@@ -1,0 +1,28 @@
+"""The ``dimescheduler`` sink type: Dime.Scheduler's configuration endpoint, the push with an X-API-KEY header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar, Literal
+
+from service.config.references import SecretRef, SecretReference
+from service.ports import Sink
+from service.sinks.push import PushSettings
+from service.sinks.registry import PassClients, SinkTarget, register
+
+
+@register
+class DimeSchedulerSink(PushSettings):
+    """Dime.Scheduler's configuration endpoint: the push contract with the X-API-KEY header."""
+
+    position: ClassVar[int] = 20
+
+    type: Literal["dimescheduler"]
+    api_key: SecretReference
+
+    def references(self) -> Iterator[tuple[str, SecretRef]]:
+        yield "api_key", self.api_key
+        yield from self.query_references()
+
+    def build(self, target: SinkTarget, clients: PassClients) -> Sink:
+        return self.push_sink(target, clients, headers={}, secret_headers={"X-API-KEY": clients.resolve(self.api_key)})

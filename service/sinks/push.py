@@ -1,0 +1,164 @@
+"""What the push sink types (``dimescheduler``, ``webhook``) share: an HTTPS endpoint that cannot be read back.
+
+:class:`PushSettings` is their common keys and how their sink is built; :class:`PushSink` the engine's
+sink, whose holding is the receipt its last push wrote (pending before the POST, held after it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+
+from pydantic import Field, field_validator, model_validator
+
+from service.config.fields import Duration, PushUrl
+from service.config.references import SecretRef, SecretReference
+from service.errors import OutcomeUnknown, RemoteError
+from service.model import DEFAULT_MARKER, App, Credential, Holding
+from service.ports import Clock, Pusher, Receipt, Sink, StateStore
+from service.secret import Secret
+from service.sinks.registry import PassClients, SinkSettings, SinkTarget
+
+# The push contract's body: these four, under names a sink's `fields:` may change.
+PUSH_FIELDS = ("tenantId", "clientId", "clientSecret", "expiresOn")
+StaticValue = str | int | float | bool
+
+
+class PushSettings(SinkSettings):
+    """The keys every push sink type has: where to POST, the body's field names, extra static fields."""
+
+    url: PushUrl
+    # Query parameters added when pushing, each a secret reference (an Azure Functions `code`); kept out
+    # of the URL, which names the sink in ids, receipts, logs and `status`.
+    query: dict[str, SecretReference] = Field(default_factory=dict)
+    fields: dict[str, str] = Field(default_factory=dict)
+    static: dict[str, StaticValue] = Field(default_factory=dict)
+    timeout: Duration = timedelta(minutes=2)
+
+    @field_validator("query")
+    @classmethod
+    def _query_names(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
+        if any(not re.fullmatch(r"[A-Za-z0-9_.~-]{1,64}", name) for name in value):
+            raise ValueError("a query parameter's name has 1-64 letters, digits and '_', '.', '~', '-'")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(PUSH_FIELDS))
+        if unknown:
+            raise ValueError(f"can rename only {', '.join(PUSH_FIELDS)}; not {', '.join(unknown)}")
+        return value
+
+    @model_validator(mode="after")
+    def _static_does_not_shadow(self) -> PushSettings:
+        names = {self.fields.get(f, f) for f in PUSH_FIELDS}
+        clash = sorted(names & set(self.static))
+        if clash:
+            raise ValueError(f"static fields {', '.join(clash)} would overwrite the pushed values: rename them")
+        return self
+
+    def sink_id(self) -> str:
+        return f"{self.type_name()}:{self.url}"
+
+    def query_references(self) -> Iterator[tuple[str, SecretRef]]:
+        """The query parameters' references, as ``query.<name>``."""
+        return ((f"query.{name}", ref) for name, ref in self.query.items())
+
+    def push_sink(
+        self, target: SinkTarget, clients: PassClients, headers: Mapping[str, str], secret_headers: Mapping[str, Secret]
+    ) -> Sink:
+        """The engine's sink for this endpoint, with the sink type's own headers."""
+        names = {name: self.fields.get(name, name) for name in PUSH_FIELDS}
+        pusher = clients.pusher(
+            self.url,
+            secret_field=names["clientSecret"],
+            headers=headers,
+            secret_headers=secret_headers,
+            query={name: clients.resolve(ref) for name, ref in self.query.items()},
+            timeout=self.timeout.total_seconds(),
+        )
+        fields: dict[str, object] = {
+            **self.static,
+            names["tenantId"]: target.tenant_id,
+            names["clientId"]: target.client_id,
+        }
+        return PushSink(
+            self.sink_id(), pusher, clients.store, clients.clock, target.name, fields, names, target.policy.marker
+        )
+
+
+class PushSink:
+    """An HTTPS endpoint (Dime.Scheduler); a receipt in the state store says what it was last given."""
+
+    readable = False
+
+    def __init__(
+        self,
+        sink_id: str,
+        pusher: Pusher,
+        store: StateStore,
+        clock: Clock,
+        target: str,
+        fields: dict[str, object],
+        names: dict[str, str],
+        marker: str = DEFAULT_MARKER,
+    ) -> None:
+        self.id = sink_id
+        self._pusher = pusher
+        self._store = store
+        self._clock = clock
+        self._target = target
+        self._fields = fields  # static fields and tenantId/clientId under their configured names
+        self._names = names  # the push contract's field names -> configured names
+        self._marker = marker
+        self._may_hold: tuple[str, ...] = ()  # with no receipt: what the consumer may hold (see write)
+
+    async def read(self, app: App) -> Holding:
+        receipt = await self._store.get(self._target, self.id)
+        if receipt is None:
+            now = self._clock.now()
+            self._may_hold = tuple(
+                c.key_id for c in app.credentials if c.managed(self._marker) and not c.expired(now)
+            )
+            return Holding(self.id, None, None, readable=False, known=False)
+        return Holding(
+            self.id,
+            receipt.key_id,
+            receipt.since,
+            readable=False,
+            pending=receipt.status == "pending",
+            recorded=frozenset(receipt.history) | {receipt.key_id},
+        )
+
+    async def write(self, credential: Credential, secret: Secret) -> None:
+        before = await self._store.get(self._target, self.id)
+        # The first receipt after none at all: the consumer may have been given any of our valid
+        # credentials by a pass whose receipt we never saw, so each is recorded as handed out. Later
+        # passes then treat them as superseded (gone after the grace period), never as orphans. Hand-made
+        # ones are left out: they are never orphans, and recording them would let --revoke-previous take them.
+        earlier = before.history if before else self._may_hold
+        history = tuple(k for k in earlier if k != credential.key_id)
+        history = (*history, credential.key_id)[-50:]
+        # Written before the POST: if we crash or time out now, the next pass knows the consumer may
+        # have this secret and will neither retire it nor forget to confirm it.
+        await self._store.put(
+            self._target, self.id, Receipt(credential.key_id, "pending", self._clock.now(), history)
+        )
+        body: dict[str, object] = dict(self._fields)
+        if credential.end is not None:
+            body[self._names.get("expiresOn", "expiresOn")] = credential.end.strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            await self._pusher.push(body, secret, idempotency_key=credential.key_id)
+        except OutcomeUnknown:
+            raise  # the receipt stays pending: the consumer may have it
+        except RemoteError:
+            # Refused for sure: the consumer does not have it; what it held before still stands.
+            if before is not None:
+                await self._store.put(self._target, self.id, before)
+            raise
+        await self._store.put(self._target, self.id, Receipt(credential.key_id, "held", self._clock.now(), history))
+
+    async def read_secret(self, key_id: str) -> Secret:
+        raise NotImplementedError("a push endpoint cannot be read back")
