@@ -3,7 +3,9 @@
 The ConfigMap ``<name>`` in ``<namespace>`` holds one key per target (``<target>.json``, the same
 ``{sink id: receipt}`` document the file backend writes). Updates are optimistic: a PUT carries the
 ``resourceVersion`` it read and is redone on 409 Conflict, so two writers never lose each other's
-receipts. The pod's service account needs get, create and update on that one ConfigMap.
+receipts. The pod's service account needs get and update on that one ConfigMap, which
+deploy/components/kubernetes-state ships together with its Role (a ConfigMap that does not exist yet is
+created with a POST, which that Role does not allow: re-applying the component makes it).
 
 The in-process lock serialises passes inside one process; across pods, the CronJob's
 ``concurrencyPolicy: Forbid`` and the daemon's single replica keep one writer at a time.
@@ -131,7 +133,11 @@ class KubernetesStateStore:
         return RemoteError(
             message, service="kubernetes", target=f"configmap {self._name}",
             reason=reason, transient=status is not None and (status >= 500 or status == 429), status=status,
-            hint="give the service account get, create and update on this ConfigMap (deploy/ has the Role)",
+            hint=(
+                "the service account needs get and update on this ConfigMap, and the ConfigMap must exist: "
+                "deploy/components/kubernetes-state ships both (the ConfigMap and a Role with get and update on "
+                "it); re-apply the component, or your overlay that includes it"
+            ),
         )
 
     async def _read(self) -> tuple[dict[str, Any] | None, dict[str, str]]:

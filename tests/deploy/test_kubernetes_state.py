@@ -238,3 +238,10 @@ async def test_without_the_shipped_configmap_the_role_refuses_to_create_one(
 
     assert caught.value.reason is FailureReason.PERMISSION_DENIED
     assert ("create", None, 403) in server.answered
+    # The hint asks for what the shipped Role grants, and for the ConfigMap the component ships.
+    [rule] = one(with_kubernetes_state["cronjob"], "Role")["rules"]
+    hint = caught.value.hint or ""
+    assert f"needs {' and '.join(rule['verbs'])} on this ConfigMap" in hint
+    assert "create" not in hint
+    assert "re-apply the component" in hint
+    assert "deploy/components/kubernetes-state" in hint
