@@ -150,7 +150,7 @@ class PassResources:
             names["clientId"]: target.client_id,
         }
         pusher = HttpPusher(self._session, request, self.retry, self.metrics)
-        return PushSink(sink_id(sink), pusher, self.store, self.clock, target.name, fields, names, policy.marker)
+        return PushSink(sink_id(sink), pusher, self.store, self.clock, target.name, fields, names)
 
     def context(self, target: Target) -> TargetContext:
         identity = self.config.identity(target)

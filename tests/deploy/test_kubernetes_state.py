@@ -22,6 +22,7 @@ from aiohttp import web
 from service.adapters.state_kubernetes import KubernetesStateStore
 from service.config import StateConfig
 from service.errors import FailureReason, RemoteError
+from service.model import Intent
 from service.ports import Receipt
 from tests.deploy.conftest import OVERLAYS
 from tests.deploy.test_manifests import KUBERNETES_VERSIONS, container, dig, of_kind, one, pod_template, selects
@@ -189,6 +190,9 @@ async def serving(server: RbacApiServer) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+INTENT = Intent("secret-rotator 2026-01-02T00:00:00Z", datetime(2026, 1, 2, tzinfo=UTC), "no_credential_in_use")
+
+
 def receipt(key_id: str) -> Receipt:
     return Receipt(key_id=key_id, status="held", since=datetime(2026, 1, 2, tzinfo=UTC), history=(key_id,))
 
@@ -211,9 +215,11 @@ async def test_the_state_store_works_within_the_role(with_kubernetes_state: Rend
         store = KubernetesStateStore(server.namespace, STATE_NAME, api_url=url, token_file=token, ca_file=None)
         try:
             assert await store.get("dime-exchange", "sink-a") is None
+            await store.add_intent("dime-exchange", INTENT)
             await store.put("dime-exchange", "sink-a", receipt("k1"))
             await store.put("dime-exchange", "sink-a", receipt("k2"))
             assert await store.get("dime-exchange", "sink-a") == receipt("k2")
+            assert await store.intents("dime-exchange") == (INTENT,)
         finally:
             await store.close()
 
