@@ -100,15 +100,20 @@ class Intent:
     """A credential this state store set out to create, recorded (durably) before ``addPassword``.
 
     ``name`` is the exact display name it was about to give the credential (:func:`credential_name`),
-    ``at`` when, ``reason`` the :class:`Reason` of the rotation. A managed credential that no sink recorded
-    is this store's own lost ``addPassword`` answer (an orphan) only when its name is one of these (and no
-    more credentials carry the name than intents do); otherwise another host or state store created it and
-    may have handed it to a push sink's consumer.
+    ``at`` when, ``reason`` the :class:`Reason` of the rotation, ``key_id`` the credential's once
+    ``addPassword`` answered, or once a later pass found it beyond doubt (None until then: the answer may
+    be lost); ``refused`` when ``addPassword`` answered that it created nothing. A managed credential is
+    this store's own when one of these has its key id, or, its answer lost, when the name of one without
+    a key id fits it alone (names have whole seconds: another store may name one alike; see
+    :func:`service.policy.claims`). Any other managed credential no sink recorded was made by another host
+    or state store, which may have handed it to a push sink's consumer.
     """
 
     name: str
     at: datetime
     reason: str
+    key_id: str | None = None
+    refused: bool = False
 
 
 class Kind(StrEnum):
@@ -204,6 +209,7 @@ class Plan:
     renew_at: datetime | None = None
     holdings: tuple[Holding, ...] = field(default=())
     notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
+    claims: tuple[Intent, ...] = ()  # lost answers found on the app: `run` records their key ids first
 
     @property
     def healthy(self) -> bool:

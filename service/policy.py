@@ -6,7 +6,6 @@ argument. It imports no adapter and no SDK. The rules are DESIGN.md's "rotation 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -70,6 +69,29 @@ def _recorded(credentials: Sequence[Credential], holdings: Sequence[Holding]) ->
     return set().union(*(h.recorded for h in holdings)) | {h.key_id for h in holdings if h.key_id in on_app}
 
 
+def claims(credentials: Sequence[Credential], intents: Sequence[Intent]) -> tuple[Intent, ...]:
+    """Intents whose ``addPassword`` answer was lost, each with the key id of the credential it made, where
+    the app shows that beyond doubt: no more credentials of its name (none of them another intent's by key
+    id) than such intents. Names have whole seconds, so another store may name one alike in the same
+    second; then none is claimed, and all of them count as another store's.
+
+    The engine records these in `run` before it acts on them: once claimed by key id, a credential of the
+    same name that another store made stays that store's, even after this store's own has gone.
+    """
+    known = {i.key_id for i in intents if i.key_id}
+    lost: dict[str, list[Intent]] = {}
+    for intent in intents:
+        if not intent.key_id and not intent.refused:
+            lost.setdefault(intent.name, []).append(intent)
+    found = []
+    for name, waiting in lost.items():
+        named = [c for c in credentials if c.display_name == name and c.key_id not in known]
+        if 0 < len(named) <= len(waiting):
+            pairs = zip(sorted(waiting, key=lambda i: i.at), sorted(named, key=lambda c: c.key_id), strict=False)
+            found += [replace(intent, key_id=c.key_id) for intent, c in pairs]
+    return tuple(found)
+
+
 def foreign(
     now: datetime,
     credentials: Sequence[Credential],
@@ -81,20 +103,16 @@ def foreign(
 
     Only a target with a sink that cannot be read back has any: what a Key Vault sink was given is in
     its versions' tags, shared by every rotator. A managed credential no sink recorded is this store's own
-    lost ``addPassword`` answer only when its display name is one of this store's intents, and no more
-    credentials carry that name than this store set out to create under it (names have whole seconds: two
-    stores may name two credentials alike); any other one was created elsewhere, and a pass there may have
-    pushed it. An expired one is no one's secret.
+    when one of its intents has the credential's key id, or claims it (:func:`claims`); any other one was
+    created elsewhere, and a pass there may have pushed it. An expired one is no one's secret.
     """
     if all(h.readable for h in holdings):
         return []
     recorded = _recorded(credentials, holdings)
-    names = Counter(c.display_name for c in credentials)
-    mine: Counter[str | None] = Counter(i.name for i in intents)
+    mine = {i.key_id for i in (*intents, *claims(credentials, intents)) if i.key_id}
     return [
         c for c in credentials
-        if c.managed(policy.marker) and not c.expired(now) and c.key_id not in recorded
-        and not names[c.display_name] <= mine[c.display_name]
+        if c.managed(policy.marker) and not c.expired(now) and c.key_id not in recorded | mine
     ]
 
 
@@ -131,8 +149,8 @@ def notes(
         )
         described = ", ".join(_describe(c) for c in strangers)
         said += [
-            f"created by another host or state store: {h.sink} may hold {described}; no secret of the app is "
-            f"retired until {h.sink} is known to hold a newer one{wait}"
+            f"created by another host or state store: {h.sink} may hold {described}; kept until {h.sink} has "
+            f"held a newer secret for the grace period{wait}"
             for h in holdings
             if h.known and not h.readable
         ]
@@ -193,7 +211,7 @@ def plan(
         else:
             rotate = (Reason.RENEWAL_DUE, f"{_describe(current)} was due for renewal at {renew_at:%Y-%m-%d %H:%M}Z")
 
-    retirements = _retirements(now, credentials, holdings, held, recorded, policy, doubt=bool(strangers))
+    retirements = _retirements(now, credentials, holdings, held, recorded, policy, strangers=strangers)
     supersedes = _supersedes(now, credentials, holdings, strangers, policy)
     if rotate is None:
         # The lagging sinks get the current secret first; nothing a sink is known to hold is retired anyway.
@@ -201,7 +219,6 @@ def plan(
     if rotate[0] is Reason.FOREIGN_CREDENTIAL:
         competing = _competing(now, answerable, intents, held, holdings, policy)
         if competing is not None:
-            # No retirement either: every one waits while a push sink's holding is in doubt.
             return [*retirements, competing]
     return _rotation(now, rotate, credentials, holdings, recorded, retirements, policy, flags, supersedes)
 
@@ -264,7 +281,8 @@ def _competing(
         f"{', '.join(_describe(c) for c in later)} was created by another host or state store after this store "
         f"answered one it had not recorded ({last.reason}, {format_duration(_round(now - last.at))} ago): two "
         "rotators with separate state stores keep rotating this target. Give them one shared state store (the "
-        "same state.path volume, or one state ConfigMap), or stop all but one. Nothing is retired meanwhile; "
+        "same state.path volume, or one state ConfigMap), or stop all but one. Nothing the push sinks may hold "
+        "is retired meanwhile; "
         f"this store answers again once its last answer is {format_duration(policy.grace_period)} old",
     )
 
@@ -410,16 +428,23 @@ def _retirements(
     recorded: set[str],
     policy: Policy,
     *,
-    doubt: bool = False,
+    strangers: Sequence[Credential] = (),
 ) -> list[Action]:
     """Credentials no sink can hold that may go now. Each is provably unheld: while any sink's holding is
-    unknown, or may be a credential another store created (``doubt``), none is planned (no orphan, and
-    nothing is settled)."""
+    unknown, none is planned (no orphan, and nothing is settled).
+
+    A credential another store created (``strangers``) is never planned: the consumer may hold it, until
+    an answer records it as superseded. Everything else stays as provable with strangers about: a push
+    sink holds either what its receipt says or something pushed since by another store, which is a
+    credential that store created (one young when this store recorded what it recorded, so never one of
+    those) or what a shared Key Vault held (which a Key Vault sink here holds too); so neither this store's
+    own orphans (never pushed by anyone) nor what it recorded before its last confirmed push can be held.
+    """
     # `held` counts pending receipts too: the consumer may be using that secret.
-    protected = {k for k in held.values() if k}
+    protected = {k for k in held.values() if k} | {c.key_id for c in strangers}
     # "Never recorded" proves "never handed out" only when every sink says what it recorded, and then
-    # every managed credential no sink recorded is this store's own (foreign() finds none): an orphan.
-    known = all(h.known for h in holdings) and not doubt
+    # every managed credential no sink recorded that is no stranger is this store's own: an orphan.
+    known = all(h.known for h in holdings)
     settled = bool(holdings) and known and all(
         held.get(h.sink) is not None and not h.pending and h.since is not None
         and now - h.since >= policy.grace_period

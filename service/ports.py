@@ -156,9 +156,9 @@ class StateStore(Protocol):
         ...
 
     async def add_intent(self, target: str, intent: Intent) -> None:
-        """Record ``intent`` (after the others, even one with the same name: each stands for one credential),
-        dropping the oldest beyond ``MAX_INTENTS``; durable before it returns, like ``put``. StateCorrupt
-        (and nothing written): see the class."""
+        """Record ``intent`` after the others (even one with the same name: each stands for one credential),
+        or in place of the one with the same name and time (to add its key id), dropping the oldest beyond
+        ``MAX_INTENTS``; durable before it returns, like ``put``. StateCorrupt (nothing written): see the class."""
         ...
 
     async def set_aside(self, target: str, now: datetime) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -163,7 +163,8 @@ class Engine:
             [f"{error}: planned as if it were lost; {then} (kept for a look)" for error in facts.corrupt]
             + policy.notes(now, app.credentials, holdings, ctx.policy, facts.intents)
         )
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes)
+        claims = policy.claims(app.credentials, facts.intents)
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims)
 
     def _warn_corrupt(self, facts: Gathered, log: Any) -> None:
         for error in facts.corrupt:
@@ -196,6 +197,9 @@ class Engine:
                     # documents said stays unknown to the plan; the first push writes a fresh receipt.
                     aside = await self._store.set_aside(ctx.name, self._clock.now())
                     log.info(logs.STATE_SET_ASIDE, where=[e.where for e in facts.corrupt], aside=aside)
+                for intent in result.plan.claims:
+                    # Before the plan acts on it (an orphan's retirement): see policy.claims.
+                    await self._store.add_intent(ctx.name, intent)
                 if result.plan.healthy:
                     result.outcome = Outcome.HEALTHY
                     current = _current(app, result.plan.in_use)
@@ -342,15 +346,44 @@ class Engine:
         self, ctx: TargetContext, app: App, log: Any, reason: Reason, why: str
     ) -> tuple[Credential, Secret]:
         now = self._clock.now()
-        end = now + ctx.policy.lifetime
         name = credential_name(ctx.policy.marker, now)
+        intent = Intent(name, now, reason.value)
         if ctx.pushes:
             # Durable before addPassword, like a pending receipt before a push: if its answer is lost, a later
             # pass knows the credential for this store's own (an orphan), not another store's that a push
             # sink may hold. A Key-Vault-only target needs none: Key Vault's tags say what was handed out.
-            await self._store.add_intent(ctx.name, Intent(name, now, reason.value))
+            await self._store.add_intent(ctx.name, intent)
         try:
-            credential, secret = await ctx.directory.add_password(app.object_id, name, end)
+            credential, secret = await self._add_password(ctx, app, name, now, log)
+        except RemoteError as error:
+            if ctx.pushes and not isinstance(error, OutcomeUnknown):
+                # Nothing was created: the name must never claim a credential another store names alike.
+                await self._settle(ctx, replace(intent, refused=True), log)
+            raise
+        if ctx.pushes:
+            # Its key id, so that a credential another store names alike within the same second is never
+            # taken for this one (a lost answer leaves only the name to go by).
+            await self._settle(ctx, replace(intent, key_id=credential.key_id), log)
+        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
+                 expires_at=_iso(credential.end), display_name=credential.display_name)
+        return credential, secret
+
+    async def _settle(self, ctx: TargetContext, intent: Intent, log: Any) -> None:
+        """Record how an intent ended. Not worth failing the rotation for: the push writes its receipt next
+        (and if the store cannot take that either, the new secret is taken back), and an intent left
+        without its outcome is still this store's, by its name, until another store names one alike."""
+        try:
+            await self._store.add_intent(ctx.name, intent)
+        except ServiceError as error:
+            log.warning("state.intent_unsettled", name=intent.name, key_id=intent.key_id, error=str(error))
+
+    async def _add_password(
+        self, ctx: TargetContext, app: App, name: str, now: datetime, log: Any
+    ) -> tuple[Credential, Secret]:
+        """``addPassword``, once more with a shorter lifetime if the tenant's policy refuses the configured one."""
+        end = now + ctx.policy.lifetime
+        try:
+            return await ctx.directory.add_password(app.object_id, name, end)
         except RemoteError as error:
             if error.reason is not FailureReason.POLICY_VIOLATION:
                 raise
@@ -366,10 +399,7 @@ class Engine:
             end = now + limit - min(timedelta(hours=1), limit / 10)
             log.warning("credential.lifetime_capped", requested=format_duration(ctx.policy.lifetime),
                         allowed=format_duration(limit))
-            credential, secret = await ctx.directory.add_password(app.object_id, name, end)
-        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
-                 expires_at=_iso(credential.end), display_name=credential.display_name)
-        return credential, secret
+            return await ctx.directory.add_password(app.object_id, name, end)
 
     async def _verify(self, ctx: TargetContext, credential: Credential, secret: Secret) -> tuple[int, float]:
         """Token requests with the new secret until one succeeds or ``verify_timeout`` runs out."""

@@ -86,16 +86,21 @@ def decode_document(text: bytes | str) -> dict[str, Receipt]:
 def _decode_intent(data: Any) -> Intent:
     if not isinstance(data, dict):
         raise ValueError("an intent is not a JSON object")
-    name, at, reason = data.get("name"), data.get("at"), data.get("reason")
+    name, at, reason, key_id = data.get("name"), data.get("at"), data.get("reason"), data.get("key_id")
     if not isinstance(name, str) or not name or not isinstance(reason, str):
         raise ValueError("an intent has no name or no reason")
+    if key_id is not None and (not isinstance(key_id, str) or not key_id):
+        raise ValueError("an intent's key_id is not a key id")
+    refused = data.get("refused", False)
+    if not isinstance(refused, bool):
+        raise ValueError("an intent's refused is neither true nor false")
     try:
         when = datetime.fromisoformat(at) if isinstance(at, str) else None
     except ValueError:
         when = None
     if when is None or when.tzinfo is None:
         raise ValueError("an intent's at is not a date and time with its UTC offset")
-    return Intent(name=name, at=when.astimezone(UTC), reason=reason)
+    return Intent(name=name, at=when.astimezone(UTC), reason=reason, key_id=key_id, refused=refused)
 
 
 def decode_intents(text: bytes | str) -> tuple[Intent, ...]:
@@ -108,13 +113,21 @@ def decode_intents(text: bytes | str) -> tuple[Intent, ...]:
 
 
 def encode_intents(intents: tuple[Intent, ...]) -> str:
-    entries = [{"name": i.name, "at": i.at.isoformat(), "reason": i.reason} for i in intents]
+    entries = [
+        {"name": i.name, "at": i.at.isoformat(), "reason": i.reason, **({"key_id": i.key_id} if i.key_id else {}),
+         **({"refused": True} if i.refused else {})}
+        for i in intents
+    ]
     return json.dumps({"intents": entries}, indent=2)
 
 
 def with_intent(intents: tuple[Intent, ...], intent: Intent) -> tuple[Intent, ...]:
-    """``intents`` with ``intent`` last, at most MAX_INTENTS of them. Two intents may share a name (two
-    rotations within one second): each stands for one credential."""
+    """``intents`` with ``intent`` in place of the one with its name and time (its key id, or its refusal,
+    now known), else last; at most MAX_INTENTS of them. Two intents may share a name (two rotations within
+    one second)."""
+    same = [i for i in intents if (i.name, i.at) == (intent.name, intent.at)]
+    if same:
+        return tuple(intent if i is same[0] else i for i in intents)
     return (*intents, intent)[-MAX_INTENTS:]
 
 

@@ -672,13 +672,16 @@ async def test_file_store_keeps_the_last_intents_per_target_apart_from_the_recei
     for n in range(MAX_INTENTS + 3):
         await store.add_intent("dime-exchange", intent(n))
     # A second rotation within the same second: one more credential of that name.
-    await store.add_intent("dime-exchange", replace(intent(MAX_INTENTS + 2), reason="forced"))
+    twin = replace(intent(MAX_INTENTS + 2), at=intent(MAX_INTENTS + 2).at + timedelta(microseconds=1), reason="forced")
+    await store.add_intent("dime-exchange", twin)
+    # addPassword answered: the intent gets its key id, in place.
+    await store.add_intent("dime-exchange", replace(intent(MAX_INTENTS + 2), key_id="k-answered"))
     await store.add_intent("other", intent(0, "no_receipt"))
 
     kept = await FileStateStore(tmp_path).intents("dime-exchange")
     assert len(kept) == MAX_INTENTS
     assert kept[0] == intent(4), "the oldest went"
-    assert kept[-2:] == (intent(MAX_INTENTS + 2), replace(intent(MAX_INTENTS + 2), reason="forced"))
+    assert kept[-2:] == (replace(intent(MAX_INTENTS + 2), key_id="k-answered"), twin)
     assert await store.intents("other") == (intent(0, "no_receipt"),)
     assert (tmp_path / "receipts" / "dime-exchange.json").read_bytes() == receipts, "receipts are untouched"
     assert sorted(p.name for p in (tmp_path / "intents").iterdir()) == ["dime-exchange.json", "other.json"]

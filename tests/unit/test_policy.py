@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason
-from service.policy import notes, plan, renewal_time
+from service.policy import claims, notes, plan, renewal_time
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -56,8 +56,17 @@ def describe(action: Action) -> str:
 
 
 def made_here(*credentials: Credential, reason: Reason = Reason.RENEWAL_DUE) -> tuple[Intent, ...]:
-    """The intents this state store recorded before creating ``credentials``."""
-    return tuple(Intent(str(c.display_name), c.start or NOW, reason.value) for c in credentials)
+    """The intents this state store recorded before creating ``credentials``, with the key id each
+    ``addPassword`` answered, but for LOST's: its answer never came back."""
+    return tuple(
+        Intent(str(c.display_name), c.start or NOW, reason.value, None if c is LOST else c.key_id)
+        for c in credentials
+    )
+
+
+def lost_answers(*credentials: Credential) -> tuple[Intent, ...]:
+    """Intents whose ``addPassword`` answer never came back: only the name to go by."""
+    return tuple(Intent(str(c.display_name), c.start or NOW, Reason.RENEWAL_DUE.value) for c in credentials)
 
 
 @dataclass(frozen=True)
@@ -264,8 +273,22 @@ CASES: dict[str, Case] = {
     "on a Key-Vault-only target a credential no sink recorded is an orphan whoever made it": Case(
         [CUR, THEIRS], [keyvault("cur")], ["retire orphan theirs"], intents=()
     ),
-    "another store's credential within in_flight_timeout is waited for, and nothing is retired meanwhile": Case(
-        [OLD, CUR, YOUNG_THEIRS], [push("cur", recorded=("old",))], [], intents=made_here(OLD, CUR)
+    "another store's credential within in_flight_timeout is waited for, and kept": Case(
+        [CUR, YOUNG_THEIRS], [push("cur")], [], intents=made_here(CUR)
+    ),
+    "what this store recorded before its last push goes after the grace period, another store's secret or not": Case(
+        [OLD, CUR, YOUNG_THEIRS], [push("cur", recorded=("old",))], ["retire superseded old"],
+        intents=made_here(OLD, CUR),
+    ),
+    "this store's own lost answer goes as an orphan, another store's secret or not": Case(
+        [CUR, LOST, THEIRS], [keyvault("cur"), push("cur")],
+        ["resync foreign_credential cur to push from keyvault supersedes theirs", "retire orphan lost"],
+        intents=made_here(CUR, LOST),
+    ),
+    "another store's secret is never retired, not even with retire_unmanaged": Case(
+        [CUR, THEIRS], [keyvault("cur"), push("cur")],
+        ["resync foreign_credential cur to push from keyvault supersedes theirs"], intents=made_here(CUR),
+        policy=Policy(retire_unmanaged=True),
     ),
     "a renewal while another store's credential is in flight does not record that one as superseded": Case(
         [DUE, YOUNG_THEIRS], [push("cur")], ["create renewal_due"], intents=made_here(DUE)
@@ -288,9 +311,26 @@ CASES: dict[str, Case] = {
         [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["retire orphan twin"],
         intents=made_here(cred("cur", age=HOUR), cred("twin", age=HOUR)),
     ),
+    "so is one whose answer was lost, when the other of that name is this store's by its key id": Case(
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["retire orphan twin"],
+        intents=(*made_here(cred("cur", age=HOUR)), *lost_answers(cred("twin", age=HOUR))),
+    ),
+    "a lost answer's name claims its credential however long ago it was": Case(
+        [CUR, cred("lost", age=DAY)], [push("cur")], ["retire orphan lost"],
+        intents=(*made_here(CUR), *lost_answers(cred("lost", age=DAY))),
+    ),
+    "an intent addPassword refused claims nothing: a credential of its name is another store's": Case(
+        [CUR, THEIRS], [push("cur")], ["create foreign_credential supersedes theirs"],
+        intents=(*made_here(CUR), replace(lost_answers(THEIRS)[0], refused=True)),
+    ),
+    "another store's credential named like this store's is never claimed, even when this store's is gone": Case(
+        [cred("twin", age=HOUR), CUR], [push("cur")], ["create foreign_credential supersedes twin"],
+        intents=(*made_here(CUR), Intent(str(cred("x", age=HOUR).display_name), NOW - HOUR, "forced", "retired")),
+    ),
     "an intent whose name two unrecorded credentials carry proves neither is this store's lost answer": Case(
         [CUR, cred("a", age=HOUR), cred("b", age=HOUR)], [push("cur")],
-        ["create foreign_credential supersedes a b"], intents=made_here(CUR, cred("a", age=HOUR)), policy=ROOMY,
+        ["create foreign_credential supersedes a b"], intents=(*made_here(CUR), *lost_answers(cred("a", age=HOUR))),
+        policy=ROOMY,
     ),
     # --- an upgraded install: receipts, and no intent recorded yet ------------------------------
     "an upgraded store whose receipts recorded every credential changes nothing": Case(
@@ -314,7 +354,8 @@ CASES: dict[str, Case] = {
     ),
     "once this store's answer is older than the grace period, it answers again": Case(
         [FIRST, THEIRS1, OLD_ANSWER, THEIRS2], [push("answer", held_for=DAY, recorded=("first", "theirs1"))],
-        ["create foreign_credential supersedes theirs2"], policy=ROOMY,
+        ["create foreign_credential supersedes theirs2", "retire superseded first after rotation",
+         "retire superseded theirs1 after rotation"], policy=ROOMY,
         intents=(*made_here(FIRST), *made_here(OLD_ANSWER, reason=Reason.FOREIGN_CREDENTIAL)),
     ),
     "a credential another store made before this store's answer is answered, not blocked": Case(
@@ -598,14 +639,14 @@ NOTES = {
     ),
     "a push sink may hold another store's credential": (
         Case([CUR, THEIRS], [keyvault("cur"), push("cur")], [], intents=made_here(CUR)),
-        ["created by another host or state store: push may hold theirs (hint the…); no secret of the app is "
-         "retired until push is known to hold a newer one"],
+        ["created by another host or state store: push may hold theirs (hint the…); kept until push has held a "
+         "newer secret for the grace period"],
     ),
     "another store's credential still in flight is waited for": (
         Case([CUR, YOUNG_THEIRS], [push("cur")], [], intents=made_here(CUR)),
-        ["created by another host or state store: push may hold young (hint you…); no secret of the app is "
-         "retired until push is known to hold a newer one; young (hint you…) is younger than in_flight_timeout "
-         "(15m): the pass that made it may still be delivering it, so it is answered once it is older"],
+        ["created by another host or state store: push may hold young (hint you…); kept until push has held a "
+         "newer secret for the grace period; young (hint you…) is younger than in_flight_timeout (15m): the pass "
+         "that made it may still be delivering it, so it is answered once it is older"],
     ),
     "a Key-Vault-only target has nothing to say about a credential no sink recorded": (
         Case([CUR, THEIRS], [keyvault("cur")], [], intents=()), [],
@@ -618,3 +659,31 @@ NOTES = {
 def test_notes(case: Case, expected: list[str]) -> None:
     intents = made_here(*case.credentials) if case.intents is None else case.intents
     assert notes(NOW, case.credentials, case.holdings, case.policy, intents) == expected
+
+
+CLAIMS = {
+    "a lost answer claims the one credential of its name": (
+        [CUR, LOST], (*made_here(CUR), *lost_answers(LOST)), {"lost"},
+    ),
+    "one of two credentials named alike is claimed by key id, the other by the lost answer": (
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)],
+        (*made_here(cred("cur", age=HOUR)), *lost_answers(cred("twin", age=HOUR))), {"twin"},
+    ),
+    "two credentials of one name and one lost answer: neither is claimed": (
+        [cred("a", age=HOUR), cred("b", age=HOUR)], lost_answers(cred("a", age=HOUR)), set(),
+    ),
+    "two lost answers of one name claim both credentials of that name": (
+        [cred("a", age=HOUR), cred("b", age=HOUR)], lost_answers(cred("a", age=HOUR), cred("b", age=HOUR)),
+        {"a", "b"},
+    ),
+    "an intent with its key id claims nothing more": ([CUR, LOST], made_here(CUR), set()),
+    "a refused intent claims nothing": ([LOST], (replace(lost_answers(LOST)[0], refused=True),), set()),
+    "a lost answer whose credential never came to be claims nothing": ([CUR], lost_answers(LOST), set()),
+}
+
+
+@pytest.mark.parametrize(("credentials", "intents", "claimed"), CLAIMS.values(), ids=CLAIMS.keys())
+def test_claims(credentials: list[Credential], intents: tuple[Intent, ...], claimed: set[str]) -> None:
+    found = claims(credentials, intents)
+    assert {i.key_id for i in found} == claimed
+    assert all((i.name, i.at) in {(j.name, j.at) for j in intents if not j.key_id} for i in found)

@@ -18,15 +18,17 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, credential_name
-from service.policy import plan
+from service.model import NO_FLAGS, Action, Credential, Flags, Holding, Intent, Kind, Policy, credential_name
+from service.policy import claims, plan
 
 SINK = "dimescheduler:https://example.invalid/settings"
 START = datetime(2025, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-# Where a pass may stop: nowhere, right after addPassword (its answer lost), after the pending receipt
-# (the push never sent), after the push (its receipt never confirmed).
-STOPS = ("none", "after_add", "before_push", "after_push")
+# Where a pass may stop: nowhere, at addPassword refused (nothing created), right after addPassword (its
+# answer lost), after the pending receipt (the push never sent), after the push (its receipt never confirmed).
+STOPS = ("none", "refused", "after_add", "before_push", "after_push")
+# Mostly plain passes; now and then an operator's --force or --revoke-previous.
+FLAGS = (NO_FLAGS, NO_FLAGS, NO_FLAGS, NO_FLAGS, Flags(force=True), Flags(revoke_previous=True))
 POLICY = Policy(lifetime=timedelta(days=90), grace_period=timedelta(days=1), in_flight_timeout=timedelta(minutes=15))
 HOUR = 60 * MINUTE
 
@@ -75,10 +77,12 @@ class Target:
             assert credential.expired(self.now), f"removed {key_id}, the valid secret the consumer holds"
             self.dead.add(key_id)
 
-    def begin(self, store: Store, stop: str = "none") -> None:
+    def begin(self, store: Store, stop: str = "none", flags: Flags = NO_FLAGS) -> None:
         """gather, plan, and apply up to addPassword; the rest waits in ``store.in_flight``."""
-        actions = plan(self.now, list(self.app.values()), [store.holding()], self.policy, Flags(),
+        actions = plan(self.now, list(self.app.values()), [store.holding()], self.policy, flags,
                        tuple(store.intents))
+        for found in claims(list(self.app.values()), store.intents):  # recorded before anything is done
+            store.intents = [found if (i.name, i.at) == (found.name, found.at) else i for i in store.intents]
         for i, action in enumerate(actions):
             if action.kind is Kind.BLOCKED:
                 self.reasons.append(action.reason.value)
@@ -88,11 +92,16 @@ class Target:
             elif action.kind is Kind.CREATE:
                 self.reasons.append(action.reason.value)
                 name = credential_name(self.policy.marker, self.now)
-                store.intents = [*store.intents, Intent(name, self.now, action.reason.value)][-50:]
+                intent = Intent(name, self.now + self.made * timedelta(microseconds=1), action.reason.value)
+                store.intents = [*store.intents, intent][-50:]
+                if stop == "refused":  # addPassword answered that it created nothing
+                    store.intents[-1] = replace(intent, refused=True)
+                    return
                 self.made += 1
                 credential = Credential(f"k{self.made}", name, None, self.now, self.now + self.policy.lifetime)
                 self.app[credential.key_id] = credential
-                if stop != "after_add":
+                if stop != "after_add":  # the answer came back: the intent gets the key id
+                    store.intents[-1] = replace(intent, key_id=credential.key_id)
                     store.in_flight = (credential, action, actions[i + 1:])
                 return
 
@@ -117,8 +126,8 @@ class Target:
             if action.kind is Kind.RETIRE:
                 self.remove(action.key_id)
 
-    def run(self, store: Store, stop: str = "none") -> None:
-        self.begin(store, stop)
+    def run(self, store: Store, stop: str = "none", flags: Flags = NO_FLAGS) -> None:
+        self.begin(store, stop, flags)
         if store.in_flight is not None:
             self.finish(store, stop)
 
@@ -138,18 +147,18 @@ class Stores(RuleBasedStateMachine):
 
     # --- what can happen ---------------------------------------------------------------------------
 
-    @rule(data=st.data(), stop=st.sampled_from(STOPS))
-    def a_whole_pass(self, data: st.DataObject, stop: str) -> None:
+    @rule(data=st.data(), stop=st.sampled_from(STOPS), flags=st.sampled_from(FLAGS))
+    def a_whole_pass(self, data: st.DataObject, stop: str, flags: Flags) -> None:
         store = data.draw(st.sampled_from([s for s in self.stores if s.in_flight is None] or [None]))
         if store is None:
             return
-        self.target.run(store, stop)
+        self.target.run(store, stop, flags)
 
     @rule(data=st.data(), stop=st.sampled_from(STOPS))
     def a_pass_begins_and_waits_for_its_push(self, data: st.DataObject, stop: str) -> None:
         store = data.draw(st.sampled_from([s for s in self.stores if s.in_flight is None] or [None]))
         if store is not None:
-            self.target.begin(store, "none" if stop != "after_add" else stop)
+            self.target.begin(store, stop if stop in ("after_add", "refused") else "none")
 
     @precondition(lambda self: any(s.in_flight for s in self.stores))
     @rule(data=st.data(), stop=st.sampled_from(STOPS))
