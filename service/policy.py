@@ -261,15 +261,16 @@ def _competing(
 
     Two rotators with separate state stores on one push target can never agree: each takes the other's new
     secret for one its consumer may hold, and answers it with a new one. Rather than rotating back and
-    forth, this store waits (safely: it retires nothing while in doubt, and what it last pushed still
-    works) and says what to fix. After the grace period it answers anyway, so that a one-off run from
-    another host never leaves a target stuck.
+    forth, this store waits (safely: it never retires another store's secret, and what it last pushed
+    still works) and says what to fix. After the grace period it answers anyway, so that a one-off run
+    from another host never leaves a target stuck.
     """
-    answers = [i for i in intents if i.reason in _ANSWERS]
+    made = [i for i in intents if not i.refused]
+    answers = [i for i in made if i.reason in _ANSWERS]
     if not answers:
         return None
     last = max(answers, key=lambda i: i.at)
-    if last is not max(intents, key=lambda i: i.at) or now - last.at >= policy.grace_period:
+    if last is not max(made, key=lambda i: i.at) or now - last.at >= policy.grace_period:
         return None
     later = [c for c in answerable if c.start is not None and c.start > last.at]
     # Never while a push sink was last given something that no longer works: that needs a new secret.

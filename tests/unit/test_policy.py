@@ -363,6 +363,12 @@ CASES: dict[str, Case] = {
         [push("answer", held_for=6 * HOUR, recorded=("first",))],
         ["create foreign_credential supersedes theirs2"], intents=ANSWERED, policy=ROOMY,
     ),
+    "an answer this store tried after its last one, and addPassword refused, changes nothing: blocked": Case(
+        [FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
+        ["blocked competing_state_store"],
+        intents=(*ANSWERED, Intent("secret-rotator 2025-06-01T11:30:00Z", NOW - 30 * MINUTE, "renewal_due",
+                                   refused=True)),
+    ),
     "after a renewal of its own, another store's credential is answered, not blocked": Case(
         [FIRST, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first",))],
         ["create foreign_credential supersedes theirs2"], intents=made_here(FIRST, ANSWER), policy=ROOMY,

@@ -272,7 +272,7 @@ def an_answer_is_blocked_only_right_after_this_stores_own_answer(s: Scenario, ac
     if not blocked:
         return
     assert [a.kind for a in actions] == [Kind.BLOCKED], "nothing is retired while in doubt"
-    last = max(s.intents, key=lambda i: i.at)
+    last = max((i for i in s.intents if not i.refused), key=lambda i: i.at)
     assert last.reason in (Reason.NO_RECEIPT, Reason.FOREIGN_CREDENTIAL)
     assert NOW - last.at < s.policy.grace_period
     assert any(c.start is not None and c.start > last.at for c in s.foreign())
