@@ -50,8 +50,9 @@ NEEDS_CONSENT = (
     "administrator may not consent to Microsoft Graph application permissions)"
 )
 NEEDS_VAULT = (
-    "the Key Vault Secrets Officer role on the vault (or an access policy with secret get, list and set) for "
-    "whoever runs bootstrap"
+    "the Key Vault Secrets Officer role for whoever runs bootstrap, at the scope of the secret --store names once "
+    "it exists (a role cannot be assigned on a secret that does not exist yet: to create it, at the vault's "
+    "scope), or an access policy with secret get, list and set"
 )
 NEEDS_SIGN_IN = (
     "an administrator's sign-in: `az login --tenant TENANT` (DefaultAzureCredential), --device-code, or a "

@@ -131,17 +131,18 @@ class VerificationFailed(ServiceError):
 
 
 class StateCorrupt(ServiceError):
-    """The state store holds a target's receipts in a form that cannot be read (truncated, not JSON,
-    edited by hand, too large, not a regular file).
+    """The state store holds a target's receipts (or intents) in a form that cannot be read (truncated,
+    not JSON, edited by hand, too large, not a regular file).
 
-    What the receipts said is unknown: the push sinks of ``target`` may hold any of the app's
-    credentials, exactly as if the receipts were lost. ``where`` names the document (a file, or a
-    ConfigMap key); the store never overwrites it, so that a person can look at it.
+    What they said is unknown: the push sinks of ``target`` may hold any of the app's credentials,
+    exactly as if the receipts were lost (without intents, no credential no sink recorded is taken for
+    this store's own). ``where`` names the document (a file, or a ConfigMap key); the store never
+    overwrites it, so that a person can look at it.
     """
 
     reason = FailureReason.SINK_FAILED
 
-    def __init__(self, target: str, where: str, problem: str, *, hint: str) -> None:
-        super().__init__(f"the push receipts of {target} in {where} cannot be read: {problem}", hint=hint)
+    def __init__(self, target: str, where: str, problem: str, *, hint: str, what: str = "push receipts") -> None:
+        super().__init__(f"the {what} of {target} in {where} cannot be read: {problem}", hint=hint)
         self.target = target
         self.where = where

@@ -80,8 +80,10 @@ class Holding:
     have the secret. ``recorded`` holds every key id the sink ever recorded (Key Vault versions' tags,
     receipts, pending ones included): a credential in it was handed out, one outside never was.
     ``known`` is False when nothing says what the sink holds (a push sink with no receipt at all: a fresh
-    or lost state volume, a manual run from another host): it may hold any credential of the app, so
-    ``recorded`` proves nothing and no credential may be taken for an orphan.
+    or lost state volume, a manual run from another host, receipts that cannot be read): it may hold any
+    credential of the app, so ``recorded`` proves nothing and no credential may be taken for an orphan.
+    A receipt can also be stale (another state store pushed since): the planner finds that out from the
+    app's credentials and this store's :class:`Intent` s, not from the holding.
     """
 
     sink: str
@@ -91,6 +93,27 @@ class Holding:
     pending: bool = False
     recorded: frozenset[str] = frozenset()
     known: bool = True
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A credential this state store set out to create, recorded (durably) before ``addPassword``.
+
+    ``name`` is the exact display name it was about to give the credential (:func:`credential_name`),
+    ``at`` when, ``reason`` the :class:`Reason` of the rotation, ``key_id`` the credential's once
+    ``addPassword`` answered, or once a later pass found it beyond doubt (None until then: the answer may
+    be lost); ``refused`` when ``addPassword`` answered that it created nothing. A managed credential is
+    this store's own when one of these has its key id, or, its answer lost, when the name of one without
+    a key id fits it alone (names have whole seconds: another store may name one alike; see
+    :func:`service.policy.claims`). Any other managed credential no sink recorded was made by another host
+    or state store, which may have handed it to a push sink's consumer.
+    """
+
+    name: str
+    at: datetime
+    reason: str
+    key_id: str | None = None
+    refused: bool = False
 
 
 class Kind(StrEnum):
@@ -111,6 +134,8 @@ class Reason(StrEnum):
     REVOKE_PREVIOUS = "revoke_previous"
     SINK_LAGS_UNREADABLE = "sink_lags_unreadable"
     PENDING_UNCONFIRMED = "pending_unconfirmed"
+    # create or resync: a credential another host or state store created may be what a push sink holds
+    FOREIGN_CREDENTIAL = "foreign_credential"
     # resync
     SINK_LAGS = "sink_lags"
     PENDING_RESYNC = "pending_resync"
@@ -121,6 +146,7 @@ class Reason(StrEnum):
     # blocked
     CAP_REACHED = "cap_reached"
     NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
+    COMPETING_STATE_STORE = "competing_state_store"  # another state store answered this one's answer: no ping-pong
 
 
 @dataclass(frozen=True)
@@ -131,6 +157,10 @@ class Action:
     has verified the new secret and written it to every sink; when that rotation fails it is skipped
     (a later pass plans it again). Every retirement in a rotating pass is one, except those that must make
     room for the new credential under ``max_credentials``.
+
+    ``supersedes`` (creations and re-syncs) names the credentials a push sink's consumer may hold without
+    this store's receipt saying so (receipts lost, or another state store pushed): the push's receipt
+    records them as handed out, so that they go as superseded after the grace period, never as orphans.
     """
 
     kind: Kind
@@ -140,6 +170,7 @@ class Action:
     sink: str | None = None
     source: str | None = None
     after_rotation: bool = False
+    supersedes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -178,6 +209,7 @@ class Plan:
     renew_at: datetime | None = None
     holdings: tuple[Holding, ...] = field(default=())
     notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
+    claims: tuple[Intent, ...] = ()  # lost answers found on the app: `run` records their key ids first
 
     @property
     def healthy(self) -> bool:

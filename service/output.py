@@ -141,8 +141,9 @@ def render_status_table(document: dict[str, Any]) -> str:
         lines.extend(_table(rows))
         for s in t["sinks"]:
             if not s["known"]:
-                lines.append(f"  no receipt: {s['sink']} may hold any of these")
+                lines.append(f"  sink {s['sink']}: unknown (no receipt)")
                 continue
             state = "pending" if s["pending"] else "held"
             lines.append(f"  sink {s['sink']}: {s['key_id'] or 'nothing known'} ({state} since {s['since'] or '-'})")
+        lines.extend(f"  note: {note}" for note in t["notes"])
     return redact.scrub("\n".join(lines))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from service.model import App, Credential, Holding
+from service.model import App, Credential, Holding, Intent
 from service.secret import Secret
 
 
@@ -112,6 +112,11 @@ class Pusher(Protocol):
         ...
 
 
+# How many intents a store keeps per target: one is needed only until its credential is recorded by a push
+# or retired as an orphan (a pass or two), so this many cover any crash loop an operator would let run.
+MAX_INTENTS = 50
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What the last push to a sink did: the key id, whether the consumer confirmed it, since when.
@@ -127,12 +132,13 @@ class Receipt:
 
 
 class StateStore(Protocol):
-    """Where push receipts live (a directory, or a Kubernetes ConfigMap): one document per target.
+    """Where push receipts and intents live (a directory, or a Kubernetes ConfigMap): per target, one
+    document of receipts and one of intents (the credentials the engine set out to create).
 
-    A target's document that cannot be read as receipts (truncated, not JSON, edited by hand, too
-    large) raises :class:`service.errors.StateCorrupt` from ``get`` and ``put`` alike, for that target
-    only; the store never overwrites it. What it said is then unknown: plan as for a target whose
-    receipts are lost (no receipt), and call ``set_aside`` before the first ``put``.
+    A target's document that cannot be read (truncated, not JSON, edited by hand, too large) raises
+    :class:`service.errors.StateCorrupt` from every method that reads it (writes included), for that
+    target only; the store never overwrites it. What it said is then unknown: plan as for a target whose
+    receipts (or intents) are lost, and call ``set_aside`` before the first write.
     """
 
     async def get(self, target: str, sink: str) -> Receipt | None:
@@ -143,9 +149,22 @@ class StateStore(Protocol):
         """Durable before it returns (file: write, fsync, rename). StateCorrupt: see the class."""
         ...
 
+    async def intents(self, target: str) -> tuple[Intent, ...]:
+        """The credentials the engine set out to create for ``target``, oldest first (at most the last
+        ``MAX_INTENTS``); () if none was ever recorded (a fresh store, or one from before intents were
+        kept). StateCorrupt: see the class."""
+        ...
+
+    async def add_intent(self, target: str, intent: Intent) -> None:
+        """Record ``intent`` after the others (even one with the same name: each stands for one credential),
+        or in place of the one with the same name and time (to add its key id), dropping the oldest beyond
+        ``MAX_INTENTS``; durable before it returns, like ``put``. StateCorrupt (nothing written): see the class."""
+        ...
+
     async def set_aside(self, target: str, now: datetime) -> str | None:
-        """Move the target's document out of the way, kept for a person (``<name>.corrupt-<UTC time>``);
-        where it went, or None if there was none. Afterwards ``get`` returns None for the target."""
+        """Move each of the target's documents that cannot be read out of the way, kept for a person
+        (``<name>.corrupt-<UTC time>``); where they went, or None if none had to go. Afterwards the target
+        has no receipts (or no intents) where those were, and readable documents are untouched."""
         ...
 
     def lock(self, target: str) -> AbstractAsyncContextManager[None]:
@@ -169,7 +188,10 @@ class Sink(Protocol):
     async def read(self, app: App) -> Holding:
         ...
 
-    async def write(self, credential: Credential, secret: Secret) -> None:
+    async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
+        """Give the sink ``credential``'s secret. ``supersedes``: key ids its consumer may hold without any
+        record saying so (see :class:`service.model.Action`), which a sink with receipts records as handed
+        out; a sink read back (Key Vault) has no use for it."""
         ...
 
     async def read_secret(self, key_id: str) -> Secret:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from service import logs, policy
 from service.durations import format_duration
-from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, VerificationFailed
+from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, StateCorrupt, VerificationFailed
 from service.metrics import Metrics
 from service.model import (
     DEFAULT_MARKER,
@@ -27,6 +27,7 @@ from service.model import (
     Credential,
     Flags,
     Holding,
+    Intent,
     Kind,
     Plan,
     Policy,
@@ -48,6 +49,22 @@ class TargetContext:
     directory: Directory
     verifier: Verifier
     sinks: Sequence[Sink]
+
+    @property
+    def pushes(self) -> bool:
+        """Some sink cannot be read back: the state store's receipts and intents matter to this target."""
+        return any(not s.readable for s in self.sinks)
+
+
+@dataclass
+class Gathered:
+    """What one target's gather read: the app, each sink's holding, this store's intents for the target, and
+    the state documents that could not be read (their holdings and intents count as unknown)."""
+
+    app: App
+    holdings: list[Holding]
+    intents: tuple[Intent, ...] = ()
+    corrupt: list[StateCorrupt] = field(default_factory=list)
 
 
 class Outcome(StrEnum):
@@ -72,6 +89,11 @@ _BLOCKED_HINTS = {
     Reason.NO_ROOM_FOR_RETRY: (
         "raise max_credentials by one, or remove an unmanaged secret of the app that no consumer uses: a target "
         "whose sinks cannot be read back keeps one slot free for repairing a push that is never confirmed"
+    ),
+    Reason.COMPETING_STATE_STORE: (
+        "run the rotators of a target with one shared state store (one state.path volume, or one state "
+        "ConfigMap), or stop all but one; after a one-off run from another host there is nothing to do: this "
+        "store answers again once its own last answer is older than the grace period"
     ),
 }
 
@@ -103,29 +125,61 @@ class Engine:
 
     # --- gather and plan (read-only) -------------------------------------------------------------
 
-    async def gather(self, ctx: TargetContext) -> tuple[App, list[Holding]]:
-        app = await ctx.directory.read_app(ctx.client_id)
-        holdings = await asyncio.gather(*(sink.read(app) for sink in ctx.sinks))
-        return app, list(holdings)
+    async def gather(self, ctx: TargetContext) -> Gathered:
+        """Read the app, what each sink holds and (for a target with a push sink) this store's intents.
 
-    def _plan(self, ctx: TargetContext, app: App, holdings: list[Holding], flags: Flags) -> Plan:
+        A state document that cannot be read is no failure: it is reported in ``corrupt``, and what it
+        would have said counts as unknown (a push sink holding anything, no credential this store's own).
+        """
+        app = await ctx.directory.read_app(ctx.client_id)
+        corrupt: list[StateCorrupt] = []
+        intents: tuple[Intent, ...] = ()
+        if ctx.pushes:
+            try:
+                intents = await self._store.intents(ctx.name)
+            except StateCorrupt as error:
+                corrupt.append(error)
+        holdings = await asyncio.gather(*(self._read(sink, app, corrupt) for sink in ctx.sinks))
+        return Gathered(app, list(holdings), intents, corrupt)
+
+    async def _read(self, sink: Sink, app: App, corrupt: list[StateCorrupt]) -> Holding:
+        try:
+            return await sink.read(app)
+        except StateCorrupt as error:
+            # One document holds all of a target's receipts: each of its push sinks meets the same error.
+            if all(seen.where != error.where for seen in corrupt):
+                corrupt.append(error)
+            return Holding(sink.id, None, None, readable=sink.readable, known=False)
+
+    def _plan(self, ctx: TargetContext, facts: Gathered, flags: Flags, *, setting_aside: bool) -> Plan:
         now = self._clock.now()
-        actions = policy.plan(now, app.credentials, holdings, ctx.policy, flags)
+        app, holdings = facts.app, facts.holdings
+        actions = policy.plan(now, app.credentials, holdings, ctx.policy, flags, facts.intents)
         in_use = frozenset(policy.in_use(app.credentials, holdings))
         current = _current(app, in_use)
         renew_at = policy.renewal_time(current, ctx.policy) if current else None
-        notes = tuple(policy.notes(now, app.credentials, holdings))
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes)
+        then = "this run moves it aside" if setting_aside else "the next `run` moves it aside"
+        notes = tuple(
+            [f"{error}: planned as if it were lost; {then} (kept for a look)" for error in facts.corrupt]
+            + policy.notes(now, app.credentials, holdings, ctx.policy, facts.intents)
+        )
+        claims = policy.claims(app.credentials, facts.intents)
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims)
+
+    def _warn_corrupt(self, facts: Gathered, log: Any) -> None:
+        for error in facts.corrupt:
+            log.warning(logs.STATE_CORRUPT, where=error.where, error=str(error), hint=error.hint)
 
     async def plan_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
         """What a pass would do, without writing anything (the `plan` and `status` commands)."""
         try:
-            app, holdings = await self.gather(ctx)
+            facts = await self.gather(ctx)
         except ServiceError as error:
             return TargetResult(ctx.name, Outcome.FAILED, error=error, marker=ctx.policy.marker)
-        plan = self._plan(ctx, app, holdings, flags)
+        self._warn_corrupt(facts, logs.get_logger(target=ctx.name))
+        plan = self._plan(ctx, facts, flags, setting_aside=False)
         outcome = Outcome.HEALTHY if plan.healthy else Outcome.CHANGED
-        return TargetResult(ctx.name, outcome, plan, app, marker=ctx.policy.marker)
+        return TargetResult(ctx.name, outcome, plan, facts.app, marker=ctx.policy.marker)
 
     # --- one target ------------------------------------------------------------------------------
 
@@ -134,9 +188,18 @@ class Engine:
         result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:
             async with self._store.lock(ctx.name):
-                app, holdings = await self.gather(ctx)
-                result.app = app
-                result.plan = self._plan(ctx, app, holdings, flags)
+                facts = await self.gather(ctx)
+                app = result.app = facts.app
+                self._warn_corrupt(facts, log)
+                result.plan = self._plan(ctx, facts, flags, setting_aside=bool(facts.corrupt))
+                if facts.corrupt:
+                    # Before anything is written: the store never overwrites what it cannot read. What the
+                    # documents said stays unknown to the plan; the first push writes a fresh receipt.
+                    aside = await self._store.set_aside(ctx.name, self._clock.now())
+                    log.info(logs.STATE_SET_ASIDE, where=[e.where for e in facts.corrupt], aside=aside)
+                for intent in result.plan.claims:
+                    # Before the plan acts on it (an orphan's retirement): see policy.claims.
+                    await self._store.add_intent(ctx.name, intent)
                 if result.plan.healthy:
                     result.outcome = Outcome.HEALTHY
                     current = _current(app, result.plan.in_use)
@@ -164,11 +227,11 @@ class Engine:
             # apply added or removed credentials and changed what the sinks hold: without a second read
             # the gauges (and the expiry alerts) would describe the app as it was, until the next pass.
             try:
-                after, holdings = await self.gather(ctx)
+                after = await self.gather(ctx)
             except ServiceError:
                 pass  # keep the gathered picture; the next pass corrects it
             else:
-                credentials, in_use = after.credentials, policy.in_use(after.credentials, holdings)
+                credentials, in_use = after.app.credentials, policy.in_use(after.app.credentials, after.holdings)
         self._metrics.credentials(ctx.name, credentials, in_use, ctx.policy.marker)
 
     def _report(self, ctx: TargetContext, result: TargetResult, log: Any) -> None:
@@ -239,7 +302,7 @@ class Engine:
         sink = next(s for s in ctx.sinks if s.id == action.sink)
         assert credential is not None
         secret = await source.read_secret(action.key_id)
-        await sink.write(credential, secret)
+        await sink.write(credential, secret, action.supersedes)
         log.info(logs.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value,
                  source=source.id)
 
@@ -257,7 +320,7 @@ class Engine:
         # Readable sinks first: once Key Vault holds the secret, a push that fails can be re-synced from it.
         for sink in sorted(ctx.sinks, key=lambda s: not s.readable):
             try:
-                await sink.write(credential, secret)
+                await sink.write(credential, secret, action.supersedes)
             except ServiceError as error:
                 failures.append(error)
                 log.warning("sink.failed", sink=sink.id, key_id=credential.key_id, error=str(error),
@@ -283,10 +346,44 @@ class Engine:
         self, ctx: TargetContext, app: App, log: Any, reason: Reason, why: str
     ) -> tuple[Credential, Secret]:
         now = self._clock.now()
-        end = now + ctx.policy.lifetime
         name = credential_name(ctx.policy.marker, now)
+        intent = Intent(name, now, reason.value)
+        if ctx.pushes:
+            # Durable before addPassword, like a pending receipt before a push: if its answer is lost, a later
+            # pass knows the credential for this store's own (an orphan), not another store's that a push
+            # sink may hold. A Key-Vault-only target needs none: Key Vault's tags say what was handed out.
+            await self._store.add_intent(ctx.name, intent)
         try:
-            credential, secret = await ctx.directory.add_password(app.object_id, name, end)
+            credential, secret = await self._add_password(ctx, app, name, now, log)
+        except RemoteError as error:
+            if ctx.pushes and not isinstance(error, OutcomeUnknown):
+                # Nothing was created: the name must never claim a credential another store names alike.
+                await self._settle(ctx, replace(intent, refused=True), log)
+            raise
+        if ctx.pushes:
+            # Its key id, so that a credential another store names alike within the same second is never
+            # taken for this one (a lost answer leaves only the name to go by).
+            await self._settle(ctx, replace(intent, key_id=credential.key_id), log)
+        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
+                 expires_at=_iso(credential.end), display_name=credential.display_name)
+        return credential, secret
+
+    async def _settle(self, ctx: TargetContext, intent: Intent, log: Any) -> None:
+        """Record how an intent ended. Not worth failing the rotation for: the push writes its receipt next
+        (and if the store cannot take that either, the new secret is taken back), and an intent left
+        without its outcome is still this store's, by its name, until another store names one alike."""
+        try:
+            await self._store.add_intent(ctx.name, intent)
+        except ServiceError as error:
+            log.warning("state.intent_unsettled", name=intent.name, key_id=intent.key_id, error=str(error))
+
+    async def _add_password(
+        self, ctx: TargetContext, app: App, name: str, now: datetime, log: Any
+    ) -> tuple[Credential, Secret]:
+        """``addPassword``, once more with a shorter lifetime if the tenant's policy refuses the configured one."""
+        end = now + ctx.policy.lifetime
+        try:
+            return await ctx.directory.add_password(app.object_id, name, end)
         except RemoteError as error:
             if error.reason is not FailureReason.POLICY_VIOLATION:
                 raise
@@ -302,10 +399,7 @@ class Engine:
             end = now + limit - min(timedelta(hours=1), limit / 10)
             log.warning("credential.lifetime_capped", requested=format_duration(ctx.policy.lifetime),
                         allowed=format_duration(limit))
-            credential, secret = await ctx.directory.add_password(app.object_id, name, end)
-        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
-                 expires_at=_iso(credential.end), display_name=credential.display_name)
-        return credential, secret
+            return await ctx.directory.add_password(app.object_id, name, end)
 
     async def _verify(self, ctx: TargetContext, credential: Credential, secret: Secret) -> tuple[int, float]:
         """Token requests with the new secret until one succeeds or ``verify_timeout`` runs out."""

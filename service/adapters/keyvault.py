@@ -95,7 +95,8 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             )
         if status in (401, 403):
             reason = FailureReason.PERMISSION_DENIED
-            hint = "assign the rotator Key Vault Secrets Officer on the vault (or a get/list/set access policy)"
+            hint = ("assign the rotator Key Vault Secrets Officer at this secret's scope (not the vault's, which "
+                    "reaches every secret in it), or a get/list/set access policy")
         elif status == 404:
             reason = FailureReason.NOT_FOUND
             hint = "check vault_url and secret_name"

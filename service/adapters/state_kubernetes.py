@@ -1,15 +1,19 @@
-"""Push receipts in a Kubernetes ConfigMap, for pods without a persistent volume.
+"""Push receipts and intents in a Kubernetes ConfigMap, for pods without a persistent volume.
 
-The ConfigMap ``<name>`` in ``<namespace>`` holds one key per target (``<target>.json``, the same
-``{sink id: receipt}`` document the file backend writes). Updates are optimistic: a PUT carries the
-``resourceVersion`` it read and is redone on 409 Conflict, so two writers never lose each other's
-receipts. The pod's service account needs get, create and update on that one ConfigMap.
+The ConfigMap ``<name>`` in ``<namespace>`` holds two keys per target: ``<target>.json``, the same
+``{sink id: receipt}`` document the file backend writes, and ``<target>.intents``, its intents document
+(one ends in ``.json``, the other in ``.intents``: whatever the target names, no two keys meet).
+Updates are optimistic: a PUT carries the ``resourceVersion`` it read and is redone on 409 Conflict, so
+two writers never lose each other's receipts. The pod's service account needs get and update on that
+one ConfigMap, which deploy/components/kubernetes-state ships together with its Role (a ConfigMap that
+does not exist yet is created with a POST, which that Role does not allow: re-applying the component
+makes it).
 
 The in-process lock serialises passes inside one process; across pods, the CronJob's
 ``concurrencyPolicy: Forbid`` and the daemon's single replica keep one writer at a time.
 
-A target's key that cannot be read as receipts is :class:`~service.errors.StateCorrupt` for that
-target only, and is never overwritten. Answers are read up to a limit (a ConfigMap holds at most
+A target's key that cannot be read is :class:`~service.errors.StateCorrupt` for that target only,
+and is never overwritten. Answers are read up to a limit (a ConfigMap holds at most
 1 MiB), and an error answer is reduced to the API's reason and a capped message.
 """
 
@@ -23,15 +27,25 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
-from service.adapters.state_file import MAX_RECEIPTS_BYTES, decode_document, encode_receipt, recovery_hint
+from service.adapters.state_file import (
+    MAX_RECEIPTS_BYTES,
+    decode_document,
+    decode_intents,
+    encode_intents,
+    encode_receipt,
+    recovery_hint,
+    with_intent,
+)
 from service.errors import ConfigError, FailureReason, RemoteError, StateCorrupt
 from service.local_files import KIB, MIB, FileProblem, read_limited
+from service.model import Intent
 from service.ports import Receipt
 
+_T = TypeVar("_T")
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _CONFLICT_RETRIES = 5
 # A ConfigMap's data is at most 1 MiB; its JSON form with metadata (managedFields) stays well under this.
@@ -131,7 +145,11 @@ class KubernetesStateStore:
         return RemoteError(
             message, service="kubernetes", target=f"configmap {self._name}",
             reason=reason, transient=status is not None and (status >= 500 or status == 429), status=status,
-            hint="give the service account get, create and update on this ConfigMap (deploy/ has the Role)",
+            hint=(
+                "the service account needs get and update on this ConfigMap, and the ConfigMap must exist: "
+                "deploy/components/kubernetes-state ships both (the ConfigMap and a Role with get and update on "
+                "it); re-apply the component, or your overlay that includes it"
+            ),
         )
 
     async def _read(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
@@ -152,19 +170,24 @@ class KubernetesStateStore:
                 raise self._failure("reading the state ConfigMap: the answer is not a ConfigMap", 200)
             return body, {str(k): str(v) for k, v in (data or {}).items()}
 
-    def _document(self, data: dict[str, str], target: str) -> dict[str, Receipt]:
-        key = f"{target}.json"
+    def _decoded(self, data: dict[str, str], target: str, key: str, decode: Callable[[str], _T], empty: _T,
+                 what: str) -> _T:
         text = data.get(key)
         if text is None:
-            return {}
+            return empty
         where = f"key {key} of {self._where}"
         try:
             if len(text) > MAX_RECEIPTS_BYTES:
                 raise ValueError(f"it is more than the {MAX_RECEIPTS_BYTES} bytes allowed")
-            return decode_document(text)
+            return decode(text)
         except ValueError as exc:
-            raise StateCorrupt(target, where, str(exc),
-                               hint=recovery_hint(f"{where} (rename the key: kubectl edit)")) from None
+            raise StateCorrupt(target, where, str(exc), hint=recovery_hint(where), what=what) from None
+
+    def _document(self, data: dict[str, str], target: str) -> dict[str, Receipt]:
+        return self._decoded(data, target, f"{target}.json", decode_document, {}, "push receipts")
+
+    def _intents(self, data: dict[str, str], target: str) -> tuple[Intent, ...]:
+        return self._decoded(data, target, f"{target}.intents", decode_intents, (), "intents")
 
     async def get(self, target: str, sink: str) -> Receipt | None:
         """The receipt, or None if none was recorded; StateCorrupt if the target's key cannot be read."""
@@ -181,21 +204,43 @@ class KubernetesStateStore:
 
         await self._update(change)
 
-    async def set_aside(self, target: str, now: datetime) -> str | None:
-        """Rename the target's key to ``<target>.json.corrupt-<UTC time>`` (kept for a person); the new
-        key's description, or None if there was none. Afterwards the target has no receipts."""
-        key = f"{target}.json"
-        aside = f"{key}.corrupt-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    async def intents(self, target: str) -> tuple[Intent, ...]:
+        """The target's intents, oldest first; () if none; StateCorrupt if its intents key cannot be read."""
         _, data = await self._read()
-        if key not in data:
+        return self._intents(data, target)
+
+    async def add_intent(self, target: str, intent: Intent) -> None:
+        """Written when it returns; StateCorrupt (and nothing written) if the intents key cannot be read."""
+
+        def change(data: dict[str, str]) -> None:
+            data[f"{target}.intents"] = encode_intents(with_intent(self._intents(data, target), intent))
+
+        await self._update(change)
+
+    def _unreadable(self, data: dict[str, str], target: str) -> list[str]:
+        keys = []
+        for key, read in ((f"{target}.json", self._document), (f"{target}.intents", self._intents)):
+            try:
+                read(data, target)
+            except StateCorrupt:
+                keys.append(key)
+        return keys
+
+    async def set_aside(self, target: str, now: datetime) -> str | None:
+        """Rename each of the target's keys that cannot be read to ``<key>.corrupt-<UTC time>`` (kept for a
+        person); the new keys' description, or None if none had to go. Readable keys stay."""
+        suffix = f".corrupt-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        _, data = await self._read()
+        keys = self._unreadable(data, target)
+        if not keys:
             return None
 
         def change(data: dict[str, str]) -> None:
-            if key in data:  # read again for each try: another writer may have changed it
-                data[aside] = data.pop(key)
+            for key in self._unreadable(data, target):  # read again for each try: another writer may have been
+                data[key + suffix] = data.pop(key)
 
         await self._update(change)
-        return f"key {aside} of {self._where}"
+        return "; ".join(f"key {key}{suffix} of {self._where}" for key in keys)
 
     async def _update(self, change: Callable[[dict[str, str]], None]) -> None:
         for _ in range(_CONFLICT_RETRIES):

@@ -122,7 +122,8 @@ class VaultSink:
         ]
         return matches[0].key_id if len(matches) == 1 else None
 
-    async def write(self, credential: Credential, secret: Secret) -> None:
+    async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
+        # `supersedes` is for sinks with receipts: every version here records its own key id.
         tags = {TAG_MANAGED_BY: self._marker, TAG_KEY_ID: credential.key_id, TAG_CLIENT_ID: self._client_id}
         version = await self._vault.write(self._name, secret, credential.end, tags)
         self._versions.append(version)

@@ -15,10 +15,12 @@ from pydantic import Field, field_validator, model_validator
 from service.config.fields import Duration, PushUrl
 from service.config.references import SecretRef, SecretReference
 from service.errors import OutcomeUnknown, RemoteError
-from service.model import DEFAULT_MARKER, App, Credential, Holding
+from service.model import App, Credential, Holding
 from service.ports import Clock, Pusher, Receipt, Sink, StateStore
 from service.secret import Secret
 from service.sinks.registry import PassClients, SinkSettings, SinkTarget
+
+_HISTORY = 50  # key ids a receipt remembers: far more than an app can hold at once (Graph caps it)
 
 # The push contract's body: these four, under names a sink's `fields:` may change.
 PUSH_FIELDS = ("tenantId", "clientId", "clientSecret", "expiresOn")
@@ -85,7 +87,7 @@ class PushSettings(SinkSettings):
             names["clientId"]: target.client_id,
         }
         return PushSink(
-            self.sink_id(), pusher, clients.store, clients.clock, target.name, fields, names, target.policy.marker
+            self.sink_id(), pusher, clients.store, clients.clock, target.name, fields, names
         )
 
 
@@ -103,7 +105,6 @@ class PushSink:
         target: str,
         fields: dict[str, object],
         names: dict[str, str],
-        marker: str = DEFAULT_MARKER,
     ) -> None:
         self.id = sink_id
         self._pusher = pusher
@@ -112,16 +113,12 @@ class PushSink:
         self._target = target
         self._fields = fields  # static fields and tenantId/clientId under their configured names
         self._names = names  # the push contract's field names -> configured names
-        self._marker = marker
-        self._may_hold: tuple[str, ...] = ()  # with no receipt: what the consumer may hold (see write)
 
     async def read(self, app: App) -> Holding:
+        """The last receipt; with none, a holding that is unknown. StateCorrupt if the receipts cannot be
+        read: the engine takes that for an unknown holding too (and sets the document aside in `run`)."""
         receipt = await self._store.get(self._target, self.id)
         if receipt is None:
-            now = self._clock.now()
-            self._may_hold = tuple(
-                c.key_id for c in app.credentials if c.managed(self._marker) and not c.expired(now)
-            )
             return Holding(self.id, None, None, readable=False, known=False)
         return Holding(
             self.id,
@@ -132,15 +129,14 @@ class PushSink:
             recorded=frozenset(receipt.history) | {receipt.key_id},
         )
 
-    async def write(self, credential: Credential, secret: Secret) -> None:
+    async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
         before = await self._store.get(self._target, self.id)
-        # The first receipt after none at all: the consumer may have been given any of our valid
-        # credentials by a pass whose receipt we never saw, so each is recorded as handed out. Later
-        # passes then treat them as superseded (gone after the grace period), never as orphans. Hand-made
-        # ones are left out: they are never orphans, and recording them would let --revoke-previous take them.
-        earlier = before.history if before else self._may_hold
-        history = tuple(k for k in earlier if k != credential.key_id)
-        history = (*history, credential.key_id)[-50:]
+        # `supersedes`: what the consumer may have been given by a pass whose receipt we never saw (receipts
+        # lost, another state store). Recorded as handed out, later passes treat them as superseded (gone
+        # after the grace period), never as orphans nor as another store's.
+        earlier = before.history if before else ()
+        added = sorted(k for k in supersedes if k not in earlier and k != credential.key_id)
+        history = (*(k for k in earlier if k != credential.key_id), *added, credential.key_id)[-_HISTORY:]
         # Written before the POST: if we crash or time out now, the next pass knows the consumer may
         # have this secret and will neither retire it nor forget to confirm it.
         await self._store.put(

@@ -22,6 +22,7 @@ from aiohttp import web
 from service.adapters.state_kubernetes import KubernetesStateStore
 from service.config.document import StateConfig
 from service.errors import FailureReason, RemoteError
+from service.model import Intent
 from service.ports import Receipt
 from tests.deploy.conftest import OVERLAYS
 from tests.deploy.test_manifests import KUBERNETES_VERSIONS, container, dig, of_kind, one, pod_template, selects
@@ -189,6 +190,9 @@ async def serving(server: RbacApiServer) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+INTENT = Intent("secret-rotator 2026-01-02T00:00:00Z", datetime(2026, 1, 2, tzinfo=UTC), "no_credential_in_use")
+
+
 def receipt(key_id: str) -> Receipt:
     return Receipt(key_id=key_id, status="held", since=datetime(2026, 1, 2, tzinfo=UTC), history=(key_id,))
 
@@ -211,9 +215,11 @@ async def test_the_state_store_works_within_the_role(with_kubernetes_state: Rend
         store = KubernetesStateStore(server.namespace, STATE_NAME, api_url=url, token_file=token, ca_file=None)
         try:
             assert await store.get("dime-exchange", "sink-a") is None
+            await store.add_intent("dime-exchange", INTENT)
             await store.put("dime-exchange", "sink-a", receipt("k1"))
             await store.put("dime-exchange", "sink-a", receipt("k2"))
             assert await store.get("dime-exchange", "sink-a") == receipt("k2")
+            assert await store.intents("dime-exchange") == (INTENT,)
         finally:
             await store.close()
 
@@ -238,3 +244,10 @@ async def test_without_the_shipped_configmap_the_role_refuses_to_create_one(
 
     assert caught.value.reason is FailureReason.PERMISSION_DENIED
     assert ("create", None, 403) in server.answered
+    # The hint asks for what the shipped Role grants, and for the ConfigMap the component ships.
+    [rule] = one(with_kubernetes_state["cronjob"], "Role")["rules"]
+    hint = caught.value.hint or ""
+    assert f"needs {' and '.join(rule['verbs'])} on this ConfigMap" in hint
+    assert "create" not in hint
+    assert "re-apply the component" in hint
+    assert "deploy/components/kubernetes-state" in hint

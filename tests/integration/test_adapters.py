@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from service.adapters.keyvault import KeyVault
 from service.adapters.state_file import FileStateStore
 from service.adapters.state_kubernetes import KubernetesStateStore
 from service.errors import DEFAULT_HINTS, FailureReason, OutcomeUnknown, RemoteError
-from service.ports import Receipt
+from service.model import DEFAULT_MARKER, Intent, credential_name
+from service.ports import MAX_INTENTS, Receipt
 from service.retry import RetryPolicy
 from service.secret import Secret
 from tests.conftest import assert_no_secrets
@@ -656,6 +657,36 @@ async def test_file_store_writes_atomically_and_leaves_no_temporary_files(tmp_pa
     assert document["sink"]["key_id"] == "k4"
 
 
+def intent(n: int, reason: str = "renewal_due") -> Intent:
+    at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC) + timedelta(minutes=n)
+    return Intent(credential_name(DEFAULT_MARKER, at), at, reason)
+
+
+async def test_file_store_keeps_the_last_intents_per_target_apart_from_the_receipts(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    store.check()
+    await store.put("dime-exchange", "sink", receipt("k1"))
+    receipts = (tmp_path / "receipts" / "dime-exchange.json").read_bytes()
+    assert await store.intents("dime-exchange") == (), "a store from before intents has none"
+
+    for n in range(MAX_INTENTS + 3):
+        await store.add_intent("dime-exchange", intent(n))
+    # A second rotation within the same second: one more credential of that name.
+    twin = replace(intent(MAX_INTENTS + 2), at=intent(MAX_INTENTS + 2).at + timedelta(microseconds=1), reason="forced")
+    await store.add_intent("dime-exchange", twin)
+    # addPassword answered: the intent gets its key id, in place.
+    await store.add_intent("dime-exchange", replace(intent(MAX_INTENTS + 2), key_id="k-answered"))
+    await store.add_intent("other", intent(0, "no_receipt"))
+
+    kept = await FileStateStore(tmp_path).intents("dime-exchange")
+    assert len(kept) == MAX_INTENTS
+    assert kept[0] == intent(4), "the oldest went"
+    assert kept[-2:] == (replace(intent(MAX_INTENTS + 2), key_id="k-answered"), twin)
+    assert await store.intents("other") == (intent(0, "no_receipt"),)
+    assert (tmp_path / "receipts" / "dime-exchange.json").read_bytes() == receipts, "receipts are untouched"
+    assert sorted(p.name for p in (tmp_path / "intents").iterdir()) == ["dime-exchange.json", "other.json"]
+
+
 async def _hold(store: FileStateStore, target: str, events: list[str], name: str, release: asyncio.Event) -> None:
     async with store.lock(target):
         events.append(f"{name} in")
@@ -791,6 +822,26 @@ async def test_kubernetes_store_round_trips_receipts_over_plain_http(
     assert await store.get("dime-exchange", "sink-b") is None
     assert [(m, s) for m, _, s in fake.seen if m != "GET"] == [("POST", 201), ("PUT", 200), ("PUT", 200)]
     assert fake.configmaps["secret-rotator-state"]["metadata"]["resourceVersion"] == "3"
+
+
+async def test_kubernetes_store_keeps_intents_under_a_key_of_their_own(
+    kubernetes: tuple[FakeKubernetes, KubernetesStateStore],
+) -> None:
+    fake, store = kubernetes
+    await store.put("dime-exchange", "sink-a", receipt("k1"))
+    assert await store.intents("dime-exchange") == ()
+
+    for n in range(MAX_INTENTS + 1):
+        await store.add_intent("dime-exchange", intent(n))
+    await store.add_intent("dime-exchange.intents", intent(0, "no_receipt"))  # a target named like a key
+
+    kept = await store.intents("dime-exchange")
+    assert (len(kept), kept[0], kept[-1]) == (MAX_INTENTS, intent(1), intent(MAX_INTENTS))
+    assert await store.intents("dime-exchange.intents") == (intent(0, "no_receipt"),)
+    assert await store.get("dime-exchange", "sink-a") == receipt("k1")
+    assert sorted(fake.configmaps["secret-rotator-state"]["data"]) == [
+        "dime-exchange.intents", "dime-exchange.intents.intents", "dime-exchange.json",
+    ]
 
 
 def _theirs(server: FakeKubernetes) -> None:

@@ -1,19 +1,21 @@
-"""Our own state must not crash us: receipts that cannot be read are a clear failure of their target.
+"""Our own state must not cut a consumer off: receipts and intents that cannot be read are set aside, and the
+target rotates safely.
 
-The stores (a directory, a ConfigMap behind a fake Kubernetes API on loopback) raise StateCorrupt for
-the one target whose document is unreadable, never overwrite it, and can set it aside; a real pass
-reports the target as failed with a recovery hint (not `target.crashed`) while the other targets
-rotate; `plan` and `status` print the error without a traceback; and following the hint repairs the
-target: moved aside, its push sink is re-synced from Key Vault.
+The stores (a directory, a ConfigMap behind a fake Kubernetes API on loopback) raise StateCorrupt for the
+one target whose document is unreadable, never overwrite it, and set aside only what they cannot read. A
+real pass logs one `state.corrupt` warning for the target (where, and a hint), moves the document aside
+before it writes anything, and carries on as if the receipts were lost: a Key Vault sink re-sends its
+secret; without one the pass rotates, and nothing is retired until the receiver is known to hold the new
+secret for the grace period. A ReceiverWatch checks the whole time that the receiver's secret signs in.
+`plan` and `status` say what they found and change nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,8 +27,9 @@ from service.cli import main
 from service.errors import FailureReason, RemoteError, StateCorrupt
 from service.reconcile import Outcome
 from tests.conftest import assert_no_secrets
-from tests.integration.conftest import World
-from tests.integration.test_adapters import FakeKubernetes, loopback_server, receipt
+from tests.integration.conftest import World, days
+from tests.integration.test_adapters import FakeKubernetes, intent, loopback_server, receipt
+from tests.world import ReceiverWatch
 
 TARGET = "dime-exchange"
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -84,12 +87,51 @@ async def test_an_unreadable_receipts_file_is_state_corrupt_for_its_target_and_i
 
     error = read.value
     assert (error.reason, error.target, error.where) == (FailureReason.SINK_FAILED, TARGET, str(path))
-    assert str(path) in str(error)
-    assert f"move {path} aside" in error.hint
-    assert "re-pushes the current secret from Key Vault" in error.hint
+    assert str(error).startswith(f"the push receipts of {TARGET} in {path} cannot be read: ")
+    assert f"the next `secret-rotator run` moves {path} aside" in error.hint
+    assert "a Key Vault sink of the target re-sends its secret" in error.hint
     after = os.lstat(path)
     assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
     assert await store.get("other-target", "sink") == receipt("k9"), "other targets are untouched"
+    await store.add_intent(TARGET, intent(1))
+    assert await store.intents(TARGET) == (intent(1),), "the target's intents are a document of their own"
+
+
+INTENTS_CORRUPT: dict[str, Callable[[Path], None]] = {
+    "a file cut short": lambda p: write_raw(p, b'{"intents": [{"name": "secret-rotator 2026-01'),
+    "bytes that are not UTF-8": lambda p: write_raw(p, b"\xff\xfe{}"),
+    "an object without a list of intents": lambda p: write_raw(p, b'{"names": []}'),
+    "an intent without a name": lambda p: write_raw(p, b'{"intents": [{"at": "2026-01-02T00:00:00+00:00", '
+                                                      b'"reason": "forced"}]}'),
+    "an intent whose time has no UTC offset": lambda p: write_raw(
+        p, b'{"intents": [{"name": "n", "at": "2026-01-02T00:00:00", "reason": "forced"}]}'),
+    "a file larger than any intents": lambda p: write_raw(p, b" " * (MAX_RECEIPTS_BYTES + 1) + b"{}"),
+    "a directory in the file's place": lambda p: p.mkdir(parents=True),
+}
+
+
+@pytest.mark.parametrize("corrupt", INTENTS_CORRUPT.values(), ids=INTENTS_CORRUPT.keys())
+async def test_an_unreadable_intents_file_is_state_corrupt_for_its_target_and_is_never_overwritten(
+    tmp_path: Path, corrupt: Callable[[Path], None]
+) -> None:
+    store = FileStateStore(tmp_path)
+    store.check()
+    path = tmp_path / "intents" / f"{TARGET}.json"
+    corrupt(path)
+    before = os.lstat(path)
+    await store.put(TARGET, "sink", receipt("k1"))
+
+    with pytest.raises(StateCorrupt) as read:
+        await store.intents(TARGET)
+    with pytest.raises(StateCorrupt):
+        await store.add_intent(TARGET, intent(1))
+
+    assert read.value.where == str(path)
+    assert str(read.value).startswith(f"the intents of {TARGET} in {path} cannot be read: ")
+    assert f"moves {path} aside" in read.value.hint
+    after = os.lstat(path)
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert await store.get(TARGET, "sink") == receipt("k1"), "the receipts are a document of their own"
 
 
 async def test_a_corrupt_file_set_aside_is_kept_and_the_target_starts_without_receipts(tmp_path: Path) -> None:
@@ -97,15 +139,33 @@ async def test_a_corrupt_file_set_aside_is_kept_and_the_target_starts_without_re
     store.check()
     path = tmp_path / "receipts" / f"{TARGET}.json"
     write_raw(path, b'{"sink": {"key_id": "k1", "sta')
+    await store.add_intent(TARGET, intent(1))
 
     aside = await store.set_aside(TARGET, NOW)
 
     assert aside == f"{path}.corrupt-20260304T050607Z"
     assert content(aside) == b'{"sink": {"key_id": "k1", "sta'
     assert await store.get(TARGET, "sink") is None
+    assert await store.intents(TARGET) == (intent(1),), "what could be read stays"
     await store.put(TARGET, "sink", receipt("k2"))
     assert await store.get(TARGET, "sink") == receipt("k2")
     assert await store.set_aside("never-written", NOW) is None
+    assert await store.set_aside(TARGET, NOW) is None, "nothing unreadable is left to move"
+    assert await store.get(TARGET, "sink") == receipt("k2")
+
+
+async def test_a_corrupt_intents_file_set_aside_leaves_the_receipts(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    store.check()
+    await store.put(TARGET, "sink", receipt("k1"))
+    path = tmp_path / "intents" / f"{TARGET}.json"
+    write_raw(path, b"[]")
+
+    aside = await store.set_aside(TARGET, NOW)
+
+    assert aside == f"{path}.corrupt-20260304T050607Z"
+    assert await store.intents(TARGET) == ()
+    assert await store.get(TARGET, "sink") == receipt("k1")
 
 
 async def test_receipts_written_before_keep_reading_as_they_were(tmp_path: Path) -> None:
@@ -156,18 +216,41 @@ async def test_an_unreadable_configmap_key_is_state_corrupt_for_its_target_only(
         await store.put(TARGET, "sink", receipt("k2"))
 
     assert read.value.where == f"key {TARGET}.json of ConfigMap rotator/secret-rotator-state"
-    assert "kubectl edit" in read.value.hint
+    assert f"moves key {TARGET}.json of ConfigMap rotator/secret-rotator-state aside" in read.value.hint
     assert len([m for m, _, _ in fake.seen if m != "GET"]) == writes, "nothing was written"
     assert await store.get("other-target", "sink") == receipt("k9")
+    await store.add_intent(TARGET, intent(1))
 
     aside = await store.set_aside(TARGET, NOW)
 
     assert aside == f"key {TARGET}.json.corrupt-20260304T050607Z of ConfigMap rotator/secret-rotator-state"
     assert await store.get(TARGET, "sink") is None
+    assert await store.intents(TARGET) == (intent(1),)
     await store.put(TARGET, "sink", receipt("k2"))
     assert await store.get(TARGET, "sink") == receipt("k2")
     kept = fake.configmaps["secret-rotator-state"]["data"][f"{TARGET}.json.corrupt-20260304T050607Z"]
     assert kept == '{"sink": {"key_id": "k1", "sta'
+
+
+async def test_an_unreadable_intents_key_is_state_corrupt_and_set_aside_alone(
+    configmap: tuple[FakeKubernetes, KubernetesStateStore],
+) -> None:
+    fake, store = configmap
+    await store.put(TARGET, "sink", receipt("k1"))
+    data = dict(fake.configmaps["secret-rotator-state"]["data"])
+    data[f"{TARGET}.intents"] = '{"intents": "none"}'
+    fake.bump("secret-rotator-state", data)
+
+    with pytest.raises(StateCorrupt) as read:
+        await store.intents(TARGET)
+    with pytest.raises(StateCorrupt):
+        await store.add_intent(TARGET, intent(1))
+    aside = await store.set_aside(TARGET, NOW)
+
+    assert read.value.where == f"key {TARGET}.intents of ConfigMap rotator/secret-rotator-state"
+    assert aside == f"key {TARGET}.intents.corrupt-20260304T050607Z of ConfigMap rotator/secret-rotator-state"
+    assert await store.intents(TARGET) == ()
+    assert await store.get(TARGET, "sink") == receipt("k1")
 
 
 @pytest.mark.parametrize(
@@ -213,64 +296,132 @@ async def test_a_strange_answer_from_the_api_is_a_remote_error_with_a_bounded_me
 # --- a real pass, and the commands ---------------------------------------------------------------
 
 
-def receipts_file(world: World) -> Path:
-    return world.tmp / "state" / "receipts" / f"{TARGET}.json"
+def receipts_file(world: World, folder: str = "state") -> Path:
+    return world.tmp / folder / "receipts" / f"{TARGET}.json"
 
 
-async def test_a_pass_reports_the_corrupt_target_with_a_hint_and_still_rotates_the_others(world: World) -> None:
-    world.target(TARGET)
-    world.target("second", sinks=("keyvault", "dimescheduler"), secret_name="second-secret")
-    await world.run()
-    path = receipts_file(world)
-    path.write_bytes(path.read_bytes()[:40])  # a disk that filled up mid-write, or a careless edit
-
-    results = {r.target: r for r in await world.run(force=True)}
-
-    assert results[TARGET].outcome is Outcome.FAILED
-    assert results["second"].outcome is Outcome.CHANGED
-    assert world.logs.named("target.crashed") == []
-    [failed] = world.logs.named("rotation.failed", target=TARGET)
-    assert failed["reason"] == "sink_failed"
-    assert str(path) in failed["error"]
-    assert f"move {path} aside" in failed["hint"]
+def cut_short(path: Path) -> bytes:
+    """A disk that filled up mid-write, or a careless edit: what is left of the file."""
+    path.write_bytes(path.read_bytes()[:40])
+    return path.read_bytes()
 
 
-async def test_following_the_hint_repairs_the_target_from_key_vault(world: World) -> None:
+def aside_files(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f"{path.name}.corrupt-*"))
+
+
+async def test_with_key_vault_the_pass_sets_the_receipts_aside_and_resends_the_secret_to_the_push_sinks(
+    world: World,
+) -> None:
+    """Two push sinks of one target meet the same unreadable document: one warning, one set-aside, each re-sent
+    from Key Vault without a rotation, while another target of the pass is not bothered at all."""
+    target = world.target(TARGET)
+    target["sinks"].append({"type": "webhook", "url": world.emu.receiver_url,
+                            "secret_headers": {"X-API-KEY": {"file": str(world.tmp / "dimescheduler-api-key")}}})
+    second = world.emu.add_app(world.tenant, "Second", owners=[world.rotator_object_id])
+    world.target("second", sinks=("keyvault", "dimescheduler"), secret_name="second-secret", app_id=second.app_id)
     await world.run()
     [password] = world.passwords()
     path = receipts_file(world)
-    path.write_bytes(path.read_bytes()[:40])
-    await world.run()
-    world.emu.reset_requests()
+    left = cut_short(path)
+    watch = ReceiverWatch(world)
 
-    shutil.move(path, path.with_name(path.name + ".corrupt"))  # what the hint says to do
+    async with watch.watching():
+        results = {r.target: r for r in await world.run()}
+
+    assert results[TARGET].outcome is Outcome.CHANGED
+    assert results["second"].outcome is Outcome.HEALTHY
+    assert not watch.dead, f"the receiver held a dead secret: {watch.dead[:3]}"
+    assert [p.key_id for p in world.passwords(world.app_id)] == [password.key_id], "no rotation was needed"
+    assert not world.logs.named("rotation.failed")
+    assert not world.logs.named("target.crashed")
+    [warning] = world.logs.named("state.corrupt")
+    assert (warning["target"], warning["level"], warning["where"]) == (TARGET, "warning", str(path))
+    assert "the next `secret-rotator run` moves" in warning["hint"]
+    [aside] = aside_files(path)
+    assert aside.read_bytes() == left, "kept for a look, as it was"
+    assert world.logs.named("state.set_aside", target=TARGET)[0]["aside"] == str(aside)
+    resent = world.logs.named("sink.updated", target=TARGET, reason="sink_lags")
+    assert sorted(e["sink"].split(":")[0] for e in resent) == ["dimescheduler", "webhook"]
+    receipts = json.loads(path.read_text())
+    assert {r["key_id"] for r in receipts.values()} == {password.key_id}
+    assert len(receipts) == 2
+
+    again = await world.run()  # the next pass finds everything in order
+    assert [r.outcome for r in again] == [Outcome.HEALTHY, Outcome.HEALTHY]
+    assert len(world.logs.named("state.corrupt")) == 1
+
+
+async def test_a_push_only_target_rotates_safely_and_keeps_what_the_receiver_held_until_the_grace_period(
+    world: World,
+) -> None:
+    """Without Key Vault the set-aside receipt's key ids are lost: the receiver may hold any secret, so the pass
+    rotates, and the secret it held goes only a grace period after the receiver holds the new one."""
+    world.target(TARGET, sinks=("dimescheduler",))
+    await world.run()
+    [held] = world.passwords()
+    cut_short(receipts_file(world))
+    world.clock.advance(timedelta(hours=1))  # older than in_flight_timeout: no orphan rule may touch it
+    watch = ReceiverWatch(world)
+
+    async with watch.watching():
+        [rotated] = await world.run()
+        new = world.emu.receiver.deliveries[-1].idempotency_key
+        assert {p.key_id for p in world.passwords()} == {held.key_id, new}
+        world.clock.advance(days(1) - timedelta(minutes=1))
+        [waiting] = await world.run()
+        assert held.key_id in {p.key_id for p in world.passwords()}
+        world.clock.advance(timedelta(minutes=2))
+        [settled] = await world.run()
+
+    assert (rotated.outcome, waiting.outcome, settled.outcome) == (Outcome.CHANGED, Outcome.HEALTHY, Outcome.CHANGED)
+    assert not watch.dead, f"the receiver held a dead secret: {watch.dead[:3]}"
+    assert watch.samples > 10
+    assert world.logs.named("credential.created", key_id=new)[0]["reason"] == "no_receipt"
+    assert [p.key_id for p in world.passwords()] == [new]
+    assert world.logs.named("credential.retired", key_id=held.key_id, reason="superseded")
+    assert not world.logs.named("rotation.failed")
+    assert len(aside_files(receipts_file(world))) == 1
+
+
+async def test_unreadable_intents_are_set_aside_and_change_nothing_while_every_secret_is_recorded(
+    world: World,
+) -> None:
+    world.target(TARGET, sinks=("dimescheduler",))
+    await world.run()
+    intents = world.tmp / "state" / "intents" / f"{TARGET}.json"
+    intents.write_bytes(b"{")
+
     [result] = await world.run()
 
-    assert result.outcome is Outcome.CHANGED
-    assert [p.key_id for p in world.passwords()] == [password.key_id], "no rotation was needed"
-    pushes = [r for r in world.emu.requests if r.method == "POST" and r.path.startswith("/dimescheduler/")]
-    assert len(pushes) == 1, "the push sink was re-synced from Key Vault"
-    assert world.emu.receiver.current_key_authenticates()
-    assert json.loads(path.read_text())[f"dimescheduler:{world.emu.receiver_url}"]["key_id"] == password.key_id
+    assert result.outcome is Outcome.HEALTHY
+    assert len(world.passwords()) == 1
+    [warning] = world.logs.named("state.corrupt")
+    assert warning["where"] == str(intents)
+    assert [a.read_bytes() for a in aside_files(intents)] == [b"{"]
+    assert not intents.exists()
 
 
 @pytest.mark.parametrize("command", ["plan", "status"])
-async def test_plan_and_status_say_what_is_wrong_without_a_traceback(
+async def test_plan_and_status_say_what_is_wrong_and_change_nothing(
     world: World, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     await world.run()
     path = receipts_file(world)
-    path.write_bytes(path.read_bytes()[:40])
+    left = cut_short(path)
     config = str(world.config_file())
 
     code = await _in_thread(lambda: main([command, "--config", config]))
 
     out, err = capsys.readouterr()
     assert_no_secrets(out + err)
-    assert code == 1
+    assert code == 0, "the target could be planned: as if its receipts were lost"
     assert "Traceback" not in out + err
-    assert f"{path}" in out
-    assert "hint: move" in out
+    assert f"the push receipts of {TARGET} in {path} cannot be read" in out
+    assert "planned as if it were lost; the next `run` moves it aside (kept for a look)" in out
+    assert '"event": "state.corrupt"' in err or "state.corrupt" in err
+    assert path.read_bytes() == left
+    assert not aside_files(path)
 
 
 async def _in_thread(call: Callable[[], int]) -> int:

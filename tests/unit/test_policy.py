@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason
-from service.policy import plan, renewal_time
+from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason
+from service.policy import claims, notes, plan, renewal_time
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -50,7 +50,23 @@ def describe(action: Action) -> str:
         words.append(f"to {action.sink} from {action.source}")
     if action.after_rotation:
         words.append("after rotation")
+    if action.supersedes:
+        words.append(f"supersedes {' '.join(sorted(action.supersedes))}")
     return " ".join(words)
+
+
+def made_here(*credentials: Credential, reason: Reason = Reason.RENEWAL_DUE) -> tuple[Intent, ...]:
+    """The intents this state store recorded before creating ``credentials``, with the key id each
+    ``addPassword`` answered, but for LOST's: its answer never came back."""
+    return tuple(
+        Intent(str(c.display_name), c.start or NOW, reason.value, None if c is LOST else c.key_id)
+        for c in credentials
+    )
+
+
+def lost_answers(*credentials: Credential) -> tuple[Intent, ...]:
+    """Intents whose ``addPassword`` answer never came back: only the name to go by."""
+    return tuple(Intent(str(c.display_name), c.start or NOW, Reason.RENEWAL_DUE.value) for c in credentials)
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,12 @@ class Case:
     expected: list[str]
     policy: Policy = field(default_factory=Policy)
     flags: Flags = field(default_factory=Flags)
+    # None: this state store created every managed credential of the case (it recorded an intent for each).
+    intents: tuple[Intent, ...] | None = None
+
+    def plan(self) -> list[Action]:
+        intents = made_here(*self.credentials) if self.intents is None else self.intents
+        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags, intents)
 
 
 CUR = cred("cur", age=10 * DAY)  # the credential in use, far from due under the default policy
@@ -69,6 +91,19 @@ HAND = cred("hand", age=200 * DAY, lifetime=730 * DAY, managed=False)
 HAND2 = cred("hand2", age=100 * DAY, lifetime=730 * DAY, managed=False)
 HAND3 = cred("hand3", age=50 * DAY, lifetime=730 * DAY, managed=False)
 DUE = cred("cur", age=61 * DAY)  # past 2/3 of a 90 day life: due under the default 1/3 ratio
+
+LOST = cred("lost", age=20 * MINUTE)  # created by this store, whose addPassword answer never came back
+THEIRS = cred("theirs", age=HOUR)  # created by another host or state store
+YOUNG_THEIRS = cred("young", age=5 * MINUTE)  # another store's, maybe still on its way to the consumer
+# Two stores on one push target: this one made FIRST, answered THEIRS1 with ANSWER 6 hours ago, and the
+# other store has since answered that with THEIRS2.
+FIRST = cred("first", age=40 * DAY)
+THEIRS1 = cred("theirs1", age=12 * HOUR)
+ANSWER = cred("answer", age=6 * HOUR)
+OLD_ANSWER = cred("answer", age=25 * HOUR)
+THEIRS2 = cred("theirs2", age=HOUR)
+ROOMY = Policy(max_credentials=6)  # enough that the cap decides nothing
+ANSWERED = (*made_here(FIRST), *made_here(ANSWER, reason=Reason.FOREIGN_CREDENTIAL))
 
 CASES: dict[str, Case] = {
     # --- rotate because nothing is in use -------------------------------------------------------
@@ -82,10 +117,10 @@ CASES: dict[str, Case] = {
         [CUR], [keyvault("gone", recorded=("cur",))], ["create no_credential_in_use"]
     ),
     "lost receipts leave a credential the consumer may hold: it is kept and a new one is created": Case(
-        [CUR], [push(None)], ["create no_receipt"]
+        [CUR], [push(None)], ["create no_receipt supersedes cur"]
     ),
     "lost receipts keep even an old managed credential no other sink recorded": Case(
-        [OLD, CUR], [keyvault(None), push(None)], ["create no_receipt"]
+        [OLD, CUR], [keyvault(None), push(None)], ["create no_receipt supersedes cur old"]
     ),
     "lost receipts with only expired credentials on the app are no reason to name the receipt": Case(
         [EXPIRED_OLD], [push(None)], ["create no_credential_in_use"]
@@ -175,6 +210,9 @@ CASES: dict[str, Case] = {
     "a push sink holding nothing known is re-synced from Key Vault": Case(
         [CUR], [keyvault("cur"), push(None)], ["resync sink_lags cur to push from keyvault"]
     ),
+    "a push sink without a receipt re-synced from Key Vault records what it may have held before": Case(
+        [OLD, CUR, HAND], [keyvault("cur"), push(None)], ["resync sink_lags cur to push from keyvault supersedes old"]
+    ),
     "a pending receipt for the key Key Vault holds is re-pushed from Key Vault": Case(
         [CUR], [keyvault("cur"), push("cur", pending=True)], ["resync pending_resync cur to push from keyvault"]
     ),
@@ -203,19 +241,141 @@ CASES: dict[str, Case] = {
     ),
     "a managed credential no sink recorded is no orphan while a push sink has no receipt": Case(
         [CUR, cred("theirs", age=2 * HOUR)], [keyvault("cur"), push(None)],
-        ["resync sink_lags cur to push from keyvault"],
+        ["resync sink_lags cur to push from keyvault supersedes theirs"],
     ),
     "an expired managed credential is no orphan while a push sink has no receipt either": Case(
         [EXPIRED_OLD, CUR], [keyvault("cur"), push(None)], ["resync sink_lags cur to push from keyvault"]
     ),
     "one push sink without a receipt keeps every credential although another push sink has one": Case(
         [CUR, cred("maybe", age=2 * HOUR)], [push("cur"), push(None, sink="other-push")],
-        ["create sink_lags_unreadable"],
+        ["create sink_lags_unreadable supersedes cur maybe"],
     ),
     "a credential only a pending receipt recorded is no orphan": Case(
         [CUR, cred("sent", age=2 * HOUR)],
         [keyvault("cur", held_for=HOUR), push("cur", held_for=HOUR, recorded=("sent",))],
         [],
+    ),
+    # --- whose credential: this store's intents, another host's or state store's -----------------
+    "a credential this store set out to create and no sink recorded is an orphan (its answer was lost)": Case(
+        [CUR, LOST], [push("cur")], ["retire orphan lost"], intents=made_here(CUR, LOST)
+    ),
+    "a credential another state store created is no orphan: a push-only target answers it with a new secret": Case(
+        [CUR, THEIRS], [push("cur")], ["create foreign_credential supersedes theirs"], intents=made_here(CUR)
+    ),
+    "with Key Vault, a push sink that may hold another store's credential is re-sent what Key Vault holds": Case(
+        [CUR, THEIRS], [keyvault("cur"), push("cur")],
+        ["resync foreign_credential cur to push from keyvault supersedes theirs"], intents=made_here(CUR),
+    ),
+    "another store's credential that Key Vault recorded is superseded like any other: its tags are shared": Case(
+        [THEIRS, CUR], [keyvault("cur", recorded=("theirs",)), push("cur")], ["retire superseded theirs"],
+        intents=made_here(CUR),
+    ),
+    "on a Key-Vault-only target a credential no sink recorded is an orphan whoever made it": Case(
+        [CUR, THEIRS], [keyvault("cur")], ["retire orphan theirs"], intents=()
+    ),
+    "another store's credential within in_flight_timeout is waited for, and kept": Case(
+        [CUR, YOUNG_THEIRS], [push("cur")], [], intents=made_here(CUR)
+    ),
+    "what this store recorded before its last push goes after the grace period, another store's secret or not": Case(
+        [OLD, CUR, YOUNG_THEIRS], [push("cur", recorded=("old",))], ["retire superseded old"],
+        intents=made_here(OLD, CUR),
+    ),
+    "this store's own lost answer goes as an orphan, another store's secret or not": Case(
+        [CUR, LOST, THEIRS], [keyvault("cur"), push("cur")],
+        ["resync foreign_credential cur to push from keyvault supersedes theirs", "retire orphan lost"],
+        intents=made_here(CUR, LOST),
+    ),
+    "another store's secret is never retired, not even with retire_unmanaged": Case(
+        [CUR, THEIRS], [keyvault("cur"), push("cur")],
+        ["resync foreign_credential cur to push from keyvault supersedes theirs"], intents=made_here(CUR),
+        policy=Policy(retire_unmanaged=True),
+    ),
+    "a renewal while another store's credential is in flight does not record that one as superseded": Case(
+        [DUE, YOUNG_THEIRS], [push("cur")], ["create renewal_due"], intents=made_here(DUE)
+    ),
+    "an expired credential no sink recorded goes as an orphan whoever made it: it authenticates no one": Case(
+        [CUR, cred("dead", age=100 * DAY)], [push("cur")], ["retire orphan dead"], intents=made_here(CUR)
+    ),
+    "a pending receipt and another store's credential: the repair records that one as superseded": Case(
+        [CUR, THEIRS], [push("cur", pending=True)], ["create pending_unconfirmed supersedes theirs"],
+        intents=made_here(CUR),
+    ),
+    "a receipt naming a removed key and another store's credential: that one is answered": Case(
+        [THEIRS], [push("gone", recorded=("old",))], ["create foreign_credential supersedes theirs"], intents=()
+    ),
+    "a credential named like this store's, in the same second, is another store's when this one was recorded": Case(
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["create foreign_credential supersedes twin"],
+        intents=made_here(cred("cur", age=HOUR)),
+    ),
+    "two credentials this store made within one second are both its own: the unrecorded one is an orphan": Case(
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["retire orphan twin"],
+        intents=made_here(cred("cur", age=HOUR), cred("twin", age=HOUR)),
+    ),
+    "so is one whose answer was lost, when the other of that name is this store's by its key id": Case(
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["retire orphan twin"],
+        intents=(*made_here(cred("cur", age=HOUR)), *lost_answers(cred("twin", age=HOUR))),
+    ),
+    "a lost answer's name claims its credential however long ago it was": Case(
+        [CUR, cred("lost", age=DAY)], [push("cur")], ["retire orphan lost"],
+        intents=(*made_here(CUR), *lost_answers(cred("lost", age=DAY))),
+    ),
+    "an intent addPassword refused claims nothing: a credential of its name is another store's": Case(
+        [CUR, THEIRS], [push("cur")], ["create foreign_credential supersedes theirs"],
+        intents=(*made_here(CUR), replace(lost_answers(THEIRS)[0], refused=True)),
+    ),
+    "another store's credential named like this store's is never claimed, even when this store's is gone": Case(
+        [cred("twin", age=HOUR), CUR], [push("cur")], ["create foreign_credential supersedes twin"],
+        intents=(*made_here(CUR), Intent(str(cred("x", age=HOUR).display_name), NOW - HOUR, "forced", "retired")),
+    ),
+    "an intent whose name two unrecorded credentials carry proves neither is this store's lost answer": Case(
+        [CUR, cred("a", age=HOUR), cred("b", age=HOUR)], [push("cur")],
+        ["create foreign_credential supersedes a b"], intents=(*made_here(CUR), *lost_answers(cred("a", age=HOUR))),
+        policy=ROOMY,
+    ),
+    # --- an upgraded install: receipts, and no intent recorded yet ------------------------------
+    "an upgraded store whose receipts recorded every credential changes nothing": Case(
+        [OLD, CUR], [push("cur", held_for=HOUR, recorded=("old",))], [], intents=()
+    ),
+    "an upgraded store takes a managed credential no receipt recorded for another store's: one answer": Case(
+        [CUR, LOST], [push("cur")], ["create foreign_credential supersedes lost"], intents=()
+    ),
+    "after that answer the credential is recorded, and goes after the grace period like any superseded one": Case(
+        [CUR, LOST, cred("new", age=2 * DAY)], [push("new", held_for=DAY, recorded=("cur", "lost"))],
+        ["retire superseded cur", "retire superseded lost"], intents=made_here(cred("new", age=2 * DAY)),
+    ),
+    # --- two state stores that both keep rotating one push target --------------------------------
+    "another store's credential made after this store's answer, within the grace period, blocks the answer": Case(
+        [FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
+        ["blocked competing_state_store"], intents=ANSWERED,
+    ),
+    "so does one made after this store's answer to a lost receipt": Case(
+        [FIRST, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first",))],
+        ["blocked competing_state_store"], intents=made_here(ANSWER, reason=Reason.NO_RECEIPT),
+    ),
+    "once this store's answer is older than the grace period, it answers again": Case(
+        [FIRST, THEIRS1, OLD_ANSWER, THEIRS2], [push("answer", held_for=DAY, recorded=("first", "theirs1"))],
+        ["create foreign_credential supersedes theirs2", "retire superseded first after rotation",
+         "retire superseded theirs1 after rotation"], policy=ROOMY,
+        intents=(*made_here(FIRST), *made_here(OLD_ANSWER, reason=Reason.FOREIGN_CREDENTIAL)),
+    ),
+    "a credential another store made before this store's answer is answered, not blocked": Case(
+        [FIRST, ANSWER, cred("theirs2", age=7 * HOUR)],
+        [push("answer", held_for=6 * HOUR, recorded=("first",))],
+        ["create foreign_credential supersedes theirs2"], intents=ANSWERED, policy=ROOMY,
+    ),
+    "an answer this store tried after its last one, and addPassword refused, changes nothing: blocked": Case(
+        [FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
+        ["blocked competing_state_store"],
+        intents=(*ANSWERED, Intent("secret-rotator 2025-06-01T11:30:00Z", NOW - 30 * MINUTE, "renewal_due",
+                                   refused=True)),
+    ),
+    "after a renewal of its own, another store's credential is answered, not blocked": Case(
+        [FIRST, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first",))],
+        ["create foreign_credential supersedes theirs2"], intents=made_here(FIRST, ANSWER), policy=ROOMY,
+    ),
+    "a push sink last given a secret that is gone gets a new one, even right after an answer": Case(
+        [THEIRS1, THEIRS2], [push("answer", recorded=("first",))],
+        ["create foreign_credential supersedes theirs1 theirs2"], intents=ANSWERED,
     ),
     # --- superseded ------------------------------------------------------------------------------
     "a superseded credential within the grace period is kept": Case(
@@ -348,8 +508,7 @@ CASES: dict[str, Case] = {
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_plan(case: Case) -> None:
-    actions = plan(NOW, case.credentials, case.holdings, case.policy, case.flags)
-    assert [describe(a) for a in actions] == case.expected
+    assert [describe(a) for a in case.plan()] == case.expected
 
 
 def test_the_table_covers_every_kind_and_reason() -> None:
@@ -360,7 +519,7 @@ def test_the_table_covers_every_kind_and_reason() -> None:
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_every_action_says_why_in_words(case: Case) -> None:
-    for action in plan(NOW, case.credentials, case.holdings, case.policy, case.flags):
+    for action in case.plan():
         assert action.message.strip()
 
 
@@ -405,6 +564,22 @@ MESSAGES = {
         Case([HAND, HAND2, OLD, cred("sent", age=HOUR)], [push("sent", pending=True, recorded=("old",))], []),
         "see the runbook, 'push never confirmed, no room'",
     ),
+    "an answer to another store's credential says who may hold what": (
+        Case([CUR, THEIRS], [push("cur")], [], intents=made_here(CUR)),
+        "theirs (hint the…) created by another host or state store: push may hold it",
+    ),
+    "a re-sync because of another store's credential says so": (
+        Case([CUR, THEIRS], [keyvault("cur"), push("cur")], [], intents=made_here(CUR)),
+        "push may hold theirs (hint the…), created by another host or state store, although its receipt says",
+    ),
+    "an answer blocked by another store's answer says to share one state store": (
+        Case([FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR)], [], intents=ANSWERED),
+        "two rotators with separate state stores keep rotating this target. Give them one shared state store",
+    ),
+    "an answer blocked by another store's answer says when this store answers again": (
+        Case([FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR)], [], intents=ANSWERED),
+        "foreign_credential, 6h ago",
+    ),
     "a re-sync names the sink it copies from": (
         Case([CUR], [keyvault("cur"), push(None)], []),
         "re-send cur (hint cur…) from keyvault",
@@ -414,7 +589,7 @@ MESSAGES = {
 
 @pytest.mark.parametrize(("case", "fragment"), MESSAGES.values(), ids=MESSAGES.keys())
 def test_messages(case: Case, fragment: str) -> None:
-    messages = [a.message for a in plan(NOW, case.credentials, case.holdings, case.policy, case.flags)]
+    messages = [a.message for a in case.plan()]
     assert any(fragment in m for m in messages), messages
 
 
@@ -460,3 +635,61 @@ RENEWAL_TIMES = {
 @pytest.mark.parametrize(("credential", "policy", "expected"), RENEWAL_TIMES.values(), ids=RENEWAL_TIMES.keys())
 def test_renewal_time(credential: Credential, policy: Policy, expected: datetime | None) -> None:
     assert renewal_time(credential, policy) == expected
+
+
+NOTES = {
+    "a push sink without a receipt may hold any valid secret": (
+        Case([CUR, EXPIRED_OLD], [push(None)], []),
+        ["no receipt: push may hold any of these: cur (hint cur…); none of them is retired until it has held a "
+         "new secret for the grace period"],
+    ),
+    "a push sink may hold another store's credential": (
+        Case([CUR, THEIRS], [keyvault("cur"), push("cur")], [], intents=made_here(CUR)),
+        ["created by another host or state store: push may hold theirs (hint the…); kept until push has held a "
+         "newer secret for the grace period"],
+    ),
+    "another store's credential still in flight is waited for": (
+        Case([CUR, YOUNG_THEIRS], [push("cur")], [], intents=made_here(CUR)),
+        ["created by another host or state store: push may hold young (hint you…); kept until push has held a "
+         "newer secret for the grace period; young (hint you…) is younger than in_flight_timeout (15m): the pass "
+         "that made it may still be delivering it, so it is answered once it is older"],
+    ),
+    "a Key-Vault-only target has nothing to say about a credential no sink recorded": (
+        Case([CUR, THEIRS], [keyvault("cur")], [], intents=()), [],
+    ),
+    "this store's own lost answer is no note": (Case([CUR, LOST], [push("cur")], []), []),
+}
+
+
+@pytest.mark.parametrize(("case", "expected"), NOTES.values(), ids=NOTES.keys())
+def test_notes(case: Case, expected: list[str]) -> None:
+    intents = made_here(*case.credentials) if case.intents is None else case.intents
+    assert notes(NOW, case.credentials, case.holdings, case.policy, intents) == expected
+
+
+CLAIMS = {
+    "a lost answer claims the one credential of its name": (
+        [CUR, LOST], (*made_here(CUR), *lost_answers(LOST)), {"lost"},
+    ),
+    "one of two credentials named alike is claimed by key id, the other by the lost answer": (
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)],
+        (*made_here(cred("cur", age=HOUR)), *lost_answers(cred("twin", age=HOUR))), {"twin"},
+    ),
+    "two credentials of one name and one lost answer: neither is claimed": (
+        [cred("a", age=HOUR), cred("b", age=HOUR)], lost_answers(cred("a", age=HOUR)), set(),
+    ),
+    "two lost answers of one name claim both credentials of that name": (
+        [cred("a", age=HOUR), cred("b", age=HOUR)], lost_answers(cred("a", age=HOUR), cred("b", age=HOUR)),
+        {"a", "b"},
+    ),
+    "an intent with its key id claims nothing more": ([CUR, LOST], made_here(CUR), set()),
+    "a refused intent claims nothing": ([LOST], (replace(lost_answers(LOST)[0], refused=True),), set()),
+    "a lost answer whose credential never came to be claims nothing": ([CUR], lost_answers(LOST), set()),
+}
+
+
+@pytest.mark.parametrize(("credentials", "intents", "claimed"), CLAIMS.values(), ids=CLAIMS.keys())
+def test_claims(credentials: list[Credential], intents: tuple[Intent, ...], claimed: set[str]) -> None:
+    found = claims(credentials, intents)
+    assert {i.key_id for i in found} == claimed
+    assert all((i.name, i.at) in {(j.name, j.at) for j in intents if not j.key_id} for i in found)

@@ -1,4 +1,4 @@
-"""Invariants of the planner over random apps, sinks and policies (DESIGN.md I3 and I4)."""
+"""Invariants of the planner over random apps, sinks, intents and policies (DESIGN.md I3 and I4)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.model import Action, Credential, Flags, Holding, Kind, Policy, Reason, credential_name
-from service.policy import plan, renewal_time
+from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, credential_name
+from service.policy import claims, foreign, plan, renewal_time
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 MARKER = "secret-rotator"
@@ -95,15 +95,39 @@ def policies(draw: st.DrawFn) -> Policy:
     )
 
 
+@st.composite
+def intents(draw: st.DrawFn, creds: list[Credential]) -> tuple[Intent, ...]:
+    """What this state store set out to create: most managed credentials, some with the reason of an answer."""
+    reasons = st.sampled_from([Reason.RENEWAL_DUE, Reason.NO_RECEIPT, Reason.FOREIGN_CREDENTIAL, Reason.FORCED])
+    # Most with the key id addPassword answered; now and then the answer was lost.
+    made = [
+        Intent(str(c.display_name), c.start or NOW, draw(reasons).value, None if draw(rarely) else c.key_id)
+        for c in creds
+        if c.managed(MARKER) and draw(st.sampled_from([True, True, False]))
+    ]
+    # One addPassword refused (nothing came of it), now and then, named like some credential.
+    if creds and draw(rarely):
+        named = draw(st.sampled_from(creds))
+        made.append(Intent(str(named.display_name), named.start or NOW, draw(reasons).value, refused=True))
+    # One whose credential never came to be (addPassword refused), now and then.
+    if draw(rarely):
+        made.append(Intent(credential_name(MARKER, ago(draw(minutes))), ago(draw(minutes)), draw(reasons).value))
+    return tuple(made)
+
+
 @dataclass(frozen=True)
 class Scenario:
     credentials: list[Credential]
     holdings: list[Holding]
     policy: Policy
     flags: Flags
+    intents: tuple[Intent, ...] = ()
 
     def plan(self) -> list[Action]:
-        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags)
+        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags, self.intents)
+
+    def foreign(self) -> list[Credential]:
+        return foreign(NOW, self.credentials, self.holdings, self.policy, self.intents)
 
 
 @st.composite
@@ -115,6 +139,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         draw(policies()),
         # Operator flags are rare, as in life; with them every pass rotates and hides the other rules.
         Flags(force=draw(rarely), revoke_previous=draw(rarely)),
+        draw(intents(creds)),
     )
 
 
@@ -148,9 +173,17 @@ def a_retirement_after_the_rotation_follows_a_creation_and_only_revocations_need
 def nothing_is_retired_before_the_new_secret_is_everywhere_while_a_sink_may_hold_anything(
     s: Scenario, actions: list[Action]
 ) -> None:
+    strangers = {c.key_id for c in s.foreign()}
+    # Another store's secret, which a push sink may hold, goes only by --revoke-previous, once the new secret
+    # is in every sink (and then only when its own pass is surely over: older than in_flight_timeout).
+    for a in retirements(actions):
+        if a.key_id in strangers:
+            assert a.reason is Reason.REVOKED
+            assert a.after_rotation
     if all(h.known for h in s.holdings):
         return
-    assert all(a.after_rotation for a in retirements(actions))
+    # Only --revoke-previous's revocations, and they wait for the new secret to be in every sink.
+    assert all(a.after_rotation and a.reason is Reason.REVOKED for a in retirements(actions))
 
 
 def a_retirement_before_the_creation_only_makes_room_for_it(s: Scenario, actions: list[Action]) -> None:
@@ -161,6 +194,7 @@ def a_retirement_before_the_creation_only_makes_room_for_it(s: Scenario, actions
     if first:
         # Every one of them is of a credential no sink can hold, and no more go than the cap needs.
         assert all(h.known for h in s.holdings)
+        assert not {a.key_id for a in first} & {c.key_id for c in s.foreign()}
         spare = 0 if any(h.readable for h in s.holdings) else 1
         assert len(s.credentials) - len(first) + 1 + spare >= s.policy.max_credentials
 
@@ -181,11 +215,20 @@ def no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grac
 def no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s: Scenario, actions: list[Action]) -> None:
     by_id = {c.key_id: c for c in s.credentials}
     recorded = set().union(*(h.recorded for h in s.holdings))
+    known = {i.key_id for i in s.intents if i.key_id}
+    unclaimed = [c.display_name for c in s.credentials if c.key_id not in known]
+    lost = [i.name for i in s.intents if not i.key_id and not i.refused]
     for action in actions:
         if action.reason is Reason.ORPHAN:
             assert all(h.known for h in s.holdings), "an orphan needs every sink to say what it recorded"
             credential = by_id[action.key_id]
             assert credential.managed(MARKER)
+            if not all(h.readable for h in s.holdings):
+                # A push sink may hold what another state store created: only this store's own lost answer
+                # (its name an intent no other credential shares) or a dead secret is an orphan there.
+                name = credential.display_name
+                ours = credential.key_id in known or 0 < unclaimed.count(name) <= lost.count(name)
+                assert ours or credential.expired(NOW)
             assert action.key_id not in recorded
             assert credential.start is not None
             assert NOW - credential.start >= s.policy.in_flight_timeout
@@ -202,6 +245,43 @@ def an_unmanaged_credential_is_retired_only_when_the_config_says_so_or_it_leaked
             assert s.policy.retire_unmanaged or revoked
 
 
+def a_delivery_records_only_what_the_consumer_may_hold_and_never_what_may_still_be_in_flight(
+    s: Scenario, actions: list[Action]
+) -> None:
+    by_id = {c.key_id: c for c in s.credentials}
+    mine = {i.name for i in s.intents}
+    claimed = {i.key_id for i in (*s.intents, *claims(s.credentials, s.intents)) if i.key_id}
+    recorded = set().union(*(h.recorded for h in s.holdings)) | {h.key_id for h in s.holdings if h.key_id}
+    for action in actions:
+        if not action.supersedes:
+            continue
+        assert action.kind in (Kind.CREATE, Kind.RESYNC)
+        assert not all(h.readable for h in s.holdings), "a Key Vault holding is read back, never assumed"
+        for key_id in action.supersedes:
+            credential = by_id[key_id]
+            assert credential.managed(MARKER)
+            assert not credential.expired(NOW)
+            young = NOW - (credential.start or NOW) < s.policy.in_flight_timeout
+            # Recorded by a sink already, it adds nothing; another store's, it may still be on its way.
+            stranger = credential.display_name not in mine and key_id not in recorded and key_id not in claimed
+            assert not (young and stranger), "another store may still deliver it"
+
+
+def an_answer_is_blocked_only_right_after_this_stores_own_answer(s: Scenario, actions: list[Action]) -> None:
+    blocked = [a for a in actions if a.reason is Reason.COMPETING_STATE_STORE]
+    if not blocked:
+        return
+    assert [a.kind for a in actions] == [Kind.BLOCKED], "nothing is retired while in doubt"
+    last = max((i for i in s.intents if not i.refused), key=lambda i: i.at)
+    assert last.reason in (Reason.NO_RECEIPT, Reason.FOREIGN_CREDENTIAL)
+    assert NOW - last.at < s.policy.grace_period
+    assert any(c.start is not None and c.start > last.at for c in s.foreign())
+    on_app = {c.key_id for c in s.credentials}
+    assert all(h.key_id in on_app for h in s.holdings if not h.readable), "what it was last given still works"
+    assert not s.flags.force
+    assert not s.flags.revoke_previous
+
+
 @FAST
 @given(scenarios())
 def test_no_credential_is_removed_while_a_sink_holds_it_nor_before_its_time(s: Scenario) -> None:
@@ -213,6 +293,8 @@ def test_no_credential_is_removed_while_a_sink_holds_it_nor_before_its_time(s: S
     no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grace_period(s, actions)
     no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s, actions)
     an_unmanaged_credential_is_retired_only_when_the_config_says_so_or_it_leaked(s, actions)
+    a_delivery_records_only_what_the_consumer_may_hold_and_never_what_may_still_be_in_flight(s, actions)
+    an_answer_is_blocked_only_right_after_this_stores_own_answer(s, actions)
 
 
 @FAST
