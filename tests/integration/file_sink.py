@@ -63,7 +63,8 @@ class FileSink:
         return Holding(self.id, latest["key_id"], datetime.fromisoformat(latest["since"]), readable=True,
                        recorded=recorded)
 
-    async def write(self, credential: Credential, secret: Secret) -> None:
+    async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
+        # Read back like Key Vault: every version records its own key id, so `supersedes` is of no use here.
         versions = [*self._versions(), {"key_id": credential.key_id, "since": self._clock.now().isoformat(),
                                         "value": secret.reveal()}]
         partial = self._path.with_suffix(".partial")
