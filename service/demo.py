@@ -28,6 +28,7 @@ from typing import Any, TextIO
 import yaml
 
 from service import logs
+from service.catalogue import Event
 from service.config.document import Config
 from service.config.loading import load_config
 from service.demo_view import LogTail, Row, Screen, render_table, short, span
@@ -167,22 +168,22 @@ class Demo:
 
     def _describe(self, e: dict[str, Any]) -> str | None:
         name, key, reason = e.get("event"), short(e.get("key_id")), str(e.get("reason", "")).replace("_", " ")
-        if name == logs.CREDENTIAL_CREATED:
+        if name == Event.CREDENTIAL_CREATED:
             return f"created {key} ({reason}), valid for {span(LIFETIME)}"
-        if name == logs.CREDENTIAL_VERIFIED:
+        if name == Event.CREDENTIAL_VERIFIED:
             return (f"verified {key}: Entra gave it a token on attempt {e.get('attempts')}, after {e.get('seconds')}s "
                     f"(the replication delay is {span(REPLICATION_DELAY)})")
-        if name == logs.SINK_UPDATED and str(e.get("sink", "")).startswith("keyvault:"):
+        if name == Event.SINK_UPDATED and str(e.get("sink", "")).startswith("keyvault:"):
             return f"stored {key} in Key Vault: a new version tagged key-id={key}..."
-        if name == logs.SINK_UPDATED:
+        if name == Event.SINK_UPDATED:
             last = self.emu.receiver.deliveries[-1] if self.emu.receiver.deliveries else None
             signed_in = "and it signed in with it" if last and last.signin_ok else "but it could NOT sign in with it"
             return f"pushed {key} to Dime.Scheduler (Idempotency-Key {key}...), {signed_in}"
-        if name == logs.CREDENTIAL_RETIRED:
+        if name == Event.CREDENTIAL_RETIRED:
             return f"retired {key} ({reason})"
-        if name == logs.TARGET_HEALTHY:
+        if name == Event.TARGET_HEALTHY:
             return "healthy: nothing to do" + self._until(e.get("renew_at"), "; renewal due in")
-        if name == logs.ROTATION_FAILED:
+        if name == Event.ROTATION_FAILED:
             return f"FAILED ({reason}): {e.get('error')}"
         if "AADSTS7000215" in str(name):
             # azure-identity's warning for a token attempt with a secret Entra has not replicated yet.
@@ -276,10 +277,10 @@ class Demo:
         return since + GRACE + timedelta(seconds=1)
 
     def created(self, after: int = 0) -> list[dict[str, Any]]:
-        return [e for e in self.events[after:] if e.get("event") == logs.CREDENTIAL_CREATED]
+        return [e for e in self.events[after:] if e.get("event") == Event.CREDENTIAL_CREATED]
 
     def retired(self, key_id: str) -> dict[str, Any] | None:
-        return next((e for e in self.events if e.get("event") == logs.CREDENTIAL_RETIRED
+        return next((e for e in self.events if e.get("event") == Event.CREDENTIAL_RETIRED
                      and e.get("key_id") == key_id), None)
 
     # --- the story --------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ class Demo:
         return self._summary(first, second, remaining)
 
     def _summary(self, first: str | None, second: str | None, remaining: list[str]) -> list[str]:
-        verified = [e for e in self.events if e.get("event") == logs.CREDENTIAL_VERIFIED]
+        verified = [e for e in self.events if e.get("event") == Event.CREDENTIAL_VERIFIED]
         proof = f" (token on attempt {verified[0].get('attempts')}, {verified[0].get('seconds')}s)" if verified else ""
         return [
             f"adopted the hand-made secret {short(self.hand_made)} found untagged in Key Vault, without a forced "

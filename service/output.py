@@ -12,13 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from service import redact
+from service.clock import iso
 from service.errors import RemoteError, ServiceError
 from service.model import Action
 from service.reconcile import Outcome, TargetResult
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+from service.tables import table
 
 
 def _error(error: ServiceError | None) -> dict[str, Any] | None:
@@ -52,7 +50,7 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
                 "target": r.target,
                 "status": status,
                 "in_use": sorted(plan.in_use) if plan else [],
-                "renew_at": _iso(plan.renew_at) if plan else None,
+                "renew_at": iso(plan.renew_at) if plan else None,
                 "actions": [_action(a) for a in plan.actions] if plan else [],
                 "notes": list(plan.notes) if plan else [],
                 "error": _error(r.error),
@@ -70,22 +68,22 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
         if r.app is not None and r.plan is not None:
             plan = r.plan
             entry["app"] = {"object_id": r.app.object_id, "app_id": r.app.app_id, "display_name": r.app.display_name}
-            entry["renew_at"] = _iso(plan.renew_at)
+            entry["renew_at"] = iso(plan.renew_at)
             for c in sorted(r.app.credentials, key=lambda c: (c.end is None, c.end or now)):
                 entry["credentials"].append(
                     {
                         "key_id": c.key_id,
                         "display_name": c.display_name,
                         "managed": c.managed(r.marker),
-                        "start": _iso(c.start),
-                        "end": _iso(c.end),
+                        "start": iso(c.start),
+                        "end": iso(c.end),
                         "expires_in_days": round((c.end - now).total_seconds() / 86400, 1) if c.end else None,
                         "held_by": [h.sink for h in plan.holdings if h.key_id == c.key_id],
                         "in_use": c.key_id in plan.in_use,
                     }
                 )
             entry["sinks"] = [
-                {"sink": h.sink, "key_id": h.key_id, "since": _iso(h.since), "pending": h.pending,
+                {"sink": h.sink, "key_id": h.key_id, "since": iso(h.since), "pending": h.pending,
                  "readable": h.readable, "known": h.known}
                 for h in plan.holdings
             ]
@@ -96,11 +94,6 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
 
 def render_json(document: dict[str, Any]) -> str:
     return redact.scrub(json.dumps(document, indent=2))
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
 
 
 def render_plan_table(document: dict[str, Any]) -> str:
@@ -114,7 +107,7 @@ def render_plan_table(document: dict[str, Any]) -> str:
         rows += [["", a["kind"] + (" (after)" if a["after_rotation"] else ""), a["reason"], a["message"]]
                  for a in t["actions"]]
         if len(rows) > 1:
-            lines.extend(_table(rows))
+            lines.extend(table(rows))
         lines.extend(f"  note: {note}" for note in t["notes"])
     return redact.scrub("\n".join(lines))
 
@@ -138,7 +131,7 @@ def render_status_table(document: dict[str, Any]) -> str:
                     ", ".join(c["held_by"]) or "-",
                 ]
             )
-        lines.extend(_table(rows))
+        lines.extend(table(rows))
         for s in t["sinks"]:
             if not s["known"]:
                 lines.append(f"  sink {s['sink']}: unknown (no receipt)")

@@ -38,6 +38,12 @@ def renewal_time(credential: Credential, policy: Policy) -> datetime | None:
     return credential.end - before
 
 
+def lifetime_under(limit: timedelta) -> timedelta:
+    """The lifetime to ask for under a tenant's password lifetime ``limit``: a margin short of it, for the
+    clock skew between us and Graph, which measures from its own start time."""
+    return limit - min(timedelta(hours=1), limit / 10)
+
+
 def _describe(credential: Credential) -> str:
     hint = f" (hint {credential.hint}…)" if credential.hint else ""
     return f"{credential.key_id}{hint}"

@@ -47,11 +47,11 @@ from msgraph.graph_service_client import GraphServiceClient
 from service.adapters.entra import register_token
 from service.adapters.graph import credential_from_sdk, graph_read, translate
 from service.adapters.transport import AnswerRefused
-from service.bootstrap import Permission, Principal, Registration
 from service.config.clouds import Endpoints
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
+from service.model import Permission, Principal, Registration
 from service.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -102,7 +102,7 @@ def _required_resource_access(permissions: tuple[Permission, ...]) -> list[Requi
 
 
 class GraphAdmin:
-    """:class:`service.bootstrap.AppAdmin` over msgraph-sdk, for one tenant."""
+    """:class:`service.ports.AppAdmin` over msgraph-sdk, for one tenant."""
 
     def __init__(
         self,

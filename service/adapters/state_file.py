@@ -164,6 +164,9 @@ class FileStateStore:
         if not os.access(self._receipts, os.W_OK):
             raise ConfigError(f"state.path {self._path}: not writable by this user; fix its owner or mode")
 
+    async def close(self) -> None:
+        """Nothing to release: every file is closed after each read or write, every lock after its pass."""
+
     def _file(self, target: str) -> Path:
         return self._receipts / f"{target}.json"
 
@@ -262,6 +265,9 @@ class FileStateStore:
 
     @contextlib.asynccontextmanager
     async def lock(self, target: str) -> AsyncIterator[None]:
+        """An exclusive flock on ``locks/<target>.lock``: it excludes every pass over the target by any process
+        on this host that uses the same state directory (another store object, another `run`, a daemon);
+        released when the pass ends or its process dies. (Over NFS, flock is only as good as the server.)"""
         self._locks.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._locks / f"{target}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -21,6 +21,11 @@ from service.secret import Secret
 from service.sinks.registry import PassClients, SinkSettings, SinkTarget, register
 
 
+def vault_sink_id(vault_url: str, secret_name: str) -> str:
+    """The id of the sink that keeps a target's secret in ``secret_name`` of the vault at ``vault_url``."""
+    return f"keyvault:{vault_url}/{secret_name}"
+
+
 @register
 class KeyVaultSink(SinkSettings):
     position: ClassVar[int] = 10
@@ -46,7 +51,8 @@ class KeyVaultSink(SinkSettings):
         return value
 
     def sink_id(self) -> str:
-        return f"keyvault:{self.vault_url}/{self.secret_name}"
+        """``keyvault:<vault_url>/<secret_name>``."""
+        return vault_sink_id(self.vault_url, self.secret_name)
 
     def references(self) -> Iterator[tuple[str, SecretRef]]:
         return iter(())  # the rotator's own identity signs in to the vault
@@ -78,7 +84,7 @@ class VaultSink:
         self._name = name
         self._client_id = client_id
         self._marker = marker
-        self.id = f"keyvault:{vault_url}/{name}"
+        self.id = vault_sink_id(vault_url, name)
         self._versions: list[VaultVersion] = []
 
     async def read(self, app: App) -> Holding:

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator, model_validator
 
+from service.clock import iso
 from service.config.fields import Duration, PushUrl
 from service.config.references import SecretRef, SecretReference
 from service.errors import OutcomeUnknown, RemoteError
@@ -144,7 +145,7 @@ class PushSink:
         )
         body: dict[str, object] = dict(self._fields)
         if credential.end is not None:
-            body[self._names.get("expiresOn", "expiresOn")] = credential.end.strftime("%Y-%m-%dT%H:%M:%SZ")
+            body[self._names.get("expiresOn", "expiresOn")] = iso(credential.end)
         try:
             await self._pusher.push(body, secret, idempotency_key=credential.key_id)
         except OutcomeUnknown:

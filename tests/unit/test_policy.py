@@ -514,7 +514,8 @@ def test_plan(case: Case) -> None:
 def test_the_table_covers_every_kind_and_reason() -> None:
     said = " ".join(" ".join(case.expected) for case in CASES.values()).split()
     assert {str(k) for k in Kind} <= set(said)
-    assert {str(r) for r in Reason} <= set(said)
+    # compensation is apply's, never planned: a new secret no sink took is taken back (tests/integration/test_faults.py)
+    assert {str(r) for r in Reason if r is not Reason.COMPENSATION} <= set(said)
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
