@@ -1,7 +1,9 @@
 """What `plan` and `status` print: a readable table, or JSON for scripts.
 
 Both are built from gathered facts only (key ids, names, dates, sink ids): no secret value ever
-reaches them, and the rendered text passes the redactor anyway.
+reaches them, and the rendered text passes the redactor anyway. `status` alone shows each credential's
+hint (Graph's first three characters of its secret, as the portal shows them), so that an operator can
+match a secret they hold to its credential; `plan`, like the log, names credentials by key id only.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                 entry["credentials"].append(
                     {
                         "key_id": c.key_id,
+                        "hint": c.hint,  # status alone shows it: how the portal names a secret
                         "display_name": c.display_name,
                         "managed": c.managed(r.marker),
                         "start": iso(c.start),
@@ -122,11 +125,11 @@ def render_status_table(document: dict[str, Any]) -> str:
             lines.append(f"  unreadable ({t['error']['reason']}): {t['error']['message']}")
             lines.append(f"  hint: {t['error']['hint']}")
             continue
-        rows = [["", "KEY ID", "MANAGED", "EXPIRES", "DAYS", "HELD BY"]]
+        rows = [["", "KEY ID", "HINT", "MANAGED", "EXPIRES", "DAYS", "HELD BY"]]
         for c in t["credentials"]:
             rows.append(
                 [
-                    "", c["key_id"], "yes" if c["managed"] else "no", c["end"] or "never",
+                    "", c["key_id"], c["hint"] or "-", "yes" if c["managed"] else "no", c["end"] or "never",
                     "" if c["expires_in_days"] is None else f"{c['expires_in_days']:g}",
                     ", ".join(c["held_by"]) or "-",
                 ]

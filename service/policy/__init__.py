@@ -1,8 +1,9 @@
 """The pure decision: what one pass should do to one target, and why.
 
 ``plan(now, credentials, holdings, policy, flags, intents)`` reads nothing and writes nothing; time is an
-argument. It imports no adapter and no SDK. The rules are DESIGN.md's "rotation protocol", step 2, each a
-small named function (cert-manager's ``policies.Chain``):
+argument. It imports no adapter and no SDK. Its messages name credentials by key id alone: Graph's hint
+(a secret's first three characters) reaches `status` only, never `plan` output or a log line. The rules
+are DESIGN.md's "rotation protocol", step 2, each a small named function (cert-manager's ``policies.Chain``):
 
 - facts.py: what the rules read, worked out once (:class:`Facts`), and the small answers they share
   (renewal time, newest, in use, whose a credential is);

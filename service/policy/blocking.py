@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from service.durations import format_duration
 from service.model import Action, Kind, Reason
-from service.policy.facts import Facts, describe, rounded
+from service.policy.facts import Facts, rounded
 from service.policy.rotation import Why
 
 BlockRule = Callable[[Facts, Why, Sequence[Action]], Action | None]
@@ -64,7 +64,7 @@ def competing_state_store(facts: Facts, why: Why, retirements: Sequence[Action])
     return Action(
         Kind.BLOCKED,
         Reason.COMPETING_STATE_STORE,
-        f"{', '.join(describe(c) for c in later)} was created by another host or state store after this store "
+        f"{', '.join(c.key_id for c in later)} was created by another host or state store after this store "
         f"answered one it had not recorded ({last.reason}, {format_duration(rounded(facts.now - last.at))} ago): "
         "two rotators with separate state stores keep rotating this target. Give them one shared state store (the "
         "same state.path volume, or one state ConfigMap), or stop all but one. Nothing the push sinks may hold "

@@ -71,12 +71,6 @@ def recorded(credentials: Sequence[Credential], holdings: Sequence[Holding]) -> 
     return set().union(*(h.recorded for h in holdings)) | {h.key_id for h in holdings if h.key_id in on_app}
 
 
-def describe(credential: Credential) -> str:
-    """A credential as plan messages and notes name it."""
-    hint = f" (hint {credential.hint}…)" if credential.hint else ""
-    return f"{credential.key_id}{hint}"
-
-
 def age(now: datetime, credential: Credential) -> timedelta:
     """How long ago ``credential`` was created (forever, for one without a start date)."""
     return now - credential.start if credential.start is not None else timedelta.max

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from service.durations import format_duration
 from service.model import Credential, Holding, Intent, Policy
-from service.policy.facts import Facts, describe, may_be_held
+from service.policy.facts import Facts, may_be_held
 
 
 def notes(
@@ -20,7 +20,7 @@ def notes(
     """What `plan` and `status` must say that is no action: each push sink whose holding is unknown, or
     may be a credential another host or state store created."""
     facts = Facts.of(now, credentials, holdings, policy or Policy(), intents=intents)
-    live = ", ".join(describe(c) for c in may_be_held(now, credentials)) or "none is valid now"
+    live = ", ".join(c.key_id for c in may_be_held(now, credentials)) or "none is valid now"
     said = [
         f"no receipt: {h.sink} may hold any of these: {live}; none of them is retired until it has held a new "
         "secret for the grace period"
@@ -30,12 +30,12 @@ def notes(
     if facts.strangers:
         young = [c for c in facts.strangers if facts.in_flight(c)]
         wait = (
-            f"; {', '.join(describe(c) for c in young)} is younger than in_flight_timeout "
+            f"; {', '.join(c.key_id for c in young)} is younger than in_flight_timeout "
             f"({format_duration(facts.policy.in_flight_timeout)}): the pass that made it may still be delivering "
             "it, so it is answered once it is older"
             if young else ""
         )
-        described = ", ".join(describe(c) for c in facts.strangers)
+        described = ", ".join(c.key_id for c in facts.strangers)
         said += [
             f"created by another host or state store: {h.sink} may hold {described}; kept until {h.sink} has "
             f"held a newer secret for the grace period{wait}"

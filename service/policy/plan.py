@@ -14,7 +14,7 @@ from datetime import datetime
 
 from service.model import NO_FLAGS, Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason
 from service.policy.blocking import BLOCKING, room_needed
-from service.policy.facts import EARLIEST, Facts, describe, first, may_be_held
+from service.policy.facts import EARLIEST, Facts, first, may_be_held
 from service.policy.retirement import retirements, revocations
 from service.policy.rotation import ROTATION, Why, lagging, sources
 
@@ -76,7 +76,7 @@ def resyncs(facts: Facts) -> list[Action]:
         Action(
             Kind.RESYNC,
             lag.reason,
-            f"{lag.holding.sink} {lag.state}; re-send {describe(current)} from {found[0].sink}",
+            f"{lag.holding.sink} {lag.state}; re-send {current.key_id} from {found[0].sink}",
             key_id=current.key_id,
             sink=lag.holding.sink,
             source=found[0].sink,

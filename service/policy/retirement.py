@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from service.durations import format_duration
 from service.model import Action, Credential, Kind, Reason
-from service.policy.facts import Facts, describe, first, rounded
+from service.policy.facts import Facts, first, rounded
 
 RetireRule = Callable[[Facts, Credential], Action | None]
 
@@ -47,7 +47,7 @@ def orphan(facts: Facts, credential: Credential) -> Action | None:
     return Action(
         Kind.RETIRE,
         Reason.ORPHAN,
-        f"{describe(credential)}{_expired(facts, credential)} was created "
+        f"{credential.key_id}{_expired(facts, credential)} was created "
         f"{format_duration(rounded(facts.age(credential)))} ago and no sink ever recorded it",
         key_id=credential.key_id,
     )
@@ -63,7 +63,7 @@ def superseded(facts: Facts, credential: Credential) -> Action | None:
     return Action(
         Kind.RETIRE,
         Reason.SUPERSEDED,
-        f"{describe(credential)}{_expired(facts, credential)} is superseded and every sink has held its successor "
+        f"{credential.key_id}{_expired(facts, credential)} is superseded and every sink has held its successor "
         f"for at least {format_duration(facts.policy.grace_period)}",
         key_id=credential.key_id,
     )
@@ -104,7 +104,7 @@ def revoked(facts: Facts, credential: Credential) -> Action | None:
     return Action(
         Kind.RETIRE,
         Reason.REVOKED,
-        f"revoke {describe(credential)} once the new secret is in every sink",
+        f"revoke {credential.key_id} once the new secret is in every sink",
         key_id=credential.key_id,
         after_rotation=True,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from service.model import Credential, Holding, Reason
-from service.policy.facts import Facts, describe, may_be_held
+from service.policy.facts import Facts, may_be_held
 
 
 class Why(NamedTuple):
@@ -31,7 +31,7 @@ def foreign_why(facts: Facts, strangers: Sequence[Credential], state: str) -> st
     """Why another store's credential is answered with a new secret: who made it, who may hold it."""
     sinks = ", ".join(h.sink for h in facts.holdings if not h.readable)
     return (
-        f"{', '.join(describe(c) for c in strangers)} created by another host or state store: {sinks} may hold "
+        f"{', '.join(c.key_id for c in strangers)} created by another host or state store: {sinks} may hold "
         f"it ({state}): give it a new secret it is known to hold, and keep the others until it has held that one "
         "for the grace period"
     )
@@ -104,8 +104,8 @@ def renewal_due(facts: Facts) -> Why | None:
     if current is None or renew_at is None or renew_at > facts.now:
         return None
     if current.expired(facts.now):
-        return Why(Reason.RENEWAL_DUE, f"{describe(current)} expired at {current.end:%Y-%m-%d %H:%M}Z")
-    return Why(Reason.RENEWAL_DUE, f"{describe(current)} was due for renewal at {renew_at:%Y-%m-%d %H:%M}Z")
+        return Why(Reason.RENEWAL_DUE, f"{current.key_id} expired at {current.end:%Y-%m-%d %H:%M}Z")
+    return Why(Reason.RENEWAL_DUE, f"{current.key_id} was due for renewal at {renew_at:%Y-%m-%d %H:%M}Z")
 
 
 ROTATION: tuple[Rule, ...] = (
@@ -153,7 +153,7 @@ def lagging(facts: Facts) -> list[Lag]:
         elif key != current.key_id:
             lags.append(Lag(h, Reason.SINK_LAGS, f"holds {key or 'nothing known'}"))
         else:
-            state = (f"may hold {', '.join(describe(c) for c in facts.answerable)}, created by another host or state "
+            state = (f"may hold {', '.join(c.key_id for c in facts.answerable)}, created by another host or state "
                      "store, although its receipt says it holds " + current.key_id)
             lags.append(Lag(h, Reason.FOREIGN_CREDENTIAL, state))
     return lags

@@ -545,6 +545,15 @@ def test_every_action_says_why_in_words(case: Case) -> None:
             assert "max_credentials" in message or "state store" in message, f"says what would unblock it: {message!r}"
 
 
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_no_message_or_note_carries_a_hint(case: Case) -> None:
+    """Graph's hint is a secret's first three characters: `plan` and the log name credentials by key id."""
+    canary = replace(case, credentials=[replace(c, hint="~Z~") for c in case.credentials])
+    intents = made_here(*canary.credentials) if canary.intents is None else canary.intents
+    said = [a.message for a in canary.plan()] + notes(NOW, canary.credentials, canary.holdings, canary.policy, intents)
+    assert not [text for text in said if "~Z~" in text]
+
+
 # --- each rule on its own ----------------------------------------------------------------------------
 
 
@@ -810,11 +819,11 @@ MESSAGES = {
     ),
     "an answer to another store's credential says who may hold what": (
         Case([CUR, THEIRS], [push("cur")], [], intents=made_here(CUR)),
-        "theirs (hint the…) created by another host or state store: push may hold it",
+        "theirs created by another host or state store: push may hold it",
     ),
     "a re-sync because of another store's credential says so": (
         Case([CUR, THEIRS], [keyvault("cur"), push("cur")], [], intents=made_here(CUR)),
-        "push may hold theirs (hint the…), created by another host or state store, although its receipt says",
+        "push may hold theirs, created by another host or state store, although its receipt says",
     ),
     "an answer blocked by another store's answer says to share one state store": (
         Case([FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR)], [], intents=ANSWERED),
@@ -826,7 +835,7 @@ MESSAGES = {
     ),
     "a re-sync names the sink it copies from": (
         Case([CUR], [keyvault("cur"), push(None)], []),
-        "re-send cur (hint cur…) from keyvault",
+        "re-send cur from keyvault",
     ),
 }
 
@@ -884,18 +893,18 @@ def test_renewal_time(credential: Credential, policy: Policy, expected: datetime
 NOTES = {
     "a push sink without a receipt may hold any valid secret": (
         Case([CUR, EXPIRED_OLD], [push(None)], []),
-        ["no receipt: push may hold any of these: cur (hint cur…); none of them is retired until it has held a "
+        ["no receipt: push may hold any of these: cur; none of them is retired until it has held a "
          "new secret for the grace period"],
     ),
     "a push sink may hold another store's credential": (
         Case([CUR, THEIRS], [keyvault("cur"), push("cur")], [], intents=made_here(CUR)),
-        ["created by another host or state store: push may hold theirs (hint the…); kept until push has held a "
+        ["created by another host or state store: push may hold theirs; kept until push has held a "
          "newer secret for the grace period"],
     ),
     "another store's credential still in flight is waited for": (
         Case([CUR, YOUNG_THEIRS], [push("cur")], [], intents=made_here(CUR)),
-        ["created by another host or state store: push may hold young (hint you…); kept until push has held a "
-         "newer secret for the grace period; young (hint you…) is younger than in_flight_timeout (15m): the pass "
+        ["created by another host or state store: push may hold young; kept until push has held a "
+         "newer secret for the grace period; young is younger than in_flight_timeout (15m): the pass "
          "that made it may still be delivering it, so it is answered once it is older"],
     ),
     "a Key-Vault-only target has nothing to say about a credential no sink recorded": (
