@@ -163,6 +163,8 @@ async def gather(request: Request, admin: AppAdmin, vault: Vault | None) -> Fact
 
 
 class StepKind(StrEnum):
+    """What a bootstrap step makes; its value is how the step is named in output."""
+
     APPLICATION = "application"
     APP_SETTINGS = "app settings"
     SERVICE_PRINCIPAL = "service principal"
@@ -172,6 +174,8 @@ class StepKind(StrEnum):
 
 
 class Change(StrEnum):
+    """What a step would change."""
+
     CREATE = "create"
     UPDATE = "update"
     NONE = "none"  # already as asked
@@ -180,6 +184,8 @@ class Change(StrEnum):
 
 @dataclass(frozen=True)
 class Step:
+    """One planned step: what it makes, whether it changes anything, in words."""
+
     kind: StepKind
     change: Change
     message: str
@@ -187,6 +193,7 @@ class Step:
 
     @property
     def title(self) -> str:
+        """The step's name in output (``admin consent: User.Read.All``)."""
         return f"{self.kind.value}: {self.role}" if self.role else self.kind.value
 
 
@@ -290,6 +297,8 @@ def plan(request: Request, facts: Facts) -> list[Step]:
 
 
 class Status(StrEnum):
+    """How a step ended (or, with --dry-run, would end)."""
+
     CREATED = "created"
     UPDATED = "updated"
     PRESENT = "present"
@@ -302,6 +311,8 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class StepResult:
+    """One step as it ended, with what it made or why it failed."""
+
     step: Step
     status: Status
     detail: str
@@ -347,6 +358,10 @@ def needs(error: ServiceError, kind: StepKind | None) -> str:
 
 @dataclass
 class Outcome:
+    """What a bootstrap run did: each step's result, the app and principal as they are now, the secret it
+    issued, the error that stopped it.
+    """
+
     request: Request
     results: list[StepResult]
     app: Registration | None

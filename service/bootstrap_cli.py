@@ -71,6 +71,8 @@ class _ConfigView(BaseModel):
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything bootstrap needs from its command line and config: the request, the cloud, who signs in."""
+
     request: Request
     cloud: Endpoints
     identity: IdentityConfig  # unused with --device-code
@@ -280,6 +282,7 @@ def _reveal(text: str, outcome: Outcome, quote: bool) -> str:
 
 
 def render_json(outcome: Outcome) -> str:
+    """The outcome as JSON; the secret value, when it is to be shown once, in place of its placeholder."""
     return _reveal(json.dumps(document(outcome), indent=2), outcome, quote=True)
 
 
@@ -300,6 +303,7 @@ def _snippet_text(outcome: Outcome) -> str:
 
 
 def render_table(outcome: Outcome) -> str:
+    """The outcome for a person: each step, the ids, the secret once (or where it is stored), the config snippet."""
     request, app = outcome.request, outcome.app
     title = "would be done" if outcome.dry_run else "failed" if outcome.error else "done"
     lines = [f"bootstrap of {request.name!r} in tenant {request.tenant_id} ({title}):", ""]
@@ -336,6 +340,7 @@ def render_table(outcome: Outcome) -> str:
 
 
 def render_error(outcome: Outcome) -> str:
+    """What stopped bootstrap, what it needs, what was already made, and the hint (scrubbed)."""
     error = outcome.error
     assert error is not None
     lines = [f"secret-rotator: bootstrap failed: {error}"]

@@ -298,6 +298,7 @@ def _command_at(argv: Sequence[str]) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``secret-rotator ARGV``: run the command and return its exit code (0, 1 or 2; 130 on Ctrl-C)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     at = _command_at(argv)
     if at is not None and argv[at] == "emulator":

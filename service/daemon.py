@@ -60,6 +60,7 @@ class PassReport:
     @classmethod
     def of(cls, started_at: datetime, finished_at: datetime, seconds: float,
            results: Sequence[TargetResult]) -> PassReport:
+        """The report of a pass that ran: its outcome counts and each failed target's reason."""
         counts = count_outcomes(results)
         failures = {r.target: r.error.reason.value if r.error else FailureReason.UNEXPECTED.value
                     for r in results if r.outcome is Outcome.FAILED}
@@ -67,9 +68,11 @@ class PassReport:
 
     @property
     def failed_everywhere(self) -> bool:
+        """The pass could not run, or every target failed: the daemon is not doing its job."""
         return self.error is not None or (bool(self.failures) and len(self.failures) == sum(self.counts.values()))
 
     def to_json(self) -> dict[str, Any]:
+        """The report as the probes show it."""
         return {
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
@@ -118,10 +121,12 @@ class Daemon:
 
     @property
     def url(self) -> str:
+        """Where a client on this host reaches the probe server."""
         return self._server.url
 
     @property
     def last_pass(self) -> PassReport | None:
+        """How the last pass ended; None before the first one has."""
         return self._last
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -188,6 +193,7 @@ class Daemon:
 
     @property
     def passes(self) -> int:
+        """How many passes have finished."""
         return self._passes
 
     # --- passes ----------------------------------------------------------------------------------
@@ -247,9 +253,13 @@ class Daemon:
         }
 
     def liveness(self) -> dict[str, Any]:
+        """:meth:`service.http_endpoints.StatusSource.liveness`."""
         return {"status": "alive", **self._status()}
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """:meth:`service.http_endpoints.StatusSource.readiness`: not ready while shutting down, before the first
+        pass has finished, or when the last pass failed everywhere.
+        """
         last = self._last
         if self._stopping:
             why: str | None = "shutting down"

@@ -52,6 +52,7 @@ class Row:
 
 
 def render_table(rows: list[Row], now: datetime) -> list[str]:
+    """The demo's credentials table at ``now``: one line per credential, what each consumer holds of it."""
     header = ["KEY ID", "DISPLAY NAME", "MANAGED", "EXPIRES", "KEY VAULT", "DIME.SCHEDULER", "STATE"]
     cells = [header]
     for row in rows:
@@ -145,6 +146,7 @@ class LogTail:
         self._offset = 0
 
     def read(self) -> list[dict[str, Any]]:
+        """The complete lines appended since the last read, parsed (a line being written waits for the next)."""
         with self._path.open("rb") as handle:
             handle.seek(self._offset)
             data = handle.read()

@@ -53,6 +53,7 @@ class ServiceError(Exception):
 
     @property
     def message(self) -> str:
+        """The message without the service and target prefix (:meth:`RemoteError.__str__` adds them)."""
         return str(self.args[0]) if self.args else ""
 
 

@@ -37,6 +37,8 @@ from service.catalogue import Event
 
 
 class StatusSource(Protocol):
+    """What the probe endpoints ask: the daemon, as :class:`service.daemon.Daemon` answers."""
+
     def liveness(self) -> dict[str, Any]:
         """The body of ``/healthz``; answering at all is what proves the event loop runs."""
         ...
@@ -144,6 +146,7 @@ class HttpServer:
         return self._open
 
     async def start(self) -> None:
+        """Listen on the host and port; :attr:`address` is where it listens (port 0: the one it got)."""
         self._server = await asyncio.start_server(
             self._serve, self._host, self._port, limit=self.limits.max_head_bytes, backlog=self.limits.backlog,
         )
@@ -151,6 +154,7 @@ class HttpServer:
         self.address = (str(bound[0]), int(bound[1]))
 
     async def stop(self) -> None:
+        """Stop listening and drop every open connection."""
         if self._server is None:
             return
         self._server.close()

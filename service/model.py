@@ -54,6 +54,7 @@ class Credential:
         return parse_credential_name(self.display_name, marker) is not None
 
     def expired(self, now: datetime) -> bool:
+        """Its end date has passed (a credential without one never expires)."""
         return self.end is not None and self.end <= now
 
 
@@ -67,6 +68,7 @@ class App:
     credentials: tuple[Credential, ...]
 
     def credential(self, key_id: str | None) -> Credential | None:
+        """The credential with this key id, if the app has it."""
         return next((c for c in self.credentials if c.key_id == key_id), None)
 
 
@@ -118,6 +120,8 @@ class Intent:
 
 
 class Kind(StrEnum):
+    """What an action does."""
+
     CREATE = "create"
     RESYNC = "resync"
     RETIRE = "retire"
@@ -188,6 +192,7 @@ class Plan:
 
     @property
     def healthy(self) -> bool:
+        """Nothing to do."""
         return not self.actions
 
 

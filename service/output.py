@@ -43,6 +43,7 @@ def _action(action: Action) -> dict[str, Any]:
 
 
 def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
+    """`plan --output json`: per target its status, what is in use, when it renews, the actions and notes."""
     targets = []
     for r in results:
         plan = r.plan
@@ -62,6 +63,7 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
 
 
 def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str, Any]:
+    """`status --output json`: per target the app, each credential (with its hint), what each sink holds."""
     targets = []
     for r in results:
         entry: dict[str, Any] = {
@@ -96,10 +98,12 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
 
 
 def render_json(document: dict[str, Any]) -> str:
+    """A document as indented JSON, scrubbed."""
     return redact.scrub(json.dumps(document, indent=2))
 
 
 def render_plan_table(document: dict[str, Any]) -> str:
+    """`plan`'s document for a person: one block per target, its actions as a table, its notes."""
     lines: list[str] = []
     for t in document["targets"]:
         lines.append(f"{t['target']}: {t['status']}" + (f" (renews at {t['renew_at']})" if t["renew_at"] else ""))
@@ -116,6 +120,7 @@ def render_plan_table(document: dict[str, Any]) -> str:
 
 
 def render_status_table(document: dict[str, Any]) -> str:
+    """`status`'s document for a person: one block per target, its credentials as a table, its sinks."""
     lines: list[str] = []
     for t in document["targets"]:
         app = t.get("app")

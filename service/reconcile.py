@@ -118,6 +118,8 @@ class VerifyBackoff:
 
 
 class Engine:
+    """gather -> plan -> apply for each target of a pass, on the adapters of its :class:`TargetContext`."""
+
     def __init__(
         self,
         clock: Clock,
@@ -192,6 +194,10 @@ class Engine:
     # --- one target ------------------------------------------------------------------------------
 
     async def reconcile_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
+        """One target's pass under the store's lock: gather, plan, record claims, apply; report how it ended.
+
+        Never raises: a failure (a bug included) ends as a FAILED result with one ``rotation.failed``.
+        """
         log = logs.get_logger(target=ctx.name)
         result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:

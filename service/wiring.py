@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 
 def build_store(state: StateConfig) -> StateStore:
+    """The state store the config names; ConfigError when a file store's directory cannot be used."""
     if state.backend == "kubernetes":
         from service.adapters.state_kubernetes import KubernetesStateStore
 
@@ -140,6 +141,7 @@ class PassResources:
         return HttpPusher(self._session, request, self.retry, self.metrics)
 
     def context(self, target: Target) -> TargetContext:
+        """The target with the pass's clients: its directory, the verifier, its sinks built by their types."""
         identity = self.config.identity(target)
         policy = self.config.policy(target)
         clients = _TargetClients(self, identity, target.tenant_id)

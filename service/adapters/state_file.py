@@ -36,6 +36,7 @@ MAX_RECEIPTS_BYTES = 1 * MIB
 
 
 def encode_receipt(receipt: Receipt) -> dict[str, Any]:
+    """A receipt's JSON form (the inverse of :func:`decode_receipt`)."""
     return {
         "key_id": receipt.key_id,
         "status": receipt.status,
@@ -113,6 +114,7 @@ def decode_intents(text: bytes | str) -> tuple[Intent, ...]:
 
 
 def encode_intents(intents: tuple[Intent, ...]) -> str:
+    """A target's intents document, the inverse of :func:`decode_intents`."""
     entries = [
         {"name": i.name, "at": i.at.isoformat(), "reason": i.reason, **({"key_id": i.key_id} if i.key_id else {}),
          **({"refused": True} if i.refused else {})}

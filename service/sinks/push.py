@@ -63,6 +63,7 @@ class PushSettings(SinkSettings):
         return self
 
     def sink_id(self) -> str:
+        """``<type>:<url>`` (the URL never carries a query: secret parameters are in ``query:``)."""
         return f"{self.type_name()}:{self.url}"
 
     def query_references(self) -> Iterator[tuple[str, SecretRef]]:
@@ -131,6 +132,9 @@ class PushSink:
         )
 
     async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
+        """:meth:`service.ports.Sink.write`: a pending receipt, the POST, then the receipt held. A refused push
+        puts the receipt before it back; one whose answer was lost leaves it pending.
+        """
         before = await self._store.get(self._target, self.id)
         # `supersedes`: what the consumer may have been given by a pass whose receipt we never saw (receipts
         # lost, another state store). Recorded as handed out, later passes treat them as superseded (gone
@@ -158,4 +162,5 @@ class PushSink:
         await self._store.put(self._target, self.id, Receipt(credential.key_id, "held", self._clock.now(), history))
 
     async def read_secret(self, key_id: str) -> Secret:
+        """Never: a push endpoint cannot be read back (NotImplementedError)."""
         raise NotImplementedError("a push endpoint cannot be read back")
