@@ -253,18 +253,22 @@ async def test_locks_on_different_targets_never_wait_for_each_other(backend: Bac
 
 
 async def test_waiting_for_the_lock_can_be_cancelled_and_leaves_it_free(backend: Backend) -> None:
-    release = asyncio.Event()
-    holder = asyncio.create_task(_hold(backend.store, TARGET, [], "first", release))
+    events: list[str] = []
+    release, go = asyncio.Event(), asyncio.Event()
+    go.set()
+    holder = asyncio.create_task(_hold(backend.store, TARGET, events, "first", release))
     await asyncio.sleep(0.05)
-    waiter = asyncio.create_task(_hold(backend.store, TARGET, [], "second", asyncio.Event()))
+    waiter = asyncio.create_task(_hold(backend.store, TARGET, events, "cancelled", go))
     await asyncio.sleep(0.2)
     waiter.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(waiter, timeout=5)
     release.set()
     await asyncio.wait_for(holder, timeout=5)
-    async with asyncio.timeout(5), backend.store.lock(TARGET):
-        pass
+    await asyncio.wait_for(_hold(backend.store, TARGET, events, "next", go), timeout=5)
+
+    assert waiter.cancelled()
+    assert events == ["first in", "first out", "next in", "next out"], "the cancelled wait never got in"
 
 
 _HOLD_FLOCK = """
