@@ -32,8 +32,6 @@ class RetryPolicy:
     budget: float = 90.0  # no retry starts later than this after the first try
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
 
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
