@@ -43,7 +43,8 @@ def status(args: argparse.Namespace) -> int:
     """Every target's credentials and which sink holds which; exit 1 when a target could not be read."""
     _configure_logs(args, to_stderr=True)
     config = load(args)
-    results = asyncio.run(plan_pass(config, clock=SystemClock(), metrics=METRICS, only=args.target))
-    document = status_document(results, SystemClock().now())
+    clock = SystemClock()
+    results = asyncio.run(plan_pass(config, clock=clock, metrics=METRICS, only=args.target))
+    document = status_document(results, clock.now())
     print(render_json(document) if args.output == "json" else render_status_table(document))
     return exit_code(results)
