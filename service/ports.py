@@ -5,9 +5,9 @@ only modules that import an SDK) and ``service/sinks/``; the engine, bootstrap a
 only these, and the nouns of service/model.py.
 
 Errors: every method raises :class:`service.errors.RemoteError` (with ``reason`` and ``transient``) for
-a remote failure, after the adapter's own bounded retries of transient ones; :class:`OutcomeUnknown`, a
-RemoteError, when a write may or may not have happened. Reads never write. No error text carries a
-secret value.
+a remote failure, after the adapter's own bounded retries of transient ones;
+:class:`service.errors.OutcomeUnknown`, a RemoteError, when a write may or may not have happened.
+Reads never write. No error text carries a secret value.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ class Directory(Protocol):
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
         """``addPassword``: the new credential and its secret text (returned only by this call).
 
-        Never retried: a second call would create a second credential. Raises OutcomeUnknown when the
-        request may have reached Graph but no answer came back, RemoteError(policy_violation) when the
-        tenant's app management policy refuses the lifetime.
+        Never sent twice once Graph may have processed it (a second call would create a second
+        credential): only a request that never left, or that Graph throttled, is tried again. Raises
+        OutcomeUnknown when the request may have reached Graph but no answer came back,
+        RemoteError(policy_violation) when the tenant's app management policy refuses the lifetime.
         """
         ...
 

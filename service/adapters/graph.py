@@ -318,8 +318,8 @@ class GraphDirectory:
         )
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
-        """:meth:`service.ports.Directory.add_password`: sent once, its answer read raw and its secret registered
-        with the redactor before it is parsed.
+        """:meth:`service.ports.Directory.add_password`: tried again only when it never left or was throttled;
+        its answer read raw and its secret registered with the redactor before it is parsed.
         """
         body = AddPasswordPostRequestBody(
             password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
