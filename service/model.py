@@ -5,18 +5,19 @@ Plain frozen dataclasses with no I/O, shared by the pure planner and the adapter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from service.catalogue import Reason as Reason  # defined with every other word operators see
+from service.clock import STAMP, iso
+
 DEFAULT_MARKER = "secret-rotator"
-_STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def credential_name(marker: str, created: datetime) -> str:
     """The display name this service gives a credential it creates: the marker, one space, the UTC time."""
-    return f"{marker} {created.astimezone(UTC).strftime(_STAMP)}"
+    return f"{marker} {iso(created)}"
 
 
 def parse_credential_name(name: str | None, marker: str) -> datetime | None:
@@ -31,7 +32,7 @@ def parse_credential_name(name: str | None, marker: str) -> datetime | None:
         return None
     stamp = name[len(prefix):]
     try:
-        created = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+        created = datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)
     except ValueError:
         return None
     # strptime forgives missing zero padding ("2026-1-5T1:2:3Z"); the writer never leaves it out.
@@ -53,6 +54,7 @@ class Credential:
         return parse_credential_name(self.display_name, marker) is not None
 
     def expired(self, now: datetime) -> bool:
+        """Its end date has passed (a credential without one never expires)."""
         return self.end is not None and self.end <= now
 
 
@@ -66,6 +68,7 @@ class App:
     credentials: tuple[Credential, ...]
 
     def credential(self, key_id: str | None) -> Credential | None:
+        """The credential with this key id, if the app has it."""
         return next((c for c in self.credentials if c.key_id == key_id), None)
 
 
@@ -117,36 +120,12 @@ class Intent:
 
 
 class Kind(StrEnum):
+    """What an action does."""
+
     CREATE = "create"
     RESYNC = "resync"
     RETIRE = "retire"
     BLOCKED = "blocked"
-
-
-class Reason(StrEnum):
-    """Why an action is planned; the same word reaches the log event, the metric and `plan` output."""
-
-    # create
-    NO_CREDENTIAL_IN_USE = "no_credential_in_use"
-    NO_RECEIPT = "no_receipt"  # a push sink's holding is unknown: it may hold any of the app's secrets
-    RENEWAL_DUE = "renewal_due"
-    FORCED = "forced"
-    REVOKE_PREVIOUS = "revoke_previous"
-    SINK_LAGS_UNREADABLE = "sink_lags_unreadable"
-    PENDING_UNCONFIRMED = "pending_unconfirmed"
-    # create or resync: a credential another host or state store created may be what a push sink holds
-    FOREIGN_CREDENTIAL = "foreign_credential"
-    # resync
-    SINK_LAGS = "sink_lags"
-    PENDING_RESYNC = "pending_resync"
-    # retire
-    ORPHAN = "orphan"
-    SUPERSEDED = "superseded"
-    REVOKED = "revoked"
-    # blocked
-    CAP_REACHED = "cap_reached"
-    NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
-    COMPETING_STATE_STORE = "competing_state_store"  # another state store answered this one's answer: no ping-pong
 
 
 @dataclass(frozen=True)
@@ -213,8 +192,38 @@ class Plan:
 
     @property
     def healthy(self) -> bool:
+        """Nothing to do."""
         return not self.actions
 
 
-def key_ids(holdings: Iterable[Holding]) -> set[str]:
-    return {h.key_id for h in holdings if h.key_id is not None}
+# -- bootstrap: an app registration as an admin sees it ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One entry of an app's requiredResourceAccess: ``type`` is Role (application) or Scope (delegated)."""
+
+    resource_app_id: str
+    id: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    """An app registration as bootstrap reads it."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    sign_in_audience: str
+    redirect_uris: tuple[str, ...]
+    permissions: tuple[Permission, ...]
+    credentials: tuple[Credential, ...] = ()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A service principal: the app's identity in the tenant, which holds the consented roles."""
+
+    object_id: str
+    app_id: str

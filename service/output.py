@@ -1,7 +1,9 @@
 """What `plan` and `status` print: a readable table, or JSON for scripts.
 
 Both are built from gathered facts only (key ids, names, dates, sink ids): no secret value ever
-reaches them, and the rendered text passes the redactor anyway.
+reaches them, and the rendered text passes the redactor anyway. `status` alone shows each credential's
+hint (Graph's first three characters of its secret, as the portal shows them), so that an operator can
+match a secret they hold to its credential; `plan`, like the log, names credentials by key id only.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from service import redact
+from service.clock import iso
 from service.errors import RemoteError, ServiceError
 from service.model import Action
 from service.reconcile import Outcome, TargetResult
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+from service.tables import table
 
 
 def _error(error: ServiceError | None) -> dict[str, Any] | None:
@@ -43,6 +43,7 @@ def _action(action: Action) -> dict[str, Any]:
 
 
 def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
+    """`plan --output json`: per target its status, what is in use, when it renews, the actions and notes."""
     targets = []
     for r in results:
         plan = r.plan
@@ -52,7 +53,7 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
                 "target": r.target,
                 "status": status,
                 "in_use": sorted(plan.in_use) if plan else [],
-                "renew_at": _iso(plan.renew_at) if plan else None,
+                "renew_at": iso(plan.renew_at) if plan else None,
                 "actions": [_action(a) for a in plan.actions] if plan else [],
                 "notes": list(plan.notes) if plan else [],
                 "error": _error(r.error),
@@ -62,6 +63,7 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
 
 
 def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str, Any]:
+    """`status --output json`: per target the app, each credential (with its hint), what each sink holds."""
     targets = []
     for r in results:
         entry: dict[str, Any] = {
@@ -70,22 +72,23 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
         if r.app is not None and r.plan is not None:
             plan = r.plan
             entry["app"] = {"object_id": r.app.object_id, "app_id": r.app.app_id, "display_name": r.app.display_name}
-            entry["renew_at"] = _iso(plan.renew_at)
+            entry["renew_at"] = iso(plan.renew_at)
             for c in sorted(r.app.credentials, key=lambda c: (c.end is None, c.end or now)):
                 entry["credentials"].append(
                     {
                         "key_id": c.key_id,
+                        "hint": c.hint,  # status alone shows it: how the portal names a secret
                         "display_name": c.display_name,
                         "managed": c.managed(r.marker),
-                        "start": _iso(c.start),
-                        "end": _iso(c.end),
+                        "start": iso(c.start),
+                        "end": iso(c.end),
                         "expires_in_days": round((c.end - now).total_seconds() / 86400, 1) if c.end else None,
                         "held_by": [h.sink for h in plan.holdings if h.key_id == c.key_id],
                         "in_use": c.key_id in plan.in_use,
                     }
                 )
             entry["sinks"] = [
-                {"sink": h.sink, "key_id": h.key_id, "since": _iso(h.since), "pending": h.pending,
+                {"sink": h.sink, "key_id": h.key_id, "since": iso(h.since), "pending": h.pending,
                  "readable": h.readable, "known": h.known}
                 for h in plan.holdings
             ]
@@ -95,15 +98,12 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
 
 
 def render_json(document: dict[str, Any]) -> str:
+    """A document as indented JSON, scrubbed."""
     return redact.scrub(json.dumps(document, indent=2))
 
 
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-
-
 def render_plan_table(document: dict[str, Any]) -> str:
+    """`plan`'s document for a person: one block per target, its actions as a table, its notes."""
     lines: list[str] = []
     for t in document["targets"]:
         lines.append(f"{t['target']}: {t['status']}" + (f" (renews at {t['renew_at']})" if t["renew_at"] else ""))
@@ -114,12 +114,13 @@ def render_plan_table(document: dict[str, Any]) -> str:
         rows += [["", a["kind"] + (" (after)" if a["after_rotation"] else ""), a["reason"], a["message"]]
                  for a in t["actions"]]
         if len(rows) > 1:
-            lines.extend(_table(rows))
+            lines.extend(table(rows))
         lines.extend(f"  note: {note}" for note in t["notes"])
     return redact.scrub("\n".join(lines))
 
 
 def render_status_table(document: dict[str, Any]) -> str:
+    """`status`'s document for a person: one block per target, its credentials as a table, its sinks."""
     lines: list[str] = []
     for t in document["targets"]:
         app = t.get("app")
@@ -129,16 +130,16 @@ def render_status_table(document: dict[str, Any]) -> str:
             lines.append(f"  unreadable ({t['error']['reason']}): {t['error']['message']}")
             lines.append(f"  hint: {t['error']['hint']}")
             continue
-        rows = [["", "KEY ID", "MANAGED", "EXPIRES", "DAYS", "HELD BY"]]
+        rows = [["", "KEY ID", "HINT", "MANAGED", "EXPIRES", "DAYS", "HELD BY"]]
         for c in t["credentials"]:
             rows.append(
                 [
-                    "", c["key_id"], "yes" if c["managed"] else "no", c["end"] or "never",
+                    "", c["key_id"], c["hint"] or "-", "yes" if c["managed"] else "no", c["end"] or "never",
                     "" if c["expires_in_days"] is None else f"{c['expires_in_days']:g}",
                     ", ".join(c["held_by"]) or "-",
                 ]
             )
-        lines.extend(_table(rows))
+        lines.extend(table(rows))
         for s in t["sinks"]:
             if not s["known"]:
                 lines.append(f"  sink {s['sink']}: unknown (no receipt)")

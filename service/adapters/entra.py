@@ -64,6 +64,7 @@ class RedactingCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
+        """A token from the wrapped credential, registered with the redactor before it is returned."""
         token = await self._inner.get_token(
             *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
         )
@@ -71,6 +72,7 @@ class RedactingCredential:
         return token
 
     async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        """:meth:`get_token`'s newer form (azure-core's ``AsyncSupportsTokenInfo``), registered the same way."""
         if isinstance(self._inner, AsyncSupportsTokenInfo):
             info = await self._inner.get_token_info(*scopes, options=options)
         else:
@@ -80,6 +82,7 @@ class RedactingCredential:
         return info
 
     async def close(self) -> None:
+        """Close the wrapped credential."""
         await self._inner.close()
 
     async def __aenter__(self) -> RedactingCredential:
@@ -164,12 +167,14 @@ class SingleFlightCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
+        """A token, asked for once however many targets ask at the same time."""
         async with self._lock(scopes, tenant_id, claims, enable_cae):
             return await self._inner.get_token(
                 *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
             )
 
     async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        """:meth:`get_token`'s newer form, single-flighted the same way."""
         opts = dict(options or {})
         async with self._lock(scopes, opts.get("tenant_id"), opts.get("claims"), opts.get("enable_cae", False)):
             if isinstance(self._inner, AsyncSupportsTokenInfo):
@@ -178,6 +183,7 @@ class SingleFlightCredential:
             return AccessTokenInfo(token.token, token.expires_on)
 
     async def close(self) -> None:
+        """Close the wrapped credential."""
         await self._inner.close()
 
     async def __aenter__(self) -> SingleFlightCredential:
@@ -188,6 +194,7 @@ class SingleFlightCredential:
 
 
 def aadsts_code(message: str) -> str | None:
+    """The number of the first ``AADSTS<n>`` error code in ``message`` (Entra's sign-in errors), or None."""
     match = re.search(r"AADSTS(\d+)", message)
     return match.group(1) if match else None
 
@@ -200,6 +207,7 @@ class EntraVerifier:
         self._session = session
 
     async def try_token(self, tenant_id: str, client_id: str, secret: Secret) -> None:
+        """:meth:`service.ports.Verifier.try_token`: one client-credentials request with a fresh credential object."""
         target = f"app {client_id} in tenant {tenant_id}"
         credential = ClientSecretCredential(
             tenant_id,

@@ -67,6 +67,9 @@ def _version(properties: SecretProperties) -> VaultVersion:
 
 
 def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
+    """A Key Vault SDK failure as a :class:`RemoteError` with its reason, whether it is transient and a hint;
+    anything that is no SDK failure is raised again as it is.
+    """
     if isinstance(exc, AnswerRefused):
         return RemoteError(
             f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=False,
@@ -155,6 +158,7 @@ class KeyVault:
         return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, operation))
 
     async def list_versions(self, name: str) -> list[VaultVersion]:
+        """:meth:`service.ports.Vault.list_versions`; [] for a secret that does not exist."""
         async def listing() -> list[VaultVersion]:
             return [_version(p) async for p in self._client.list_properties_of_secret_versions(name)]
 
@@ -167,10 +171,12 @@ class KeyVault:
 
     async def read_latest(self, name: str) -> VaultVersion:
         # The SDK has no "properties of the latest version" call; the value comes along and is dropped.
+        """:meth:`service.ports.Vault.read_latest`."""
         bundle = await self._call(lambda: self._client.get_secret(name), name, "read the latest version")
         return _version(bundle.properties)
 
     async def read_value(self, name: str, version: str | None = None) -> Secret:
+        """:meth:`service.ports.Vault.read_value`, masked."""
         bundle = await self._call(lambda: self._client.get_secret(name, version), name, "read the secret")
         if not bundle.value:
             raise RemoteError(
@@ -180,6 +186,7 @@ class KeyVault:
         return Secret(bundle.value)
 
     async def write(self, name: str, value: Secret, expires_on: datetime | None, tags: dict[str, str]) -> VaultVersion:
+        """:meth:`service.ports.Vault.write`: a new version, content type ``client-secret``."""
         written = await self._call(
             lambda: self._client.set_secret(
                 name, value.reveal(), expires_on=expires_on, tags=tags, content_type="client-secret"

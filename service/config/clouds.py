@@ -50,6 +50,7 @@ class Cloud(StrictModel):
 
     def endpoints(self) -> Endpoints:
         # All three are filled in by _fill_from_name.
+        """The endpoints the clients use (a named cloud's filled in where none was given)."""
         assert self.authority_host is not None
         assert self.graph_url is not None
         assert self.graph_scope is not None

@@ -48,6 +48,8 @@ def _repeated(values: Iterable[str]) -> list[str]:
 
 
 class Target(PolicyOverrides):
+    """One app whose client secret is rotated: where it is, who may rotate it, which sinks get it, its policy."""
+
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
     tenant_id: str = Field(pattern=GUID)
     client_id: str = Field(pattern=GUID)
@@ -64,6 +66,8 @@ class Target(PolicyOverrides):
 
 
 class StateConfig(StrictModel):
+    """Where push receipts and intents are kept: a directory (file) or a ConfigMap (kubernetes)."""
+
     backend: Literal["file", "kubernetes"] = "file"
     path: Path = Path("/var/lib/secret-rotator")
     namespace: str | None = None
@@ -81,6 +85,8 @@ def _cron(value: Any) -> str:
 
 
 class Config(StrictModel):
+    """The config file: clouds and identity, policy defaults, the daemon's schedule, the state store, the targets."""
+
     cloud: Cloud = Field(default_factory=Cloud)
     credential: IdentityConfig = Field(default_factory=IdentityConfig)
     defaults: PolicyOverrides = Field(default_factory=PolicyOverrides)
@@ -99,12 +105,15 @@ class Config(StrictModel):
         return value
 
     def policy(self, target: Target) -> Policy:
+        """The target's policy: ``defaults`` with the target's own keys over them."""
         return merge_policy(self.defaults, target)
 
     def identity(self, target: Target) -> IdentityConfig:
+        """Who the rotator is for ``target``: its own ``credential:``, else the config's."""
         return target.credential or self.credential
 
     def target(self, name: str) -> Target:
+        """The target named ``name``; ConfigError (naming the known ones) when there is none."""
         for target in self.targets:
             if target.name == name:
                 return target

@@ -39,6 +39,7 @@ class SecretRef(StrictModel):
         return self
 
     def describe(self) -> str:
+        """Where the secret comes from, in words (``environment variable X``, ``file /path``); never its value."""
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def problem(self, environ: Mapping[str, str]) -> str | None:

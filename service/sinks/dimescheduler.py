@@ -21,8 +21,10 @@ class DimeSchedulerSink(PushSettings):
     api_key: SecretReference
 
     def references(self) -> Iterator[tuple[str, SecretRef]]:
+        """The sink's secret references: ``api_key`` and any ``query.<name>``."""
         yield "api_key", self.api_key
         yield from self.query_references()
 
     def build(self, target: SinkTarget, clients: PassClients) -> Sink:
+        """A push sink to the endpoint, its ``X-API-KEY`` header from ``api_key``."""
         return self.push_sink(target, clients, headers={}, secret_headers={"X-API-KEY": clients.resolve(self.api_key)})

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator, model_validator
 
+from service.clock import iso
 from service.config.fields import Duration, PushUrl
 from service.config.references import SecretRef, SecretReference
 from service.errors import OutcomeUnknown, RemoteError
@@ -62,6 +63,7 @@ class PushSettings(SinkSettings):
         return self
 
     def sink_id(self) -> str:
+        """``<type>:<url>`` (the URL never carries a query: secret parameters are in ``query:``)."""
         return f"{self.type_name()}:{self.url}"
 
     def query_references(self) -> Iterator[tuple[str, SecretRef]]:
@@ -130,6 +132,9 @@ class PushSink:
         )
 
     async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
+        """:meth:`service.ports.Sink.write`: a pending receipt, the POST, then the receipt held. A refused push
+        puts the receipt before it back; one whose answer was lost leaves it pending.
+        """
         before = await self._store.get(self._target, self.id)
         # `supersedes`: what the consumer may have been given by a pass whose receipt we never saw (receipts
         # lost, another state store). Recorded as handed out, later passes treat them as superseded (gone
@@ -144,7 +149,7 @@ class PushSink:
         )
         body: dict[str, object] = dict(self._fields)
         if credential.end is not None:
-            body[self._names.get("expiresOn", "expiresOn")] = credential.end.strftime("%Y-%m-%dT%H:%M:%SZ")
+            body[self._names.get("expiresOn", "expiresOn")] = iso(credential.end)
         try:
             await self._pusher.push(body, secret, idempotency_key=credential.key_id)
         except OutcomeUnknown:
@@ -157,4 +162,5 @@ class PushSink:
         await self._store.put(self._target, self.id, Receipt(credential.key_id, "held", self._clock.now(), history))
 
     async def read_secret(self, key_id: str) -> Secret:
+        """Never: a push endpoint cannot be read back (NotImplementedError)."""
         raise NotImplementedError("a push endpoint cannot be read back")

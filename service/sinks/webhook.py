@@ -50,9 +50,11 @@ class WebhookSink(PushSettings):
         return value
 
     def references(self) -> Iterator[tuple[str, SecretRef]]:
+        """The sink's secret references: each ``secret_headers.<name>`` and ``query.<name>``."""
         yield from ((f"secret_headers.{name}", ref) for name, ref in self.secret_headers.items())
         yield from self.query_references()
 
     def build(self, target: SinkTarget, clients: PassClients) -> Sink:
+        """A push sink to the endpoint with its headers and secret headers."""
         secret_headers = {name: clients.resolve(ref) for name, ref in self.secret_headers.items()}
         return self.push_sink(target, clients, headers=dict(self.headers), secret_headers=secret_headers)
