@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from service.durations import format_duration
-from service.model import NO_FLAGS, Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason
+from service.model import NO_FLAGS, Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, Standing, State
 
 _MIN = datetime.min.replace(tzinfo=UTC)
 # Rotations that answer a push sink whose holding is unknown: another store answering one of them soon
@@ -486,3 +486,49 @@ def _retirements(
 
 def _round(age: timedelta) -> timedelta:
     return timedelta(seconds=int(age.total_seconds()))
+
+
+def standings(
+    now: datetime,
+    credentials: Sequence[Credential],
+    holdings: Sequence[Holding],
+    policy: Policy,
+    intents: Sequence[Intent] = (),
+) -> list[Standing]:
+    """What is becoming of each credential, by the rules :func:`plan` retires by, with the dates they set.
+
+    A superseded or orphan credential is ``due`` exactly when :func:`plan` plans its retirement (a property
+    test holds the two together); ``retire_after`` says when that will be, where it is known already.
+    """
+    by_id = {c.key_id for c in credentials}
+    held = {h.sink: h.key_id if h.key_id in by_id else None for h in holdings}
+    pending = {h.key_id for h in holdings if h.pending}
+    recorded = _recorded(credentials, holdings)
+    strangers = {c.key_id for c in foreign(now, credentials, holdings, policy, intents)}
+    known = all(h.known for h in holdings)
+    # Every sink holds a credential of the app, confirmed, since a known time: then the last of them to have
+    # taken its current one says when the grace period is over (as _retirements' `settled`).
+    settles = bool(holdings) and known and all(
+        held[h.sink] is not None and not h.pending and h.since is not None for h in holdings
+    )
+    settle_at = max(h.since for h in holdings if h.since is not None) + policy.grace_period if settles else None
+    result = []
+    for c in credentials:
+        managed = c.managed(policy.marker)
+        if c.key_id in held.values():
+            result.append(Standing(c.key_id, State.IN_USE, renew_at=renewal_time(c, policy),
+                                   pending=c.key_id in pending))
+        elif c.key_id in strangers:
+            result.append(Standing(c.key_id, State.FOREIGN))
+        elif not (managed or policy.retire_unmanaged):
+            result.append(Standing(c.key_id, State.UNMANAGED))
+        elif managed and c.key_id not in recorded and known:
+            after = c.start + policy.in_flight_timeout if c.start is not None else None
+            result.append(Standing(c.key_id, State.ORPHAN, retire_after=after,
+                                   due=_age(now, c.start) >= policy.in_flight_timeout))
+        elif not known:
+            result.append(Standing(c.key_id, State.MAY_BE_HELD))
+        else:
+            result.append(Standing(c.key_id, State.SUPERSEDED, retire_after=settle_at,
+                                   due=settle_at is not None and settle_at <= now))
+    return result

@@ -164,7 +164,8 @@ class Engine:
             + policy.notes(now, app.credentials, holdings, ctx.policy, facts.intents)
         )
         claims = policy.claims(app.credentials, facts.intents)
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims)
+        standings = tuple(policy.standings(now, app.credentials, holdings, ctx.policy, facts.intents))
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims, standings)
 
     def _warn_corrupt(self, facts: Gathered, log: Any) -> None:
         for error in facts.corrupt:
