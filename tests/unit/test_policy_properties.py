@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, State, credential_name
 from service.policy import claims, foreign, plan, renewal_time, standings
+from tests.conftest import examples
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 MARKER = "secret-rotator"
@@ -18,8 +19,8 @@ UNKNOWN = "gone"  # a key id a sink may name that is not on the app
 
 REPAIRS = (Reason.PENDING_UNCONFIRMED, Reason.SINK_LAGS_UNREADABLE)
 
-# No example database: every run explores afresh and stores no failing examples in the tree.
-FAST = settings(max_examples=300, deadline=None, database=None)
+# 300 in CI, fewer in a developer's loop (tests/conftest.py, HYPOTHESIS_PROFILE).
+FAST = settings(max_examples=examples(300))
 
 # Minutes, with the boundaries the rules compare against (15m, 1d, ...) likely to be hit exactly.
 minutes = st.one_of(
