@@ -64,8 +64,8 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
 def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str, Any]:
     """Every target's credentials with what is becoming of each (the plan's standings), and its sinks.
 
-    The only place a credential's hint (its secret's first 3 characters, as Graph and the portal show
-    them) is shown: it tells an operator which secret is which. Logs and `plan` name key ids only.
+    Each credential's hint (its secret's first 3 characters, as Graph and the portal show them) is here
+    because it tells an operator which secret is which; `status` is where an operator looks for that.
     """
     targets = []
     for r in results:
@@ -89,6 +89,7 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                         "start": _iso(c.start),
                         "end": _iso(c.end),
                         "expires_in_days": round((c.end - now).total_seconds() / 86400, 1) if c.end else None,
+                        "expired": c.expired(now),
                         "held_by": [h.sink for h in plan.holdings if h.key_id == c.key_id],
                         "in_use": c.key_id in plan.in_use,
                         "state": said.state.value if said else None,
@@ -176,7 +177,7 @@ def render_status_table(document: dict[str, Any]) -> str:
                 [
                     "", c["key_id"], c["hint"] or "-", "yes" if c["managed"] else "no", _state(c),
                     _when(c["end"]) if c["end"] else "never",
-                    "-" if days is None else ("expired" if days <= 0 else f"{days:g}"),
+                    "expired" if c["expired"] else ("-" if days is None else f"{days:g}"),
                     _when(c["renew_at"]), ", ".join(c["held_by"]) or "-",
                 ]
             )
