@@ -178,6 +178,34 @@ class Flags:
 NO_FLAGS = Flags()
 
 
+class State(StrEnum):
+    """What is becoming of one credential of an app: `status` shows it next to each one."""
+
+    IN_USE = "in_use"  # a sink holds it (or was sent it and never confirmed: ``pending``)
+    SUPERSEDED = "superseded"  # a sink recorded it once; it goes once every sink has held its successor a grace period
+    ORPHAN = "orphan"  # this service created it and no sink ever recorded it: it goes after in_flight_timeout
+    FOREIGN = "foreign"  # another host or state store created it: a push sink may hold it, so it is kept
+    MAY_BE_HELD = "may_be_held"  # a push sink's holding is unknown (no receipt): it may hold this one, kept
+    UNMANAGED = "unmanaged"  # someone else's (another display name): left alone
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One credential's :class:`State` with the dates that come with it, as the planner sees them.
+
+    ``renew_at``: when a credential in use is due for renewal. ``retire_after``: when a superseded or orphan
+    credential may go (None while that waits for a sink to hold its successor); ``due`` once it may.
+    ``pending``: a push sent it and never confirmed receipt.
+    """
+
+    key_id: str
+    state: State
+    renew_at: datetime | None = None
+    retire_after: datetime | None = None
+    due: bool = False
+    pending: bool = False
+
+
 @dataclass(frozen=True)
 class Plan:
     """The actions for one target, and the facts they were derived from (for `plan` and `status`)."""
@@ -189,6 +217,7 @@ class Plan:
     holdings: tuple[Holding, ...] = field(default=())
     notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
     claims: tuple[Intent, ...] = ()  # lost answers found on the app: `run` records their key ids first
+    standings: tuple[Standing, ...] = ()  # what is becoming of each credential of the app (for `status`)
 
     @property
     def healthy(self) -> bool:

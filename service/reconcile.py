@@ -174,7 +174,8 @@ class Engine:
             + policy.notes(now, app.credentials, holdings, ctx.policy, facts.intents)
         )
         claims = policy.claims(app.credentials, facts.intents)
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims)
+        standings = tuple(policy.standings(now, app.credentials, holdings, ctx.policy, facts.intents))
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims, standings)
 
     def _warn_corrupt(self, facts: Gathered, log: Any) -> None:
         for error in facts.corrupt:
@@ -272,7 +273,7 @@ class Engine:
     # --- apply (the only code that writes) -------------------------------------------------------
 
     async def _apply(self, ctx: TargetContext, app: App, result: TargetResult, log: Any) -> None:
-        """Take the plan's actions in its order (policy._rotation says why that order is safe).
+        """Take the plan's actions in its order (service.policy.plan says why that order is safe).
 
         A retirement marked ``after_rotation`` runs only once this pass's rotation has reached every sink;
         a failed retirement before the creation means there is no room for it, so nothing is created.

@@ -50,6 +50,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # ships no py.typed
 
 from service import redact
+from service.adapters.sign_in import SIGN_IN_CLIP
 from service.adapters.transport import AnswerRefused, httpx_client
 from service.adapters.utc import as_utc
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
@@ -170,12 +171,13 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         )
     if isinstance(exc, ClientAuthenticationError):
         return RemoteError(
-            f"the rotator could not get a token for Graph: {clip(exc.message)}",
+            f"the rotator could not get a token for Graph: {clip(exc.message, SIGN_IN_CLIP)}",
             service="entra",
             target=target,
             reason=FailureReason.PERMISSION_DENIED,
             transient=False,
-            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
+            hint=getattr(exc, "hint", None)
+            or "check the rotator's own credential (credential: in the config, workload identity federation)",
         )
     if isinstance(exc, HttpResponseError | ServiceRequestError | ServiceResponseError):
         # The rotator's token request for Graph got an answer azure-identity could not read (its text would

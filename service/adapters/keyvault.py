@@ -23,6 +23,7 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
+from service.adapters.sign_in import SIGN_IN_CLIP
 from service.adapters.transport import AnswerRefused, azure_client_kwargs, host_of
 from service.adapters.utc import as_utc
 from service.config.fields import is_loopback
@@ -79,9 +80,10 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
         # Raised by the credential, not by the vault: the rotator could not sign in.
         return RemoteError(
-            f"the rotator could not get a token for Key Vault: {clip(exc.message)}",
+            f"the rotator could not get a token for Key Vault: {clip(exc.message, SIGN_IN_CLIP)}",
             service="entra", target=target, reason=FailureReason.PERMISSION_DENIED, transient=False,
-            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
+            hint=getattr(exc, "hint", None)
+            or "check the rotator's own credential (credential: in the config, workload identity federation)",
         )
     if isinstance(exc, HttpResponseError):
         status = exc.status_code

@@ -11,7 +11,8 @@ are DESIGN.md's "rotation protocol", step 2, each a small named function (cert-m
 - blocking.py: when that rotation must wait (another state store competing, no room under the cap);
 - retirement.py: which credentials may go (orphan, superseded, revoked);
 - plan.py: the answers put together, in the order apply must take them;
-- notes.py: what `plan` and `status` say that is no action.
+- notes.py: what `plan` and `status` say that is no action;
+- standings.py: what is becoming of each credential, for `status`, by the same rules.
 """
 
 from service.policy.facts import (
@@ -26,6 +27,7 @@ from service.policy.facts import (
 )
 from service.policy.notes import notes
 from service.policy.plan import plan
+from service.policy.standings import standings
 
 __all__ = [
     "Facts",
@@ -38,4 +40,5 @@ __all__ = [
     "notes",
     "plan",
     "renewal_time",
+    "standings",
 ]

@@ -28,17 +28,34 @@ def vault_sink_id(vault_url: str, secret_name: str) -> str:
 
 @register
 class KeyVaultSink(SinkSettings):
-    """A Key Vault secret that gets each new client secret as a new version, tagged with its key id."""
+    """A secret in Azure Key Vault: each rotation writes a new version tagged with the credential's key id,
+    so the rotator reads back what it holds (and re-sends it to push sinks that lag)."""
 
     position: ClassVar[int] = 10
     pattern_fixes: ClassVar[dict[str, str]] = {
         "secret_name": "a Key Vault secret name has 1-127 letters, digits and '-'",
     }
 
-    type: Literal["keyvault"]
-    vault_url: HttpsUrl
-    secret_name: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
-    verify_challenge_resource: bool = True
+    type: Literal["keyvault"] = Field(
+        description="`keyvault`: a secret in Azure Key Vault, which the rotator can read back.",
+        examples=["keyvault"],
+    )
+    vault_url: HttpsUrl = Field(
+        description="The vault's URL.",
+        examples=["https://my-vault.vault.azure.net"],
+    )
+    secret_name: str = Field(
+        pattern=r"^[0-9a-zA-Z-]{1,127}$",
+        description="The secret's name in the vault (1-127 letters, digits and '-'). The rotator needs Key Vault "
+        "Secrets Officer on it.",
+        examples=["dime-exchange-client-secret"],
+    )
+    verify_challenge_resource: bool = Field(
+        default=True,
+        description="Check that the vault's sign-in challenge asks for a Key Vault token. false is accepted only "
+        "for a vault on loopback (the emulator).",
+        examples=[True],
+    )
 
     @field_validator("verify_challenge_resource")
     @classmethod

@@ -31,13 +31,37 @@ StaticValue = str | int | float | bool
 class PushSettings(SinkSettings):
     """The keys every push sink type has: where to POST, the body's field names, extra static fields."""
 
-    url: PushUrl
-    # Query parameters added when pushing, each a secret reference (an Azure Functions `code`); kept out
-    # of the URL, which names the sink in ids, receipts, logs and `status`.
-    query: dict[str, SecretReference] = Field(default_factory=dict)
-    fields: dict[str, str] = Field(default_factory=dict)
-    static: dict[str, StaticValue] = Field(default_factory=dict)
-    timeout: Duration = timedelta(minutes=2)
+    url: PushUrl = Field(
+        description="The HTTPS endpoint each new secret is POSTed to, as JSON {tenantId, clientId, clientSecret, "
+        "expiresOn}. Plain http only to loopback. No query string: the URL names the sink in logs and "
+        "receipts, so secret parameters go in `query`.",
+        examples=["https://dimescheduler.example.com/api/exchange-settings"],
+    )
+    # Kept out of the URL, which names the sink in ids, receipts, logs and `status`.
+    query: dict[str, SecretReference] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Query parameters added to the URL when pushing, each value a secret reference (an Azure "
+        "Functions `code`).",
+        examples=[{"code": {"env": "FUNCTION_KEY"}}],
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Other names for the body's fields: tenantId, clientId, clientSecret or expiresOn, each "
+        "mapped to the name the endpoint expects.",
+        examples=[{"clientSecret": "secret", "expiresOn": "validUntil"}],
+    )
+    static: dict[str, StaticValue] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Extra fields sent in every body with fixed values (text, numbers, true/false); none may "
+        "take the name of a pushed field.",
+        examples=[{"connector": "exchange"}],
+    )
+    timeout: Duration = Field(
+        default=timedelta(minutes=2),
+        description="How long one push may take, retries on 408, 429 and 5xx included (each request at most "
+        "60 s); then it counts as failed and the next pass re-sends.",
+        examples=["2m"],
+    )
 
     @field_validator("query")
     @classmethod

@@ -106,7 +106,7 @@ BROKEN = {
     ),
     "renew_before as long as lifetime is refused, every pass would rotate": (
         "defaults: {lifetime: 30d, renew_before: 30d}\n" + TARGET,
-        "targets[0] (dime-exchange)",
+        "defaults: ",
         "renew_before (30d) must be shorter than lifetime (30d)",
     ),
     "renew_before longer than a target's own lifetime is refused": (
@@ -116,12 +116,12 @@ BROKEN = {
     ),
     "a grace period as long as lifetime is refused": (
         "defaults: {lifetime: 1d, grace_period: 1d}\n" + TARGET,
-        "targets[0] (dime-exchange)",
+        "defaults: ",
         "grace_period must be shorter than lifetime",
     ),
     "a lifetime shorter than two minutes is refused": (
         "defaults: {lifetime: 1m}\n" + TARGET,
-        "targets[0] (dime-exchange)",
+        "defaults: ",
         "lifetime is shorter than 2m",
     ),
     "max_credentials below two is refused, no rotation could ever happen": (
