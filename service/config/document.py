@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -47,7 +46,11 @@ _MAX_CONFIGMAP_NAME = 253
 
 def _repeated(values: Iterable[str]) -> list[str]:
     """The values that occur more than once, sorted (one pass: a fleet's config has thousands)."""
-    return sorted(value for value, count in Counter(values).items() if count > 1)
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for value in values:
+        (repeated if value in seen else seen).add(value)
+    return sorted(repeated)
 
 
 class Target(PolicyOverrides):
