@@ -3,9 +3,10 @@
 One pass at start-up, then one per fire time of ``schedule`` (cron, UTC, moved by up to
 ``schedule_jitter`` so that many rotators do not hit Graph in the same second). Each pass is
 ``runner.run_pass``, the very pass `run` makes once. Passes never overlap. ``/healthz``, ``/readyz`` and
-``/metrics`` are served on ``--listen`` meanwhile. With ``--workers N`` a pass runs in worker processes
-(service.workers) and this process only forks them and serves: what each worker's pass changed in the
-metrics comes back with its results and lands in the one registry ``/metrics`` renders.
+``/metrics`` are served on ``--listen`` meanwhile. Each pass runs in worker processes (service.workers;
+``--workers N``, at least one, which ends with the pass): this process only forks them and serves, and
+keeps no SDK, client or token cache between passes. What each worker's pass changed in the metrics comes
+back with its results and lands in the one registry ``/metrics`` renders.
 
 On SIGTERM or SIGINT: no new pass starts, a pass in flight may finish for ``--shutdown-timeout`` seconds
 (a rotation cut short is repaired by the next pass, but a finished one is cheaper), then it is
@@ -302,7 +303,8 @@ def command(args: argparse.Namespace) -> int:
 async def _serve(config: Config, args: argparse.Namespace, limits: Limits) -> int:
     _add_process_metrics(METRICS)
     daemon = Daemon(config, metrics=METRICS, listen=args.listen, shutdown_timeout=args.shutdown_timeout,
-                    http_limits=limits, options=PassOptions(workers=args.workers or available_cpus()))
+                    http_limits=limits,
+                    options=PassOptions(workers=args.workers or available_cpus(), isolated=True))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []

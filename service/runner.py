@@ -34,6 +34,8 @@ class PassOptions:
     backoff: VerifyBackoff = field(default_factory=VerifyBackoff)
     workers: int = 1  # processes to spread the targets over; 1: this process alone
     shard: Shard | None = None  # only the targets of this shard (an Indexed Job's pod)
+    # Even one worker is a process of its own: the daemon keeps no SDK, client or cache between passes.
+    isolated: bool = False
 
 
 def select_targets(config: Config, only: str | None, shard: Shard | None = None) -> Sequence[Target]:
@@ -81,14 +83,15 @@ async def run_pass(
     """
     options = options or PassOptions()
     targets = select_targets(config, options.only, options.shard)
-    groups = worker_groups(targets, options.workers) if store is None and options.workers > 1 else [list(targets)]
+    spread = store is None and (options.workers > 1 or options.isolated)
+    groups = worker_groups(targets, options.workers) if spread else [list(targets)]
     log = logs.get_logger()
     started = time.monotonic()
     shard = {"shard": str(options.shard)} if options.shard is not None else {}
     log.info(logs.RUN_STARTED, targets=len(targets), force=options.flags.force,
              revoke_previous=options.flags.revoke_previous, workers=len(groups), **shard)
     reconcile = functools.partial(_reconcile, config, clock=clock, options=options, store=store)
-    if len(groups) > 1:
+    if len(groups) > 1 or (spread and groups):
         from service.workers import run_in_workers
 
         results = await run_in_workers(groups, reconcile, metrics=metrics)
