@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service import logs
+from service.catalogue import Event
 from service.config.document import Config, Target
 from service.errors import ConfigError
 from service.metrics import Metrics
 from service.model import NO_FLAGS, Flags
 from service.ports import Clock, StateStore
-from service.reconcile import Outcome, TargetResult, VerifyBackoff
+from service.reconcile import Outcome, TargetResult, VerifyBackoff, count_outcomes
 from service.retry import RetryPolicy
 from service.shards import Shard, shard_of, worker_groups
 
@@ -86,9 +86,9 @@ async def run_pass(
     spread = store is None and (options.workers > 1 or options.isolated)
     groups = worker_groups(targets, options.workers) if spread else [list(targets)]
     log = logs.get_logger()
-    started = time.monotonic()
+    started = clock.monotonic()
     shard = {"shard": str(options.shard)} if options.shard is not None else {}
-    log.info(logs.RUN_STARTED, targets=len(targets), force=options.flags.force,
+    log.info(Event.RUN_STARTED, targets=len(targets), force=options.flags.force,
              revoke_previous=options.flags.revoke_previous, workers=len(groups), **shard)
     reconcile = functools.partial(_reconcile, config, clock=clock, options=options, store=store)
     if len(groups) > 1 or (spread and groups):
@@ -99,10 +99,9 @@ async def run_pass(
         results = await reconcile(targets, metrics)
     else:
         results = []  # a shard no tenant falls in: nothing to open
-    seconds = time.monotonic() - started
+    seconds = clock.monotonic() - started
     metrics.pass_duration.observe(seconds)
-    counts = {outcome.value: sum(r.outcome is outcome for r in results) for outcome in Outcome}
-    log.info(logs.RUN_FINISHED, seconds=round(seconds, 3), **counts)
+    log.info(Event.RUN_FINISHED, seconds=round(seconds, 3), **count_outcomes(results))
     return results
 
 

@@ -32,8 +32,12 @@ MAX_WORKERS = 256
 
 
 class HasTenant(Protocol):
+    """Anything with a tenant id (a config target): what shards are chosen by."""
+
     @property
-    def tenant_id(self) -> str: ...
+    def tenant_id(self) -> str:
+        """The Entra tenant the thing belongs to."""
+        ...
 
 
 T = TypeVar("T", bound=HasTenant)
@@ -66,6 +70,7 @@ class Shard:
         return f"{self.index}/{self.count}"
 
     def holds(self, tenant_id: str) -> bool:
+        """Whether the tenant's targets are this shard's."""
         return shard_of(tenant_id, self.count) == self.index
 
     def select(self, targets: Sequence[T]) -> list[T]:

@@ -62,30 +62,38 @@ class ShardedStore:
         self._tenants = {name: tenant_key(tenant) for name, tenant in tenants.items()}
 
     def store_of(self, target: str) -> StateStore:
+        """The store of ``target``'s tenant's shard; ServiceError for a target not in the config."""
         tenant = self._tenants.get(target)
         if tenant is None:
             raise ServiceError(f"the state store has no tenant for target {target}: it is not in the config")
         return self._stores[shard_of(tenant, len(self._stores))]
 
     async def get(self, target: str, sink: str) -> Receipt | None:
+        """:meth:`service.ports.StateStore.get`, in the target's shard's store."""
         return await self.store_of(target).get(target, sink)
 
     async def put(self, target: str, sink: str, receipt: Receipt) -> None:
+        """:meth:`service.ports.StateStore.put`, in the target's shard's store."""
         await self.store_of(target).put(target, sink, receipt)
 
     async def intents(self, target: str) -> tuple[Intent, ...]:
+        """:meth:`service.ports.StateStore.intents`, from the target's shard's store."""
         return await self.store_of(target).intents(target)
 
     async def add_intent(self, target: str, intent: Intent) -> None:
+        """:meth:`service.ports.StateStore.add_intent`, in the target's shard's store."""
         await self.store_of(target).add_intent(target, intent)
 
     async def set_aside(self, target: str, now: datetime) -> str | None:
+        """:meth:`service.ports.StateStore.set_aside`, in the target's shard's store."""
         return await self.store_of(target).set_aside(target, now)
 
     def lock(self, target: str) -> AbstractAsyncContextManager[None]:
+        """:meth:`service.ports.StateStore.lock` of the target's shard's store."""
         return self.store_of(target).lock(target)
 
     async def close(self) -> None:
+        """Close every shard's store; one that fails to close does not keep the others open."""
         for store in self._stores:
             close = getattr(store, "close", None)
             if close is not None:

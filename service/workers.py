@@ -37,15 +37,12 @@ from typing import Any
 import structlog
 
 from service import logs
+from service.catalogue import Event
 from service.config.document import Target
 from service.errors import FailureReason, ServiceError
 from service.metrics import Metrics, MetricsUpdate
-from service.reconcile import Outcome, TargetResult
+from service.reconcile import Outcome, TargetResult, count_outcomes
 from service.shards import tenant_key
-
-WORKER_STARTED = "worker.started"
-WORKER_FINISHED = "worker.finished"
-WORKER_FAILED = "worker.failed"
 
 # How the parent's pass reconciles a group in a worker: its targets, with the worker's own metrics.
 Reconcile = Callable[[Sequence[Target], Metrics], Coroutine[Any, Any, list[TargetResult]]]
@@ -119,7 +116,7 @@ class _Worker:
         if report is not None:
             if self.process.exitcode:
                 # Reported, then died: its results stand, its death is worth a line.
-                logs.get_logger().warning(WORKER_FAILED, worker=self.index, pid=self.process.pid,
+                logs.get_logger().warning(Event.WORKER_FAILED, worker=self.index, pid=self.process.pid,
                                           error=_ending(self.process.exitcode), after_report=True)
             return report
         return _ending(self.process.exitcode)
@@ -141,13 +138,13 @@ class _Worker:
         else:
             message = f"worker {self.index} (pid {self.process.pid}) {report} before it reported on its targets"
             reason, hint = FailureReason.UNEXPECTED, _LOST_HINT
-        log.error(WORKER_FAILED, worker=self.index, pid=self.process.pid, targets=len(self.targets),
+        log.error(Event.WORKER_FAILED, worker=self.index, pid=self.process.pid, targets=len(self.targets),
                   reason=reason.value, error=message, hint=hint)
         results = []
         for target in self.targets:
             failure = ServiceError(message, reason=reason, hint=hint)
             metrics.failures.labels(target.name, reason.value).inc()
-            log.error(logs.ROTATION_FAILED, target=target.name, reason=reason.value, hint=hint, error=message)
+            log.error(Event.ROTATION_FAILED, target=target.name, reason=reason.value, hint=hint, error=message)
             results.append(TargetResult(target.name, Outcome.FAILED, error=failure))
         return results
 
@@ -188,7 +185,7 @@ def _work(index: int, targets: Sequence[Target], reconcile: Reconcile, metrics: 
     _leave_the_parents_loop()
     structlog.contextvars.bind_contextvars(worker=index)
     began, cpu = time.monotonic(), time.process_time()
-    logs.get_logger().info(WORKER_STARTED, pid=os.getpid(), targets=len(targets),
+    logs.get_logger().info(Event.WORKER_STARTED, pid=os.getpid(), targets=len(targets),
                            tenants=len({tenant_key(t.tenant_id) for t in targets}))
     # The parent's series came along with the fork: start from nothing, so that what is sent is this pass.
     metrics.forget()
@@ -199,12 +196,11 @@ def _work(index: int, targets: Sequence[Target], reconcile: Reconcile, metrics: 
     except ServiceError as error:
         report.error = error
     except Exception as error:  # noqa: BLE001 - whatever it is, the parent must hear of it, scrubbed
-        logs.get_logger().exception("worker.crashed")
+        logs.get_logger().exception(Event.WORKER_CRASHED)
         report.error = ServiceError(f"{type(error).__name__} in worker {index}", reason=FailureReason.UNEXPECTED)
-    counts = {outcome.value: sum(r.outcome is outcome for r in report.results) for outcome in Outcome}
     logs.get_logger().info(
-        WORKER_FINISHED, targets=len(targets), seconds=round(time.monotonic() - began, 3),
-        cpu_seconds=round(time.process_time() - cpu, 3), peak_rss_mb=_peak_rss_mb(), **counts,
+        Event.WORKER_FINISHED, targets=len(targets), seconds=round(time.monotonic() - began, 3),
+        cpu_seconds=round(time.process_time() - cpu, 3), peak_rss_mb=_peak_rss_mb(), **count_outcomes(report.results),
     )
     send.send(report)
     send.close()

@@ -50,6 +50,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # ships no py.typed
 
 from service import redact
+from service.adapters.sign_in import SIGN_IN_CLIP
 from service.adapters.transport import AnswerRefused, httpx_client
 from service.adapters.utc import as_utc
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
@@ -109,6 +110,7 @@ def _credential_from_json(item: dict[str, object]) -> Credential:
 
 
 def credential_from_sdk(item: PasswordCredential) -> Credential:
+    """An SDK ``PasswordCredential`` as a :class:`service.model.Credential` (times in UTC, no secret text)."""
     return Credential(
         key_id=str(item.key_id),
         display_name=item.display_name,
@@ -169,12 +171,13 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         )
     if isinstance(exc, ClientAuthenticationError):
         return RemoteError(
-            f"the rotator could not get a token for Graph: {clip(exc.message)}",
+            f"the rotator could not get a token for Graph: {clip(exc.message, SIGN_IN_CLIP)}",
             service="entra",
             target=target,
             reason=FailureReason.PERMISSION_DENIED,
             transient=False,
-            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
+            hint=getattr(exc, "hint", None)
+            or "check the rotator's own credential (credential: in the config, workload identity federation)",
         )
     if isinstance(exc, HttpResponseError | ServiceRequestError | ServiceResponseError):
         # The rotator's token request for Graph got an answer azure-identity could not read (its text would
@@ -274,6 +277,7 @@ class GraphDirectory:
         return await graph_read(call, target, operation, self._retry, self._metrics)
 
     async def read_app(self, client_id: str) -> App:
+        """:meth:`service.ports.Directory.read_app`: one GET of the app by appId, its JSON read directly."""
         query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
             select=_SELECT
         )
@@ -316,6 +320,9 @@ class GraphDirectory:
         )
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
+        """:meth:`service.ports.Directory.add_password`: tried again only when it never left or was throttled;
+        its answer read raw and its secret registered with the redactor before it is parsed.
+        """
         body = AddPasswordPostRequestBody(
             password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
         )
@@ -362,6 +369,7 @@ class GraphDirectory:
         return _created_password(raw, target)
 
     async def remove_password(self, object_id: str, key_id: str) -> None:
+        """:meth:`service.ports.Directory.remove_password`; a credential already gone counts as removed."""
         body = RemovePasswordPostRequestBody(key_id=key_id)  # type: ignore[arg-type]  # the SDK types it UUID
         target = f"credential {key_id} of app object {object_id} in tenant {self._tenant_id}"
         request = self._client.applications.by_application_id(object_id).remove_password

@@ -94,6 +94,7 @@ class CappedResponse(aiohttp.ClientResponse):
     _cut = False
 
     async def read(self) -> bytes:
+        """The body, up to :func:`body_limit` for its status; AnswerRefused for a success that is larger."""
         if self._body is None:
             limit = body_limit(self.status)
             if self.status < 400 and (self.content_length or 0) > limit:
@@ -133,6 +134,7 @@ def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
 
 def aiohttp_session(context: ssl.SSLContext, *, limit: int = 100) -> aiohttp.ClientSession:
     # Environment proxies are honoured, as operators behind a proxy expect (HTTPS_PROXY, NO_PROXY).
+    """The one aiohttp session of a pass: TLS ``context``, capped bodies, proxies from the environment."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=context, limit=limit, limit_per_host=limit),
         trust_env=True,
@@ -203,6 +205,7 @@ async def _guard(response: httpx.Response) -> None:
 
 
 def httpx_client(context: ssl.SSLContext, base_url: str, *, limit: int = 100) -> httpx.AsyncClient:
+    """The httpx client under msgraph-sdk: TLS ``context``, no redirects, capped bodies, no compression."""
     return httpx.AsyncClient(
         base_url=base_url,
         verify=context,
