@@ -91,7 +91,8 @@ async def run_pass(
     log.info(Event.RUN_STARTED, targets=len(targets), force=options.flags.force,
              revoke_previous=options.flags.revoke_previous, workers=len(groups), **shard)
     reconcile = functools.partial(_reconcile, config, clock=clock, options=options, store=store)
-    if len(groups) > 1 or (spread and groups):
+    # One group runs in this process, unless the caller (the daemon) keeps no pass in its own.
+    if len(groups) > 1 or (spread and options.isolated and targets):
         from service.workers import run_in_workers
 
         results = await run_in_workers(groups, reconcile, metrics=metrics)
