@@ -4,7 +4,8 @@ Clients are created once per pass and shared by all targets: one aiohttp session
 credential per identity, one Graph client per (identity, tenant), one Key Vault client per
 (identity, vault), so connections, Key Vault challenges and tokens are paid once, not per target.
 Each sink type builds its engine-side sink from them (service/sinks/registry.py: PassClients).
-Bootstrap's clients (the admin's sign-in, Graph admin, Key Vault) are built here too.
+Bootstrap's clients (the admin's sign-in, Graph admin, Key Vault) are built here too; the state store
+in service/stores.py (which the daemon checks without importing the SDKs).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from service.adapters.entra import EntraVerifier, SingleFlightCredential, rotato
 from service.adapters.graph import GraphDirectory, graph_service_client
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
-from service.adapters.state_file import FileStateStore
 from service.adapters.transport import aiohttp_session, tls_context
 from service.config.clouds import Endpoints, IdentityConfig
-from service.config.document import Config, StateConfig, Target
+from service.config.document import Config, Target
 from service.config.references import SecretRef
 from service.metrics import Metrics
 from service.ports import Clock, Directory, Pusher, StateStore, Vault
@@ -30,21 +30,11 @@ from service.reconcile import Engine, TargetContext, VerifyBackoff
 from service.retry import RetryPolicy
 from service.secret import Secret
 from service.sinks.registry import SinkTarget
+from service.stores import build_store
 
 if TYPE_CHECKING:
     from service.adapters.graph_admin import GraphAdmin
     from service.bootstrap import Store
-
-
-def build_store(state: StateConfig) -> StateStore:
-    """The state store the config names; ConfigError when a file store's directory cannot be used."""
-    if state.backend == "kubernetes":
-        from service.adapters.state_kubernetes import KubernetesStateStore
-
-        return KubernetesStateStore(state.namespace, state.name)
-    store = FileStateStore(state.path)
-    store.check()
-    return store
 
 
 @contextlib.asynccontextmanager
@@ -84,7 +74,7 @@ class PassResources:
         self.environ = os.environ if environ is None else environ
         self._endpoints = config.cloud.endpoints()
         self._own_store = store is None
-        self.store = store or build_store(config.state)
+        self.store = store or build_store(config.state, config.targets)
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self._credentials: dict[str, SingleFlightCredential] = {}
         self._directories: dict[tuple[str, str], GraphDirectory] = {}
