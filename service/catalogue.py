@@ -30,6 +30,8 @@ class Event(StrEnum):
     SINK_UPDATED = "sink.updated"
     SINK_FAILED = "sink.failed"  # one sink refused the new secret (the others still get it)
     ROTATION_FAILED = "rotation.failed"
+    ROTATION_DEFERRED = "rotation.deferred"  # a creation or retirement waits for the next maintenance window
+    ROTATION_WINDOW_OVERRIDDEN = "rotation.window_overridden"  # rotated outside the windows: expiry comes first
     # The state store
     STATE_CORRUPT = "state.corrupt"
     STATE_SET_ASIDE = "state.set_aside"
@@ -82,6 +84,8 @@ class Reason(StrEnum):
     CAP_REACHED = "cap_reached"
     NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
     COMPETING_STATE_STORE = "competing_state_store"  # another state store answered this one's answer: no ping-pong
+    # wait
+    OUTSIDE_WINDOW = "outside_window"  # creations and retirements wait for the next maintenance window
 
 
 class FailureReason(StrEnum):
