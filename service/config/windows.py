@@ -110,7 +110,7 @@ class MaintenanceWindow(StrictModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> MaintenanceWindow:
-        if parse_clock(self.start, key="start") == parse_clock(self.end, key="end") % MINUTES_PER_DAY:
+        if parse_clock(self.start, key="start") == parse_clock(self.end, key="end"):
             raise ValueError("start and end are the same time: for a whole day write start: \"00:00\", end: \"24:00\"")
         return self
 

@@ -175,8 +175,17 @@ def test_a_bad_window_names_the_key_and_the_fix(change: dict[str, object], expec
     assert not any("Amsterdan" in p or "passwd" in p for p in told), "never echoes the value found"
 
 
-def test_a_good_window_is_taken() -> None:
-    assert problems(GOOD) == []
+GOOD_ONES = {
+    "office hours": GOOD,
+    "a whole day": {**GOOD, "start": "00:00", "end": "24:00"},
+    "across midnight": {**GOOD, "start": "22:00", "end": "02:00"},
+    "an hour without its leading zero": {**GOOD, "start": "8:00"},
+}
+
+
+@pytest.mark.parametrize("window", GOOD_ONES.values(), ids=GOOD_ONES.keys())
+def test_a_good_window_is_taken(window: dict[str, object]) -> None:
+    assert problems(window) == []
 
 
 def test_a_targets_windows_replace_the_defaults_and_an_empty_list_means_any_time() -> None:
