@@ -42,6 +42,7 @@ class Event(StrEnum):
     DAEMON_STOPPED = "daemon.stopped"
     DAEMON_PASS_FAILED = "daemon.pass_failed"  # noqa: S105 - an event name, not a password
     DAEMON_FAILED = "daemon.failed"
+    DAEMON_WINDOW_WAKE = "daemon.window_wake"  # the next pass moved forward to a maintenance window's opening
     HTTP_CONNECTIONS_FULL = "http.connections_full"
     HTTP_FAILED = "http.failed"
     HTTP_BAD_REQUEST = "http.bad_request"

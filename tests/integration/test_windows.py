@@ -1,6 +1,7 @@
 """Maintenance windows against the emulator, through the real SDKs: a due rotation waits for the next window
 (`plan` says when it opens, `run` changes nothing), goes ahead once it is open, and a secret that would expire
-before the window opens is rotated at once, saying why.
+before the window opens is rotated at once, saying why. The daemon defers the same way, and wakes for the
+window when its schedule would fire later.
 
 The window is placed by the emulator's clock, which the engine shares: it opens at local midnight of the day
 after tomorrow in Amsterdam, so it is closed now whatever day the test runs.
@@ -13,12 +14,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.interval import IntervalTrigger
+
+from service.daemon import Daemon
 from service.metrics import Metrics
 from service.output import plan_document, render_json, render_plan_table
 from service.reconcile import Outcome
-from service.runner import exit_code, plan_pass
+from service.runner import PassOptions, exit_code, plan_pass
 from service.windows import DAY_NAMES
-from tests.integration.conftest import SECRET_NAME, World, days
+from tests.integration.conftest import FAST_BACKOFF, FAST_RETRY, SECRET_NAME, World, days
+from tests.integration.test_daemon import get_json, passes
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -124,3 +129,27 @@ async def test_an_empty_list_on_a_target_lifts_the_defaults_windows(world: World
 
     assert result.outcome is Outcome.CHANGED
     assert len(world.passwords()) == 2
+
+
+async def test_the_daemon_defers_too_and_runs_its_next_pass_when_the_window_opens(world: World) -> None:
+    await world.run()
+    world.clock.advance(days(61))
+    window, opens = closed_window(world)
+    world.targets[0]["windows"] = [window]
+    before = remote(world)
+    daemon = Daemon(world.config(), clock=world.clock, metrics=world.metrics, listen=("127.0.0.1", 0),
+                    options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF), trigger=IntervalTrigger(days=30))
+    await daemon.start()
+    try:
+        await passes(daemon, 1)
+        _, health = await get_json(f"{daemon.url}/healthz")
+    finally:
+        await daemon.stop()
+
+    assert remote(world) == before
+    assert health["last_pass"]["healthy"] == 1
+    assert world.logs.named("rotation.deferred", target="dime-exchange")
+    # The scheduler's next pass is at the opening (on the system clock: the emulator's runs ahead of it).
+    next_pass = datetime.fromisoformat(health["next_pass_at"])
+    assert abs(next_pass - (opens - world.clock.offset)) < timedelta(seconds=5)
+    assert world.logs.named("daemon.window_wake")
