@@ -32,6 +32,9 @@ class Event(StrEnum):
     ROTATION_FAILED = "rotation.failed"
     ROTATION_DEFERRED = "rotation.deferred"  # a creation or retirement waits for the next maintenance window
     ROTATION_WINDOW_OVERRIDDEN = "rotation.window_overridden"  # rotated outside the windows: expiry comes first
+    # Notifications to people (notify:)
+    NOTIFY_SENT = "notify.sent"  # a webhook took a message (kind, channel, host)
+    NOTIFY_FAILED = "notify.failed"  # a webhook could not be told; the pass is not failed for it
     # The state store
     STATE_CORRUPT = "state.corrupt"
     STATE_SET_ASIDE = "state.set_aside"

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service import logs
+from service.adapters.notifier import send_notices
 from service.catalogue import Event
 from service.config.document import Config, Target
 from service.metrics import Metrics
 from service.model import NO_FLAGS, Flags
+from service.notify import notices
 from service.ports import Clock, StateStore
 from service.reconcile import Outcome, TargetResult, VerifyBackoff, count_outcomes
 from service.retry import RetryPolicy
@@ -50,6 +52,8 @@ async def run_pass(
     async with open_pass(config, targets, clock=clock, metrics=metrics, retry=options.retry, backoff=options.backoff,
                          store=store) as (engine, contexts):
         results = await engine.run(contexts, options.flags, per_tenant=config.concurrency_per_tenant)
+    # Never raises: a webhook that fails is logged and the pass's outcome stands.
+    await send_notices(config.notify, notices(results), config.cloud.ca_bundle)
     seconds = clock.monotonic() - started
     metrics.pass_duration.observe(seconds)
     log.info(Event.RUN_FINISHED, seconds=round(seconds, 3), **count_outcomes(results))

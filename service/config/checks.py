@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from service.config.clouds import Cloud, IdentityConfig, ca_bundle_problem
 from service.config.document import Config, SinkConfig, Target, repeated
+from service.config.notify import notify_problems
 from service.config.policy import PolicyOverrides, merge_policy, policy_problems
 from service.config.problems import Loc, Problem
 from service.config.references import SecretRef
@@ -52,6 +53,7 @@ def cross_checks(data: Mapping[str, Any], config: Config | None, environ: Mappin
         *(problem for target in parts.targets for problem in _repeated_sinks(target)),
         *_reference_problems(parts, environ),
         *_ca_bundle_problem(parts),
+        *notify_problems(data, environ),
     ]
 
 
