@@ -108,7 +108,8 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                  "readable": h.readable, "known": h.known}
                 for h in plan.holdings
             ]
-            entry["notes"] = list(plan.notes)
+            # What waits for a maintenance window is no action of `status`, but an operator asks why.
+            entry["notes"] = list(plan.notes) + ([plan.waiting.message] if plan.waiting is not None else [])
         targets.append(entry)
     return {"targets": targets}
 

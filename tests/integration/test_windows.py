@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from service.daemon import Daemon
 from service.metrics import Metrics
-from service.output import plan_document, render_json, render_plan_table
+from service.output import plan_document, render_json, render_plan_table, render_status_table, status_document
 from service.reconcile import Outcome
 from service.runner import PassOptions, exit_code, plan_pass
 from service.windows import DAY_NAMES
@@ -49,6 +49,12 @@ async def plan(world: World) -> tuple[int, dict[str, Any], str]:
     return exit_code(results), json.loads(render_json(document)), render_plan_table(document)
 
 
+async def status(world: World) -> str:
+    """`status`'s table, as the command builds it (on the shared clock)."""
+    results = await plan_pass(world.config(), clock=world.clock, metrics=Metrics())
+    return render_status_table(status_document(results, world.clock.now()))
+
+
 async def test_a_window_defers_a_due_rotation_until_it_opens(world: World) -> None:
     await world.run()
     [first] = world.passwords()
@@ -68,6 +74,7 @@ async def test_a_window_defers_a_due_rotation_until_it_opens(world: World) -> No
     local = f"{opens:%a %Y-%m-%d %H:%M} Europe/Amsterdam"
     assert f"waiting for window, opens at {opens.astimezone(ZoneInfo('UTC')):%Y-%m-%d %H:%M}Z ({local})" in table
     assert f"create (renewal_due): {first.key_id} was due for renewal" in table
+    assert "  note: waiting for window, opens at " in await status(world)
 
     [result] = await world.run()
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from service.config.policy import PolicyOverrides, merge_policy
+from service.config.policy import PolicyOverrides, merge_policy, policy_problems
 from service.config.problems import problems_of
 from service.config.windows import parse_days
 from service.windows import Window, is_open, next_opening
@@ -196,3 +196,11 @@ def test_a_targets_windows_replace_the_defaults_and_an_empty_list_means_any_time
     assert [w.describe() for w in merge_policy(defaults, target).windows] == ["sat 22:00-04:00 UTC"]
     assert merge_policy(defaults, PolicyOverrides.model_validate({"windows": []})).windows == ()
     assert merge_policy(defaults).window_margin == timedelta(days=2)
+
+
+def test_a_window_margin_as_long_as_the_lifetime_is_a_policy_problem() -> None:
+    policy = merge_policy(PolicyOverrides.model_validate({"windows": [GOOD], "window_margin": "90d"}))
+    assert policy_problems(policy) == [
+        "window_margin (90d) must be shorter than lifetime (90d), else every pass would rotate outside the windows"
+    ]
+    assert policy_problems(merge_policy(PolicyOverrides.model_validate({"window_margin": "90d"}))) == []
