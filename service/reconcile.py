@@ -215,6 +215,8 @@ class Engine:
                 for intent in result.plan.claims:
                     # Before the plan acts on it (an orphan's retirement): see policy.claims.
                     await self._store.add_intent(ctx.name, intent)
+                if result.plan.waiting is not None:
+                    _log_wait(result.plan.waiting, log)
                 if result.plan.healthy:
                     result.outcome = Outcome.HEALTHY
                     current = _current(app, result.plan.in_use)
@@ -286,6 +288,11 @@ class Engine:
                 continue  # the new secret is not in every sink: a later pass plans this again
             if action.kind is Kind.CREATE and errors:
                 break  # a retirement that was to make room failed: creating now would exceed the cap
+            if action.kind is Kind.WAIT:
+                continue  # said before the plan was applied (_log_wait)
+            if action.window_overridden:
+                log.warning(Event.ROTATION_WINDOW_OVERRIDDEN, reason=action.reason.value,
+                            detail=action.window_overridden)
             try:
                 if action.kind is Kind.BLOCKED:
                     raise ServiceError(action.message, reason=FailureReason.POLICY_VIOLATION,
@@ -458,6 +465,12 @@ class Engine:
                 return await self.reconcile_target(ctx, flags)
 
         return list(await asyncio.gather(*(one(ctx) for ctx in contexts)))
+
+
+def _log_wait(action: Action, log: Any) -> None:
+    """``rotation.deferred``: what waits for the next maintenance window, and when it opens."""
+    log.info(Event.ROTATION_DEFERRED, reason=action.reason.value, opens_at=iso(action.waits_until),
+             detail=action.message)
 
 
 def _current(app: App, in_use: frozenset[str]) -> Credential | None:
