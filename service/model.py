@@ -165,6 +165,13 @@ class Policy:
     max_credentials: int = 4
     retire_unmanaged: bool = False
     marker: str = DEFAULT_MARKER
+    retire_on: str = "grace_period"  # or "usage": also wait for the sign-in report to show the switch
+    usage_lag: timedelta = timedelta(hours=6)
+
+    @property
+    def on_usage(self) -> bool:
+        """Superseded credentials wait for evidence that the consumers switched (``retire_on: usage``)."""
+        return self.retire_on == "usage"
 
 
 @dataclass(frozen=True)
