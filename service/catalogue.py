@@ -29,6 +29,9 @@ class Event(StrEnum):
     CREDENTIAL_COMPENSATION_FAILED = "credential.compensation_failed"  # a secret no one has could not be removed
     SINK_UPDATED = "sink.updated"
     SINK_FAILED = "sink.failed"  # one sink refused the new secret (the others still get it)
+    # retire_on: usage (Entra's sign-in activity report)
+    CONSUMER_LAGGING = "consumer.lagging"  # a superseded secret is kept: no evidence its consumer switched
+    EVIDENCE_UNAVAILABLE = "evidence.unavailable"  # the report cannot be read: the grace period alone decides
     ROTATION_FAILED = "rotation.failed"
     # The state store
     STATE_CORRUPT = "state.corrupt"
@@ -95,3 +98,13 @@ class FailureReason(StrEnum):
     SINK_FAILED = "sink_failed"
     CONFIG_ERROR = "config_error"
     UNEXPECTED = "unexpected"
+
+
+class EvidenceGap(StrEnum):
+    """Why Entra's sign-in activity report gave no evidence for ``retire_on: usage`` (the ``reason`` of an
+    ``evidence.unavailable`` event); the grace period alone decides meanwhile."""
+
+    NO_PERMISSION = "no_permission"  # 401/403: the rotator lacks AuditLog.Read.All
+    NOT_IN_THIS_CLOUD = "not_in_this_cloud"  # 400/404: the (beta, global-only) report is not there
+    NO_DATA = "no_data"  # the report answered no row for the app
+    UNREADABLE = "unreadable"  # anything else: throttled, 5xx, network; the next pass tries again

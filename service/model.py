@@ -5,10 +5,12 @@ Plain frozen dataclasses with no I/O, shared by the pure planner and the adapter
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from service.catalogue import EvidenceGap
 from service.catalogue import Reason as Reason  # defined with every other word operators see
 from service.clock import STAMP, iso
 
@@ -172,6 +174,26 @@ class Policy:
     def on_usage(self) -> bool:
         """Superseded credentials wait for evidence that the consumers switched (``retire_on: usage``)."""
         return self.retire_on == "usage"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What Entra's sign-in activity report says of one app's credentials (``retire_on: usage``).
+
+    ``last_sign_in`` maps a key id to the last time a token was issued for it, as far as the report shows
+    (it lags); a key id missing has no sign-in on record. ``gap`` says why the report gave no evidence (then
+    ``last_sign_in`` is empty and the grace period alone decides), with ``detail`` and ``hint`` for the event.
+    """
+
+    last_sign_in: Mapping[str, datetime] = field(default_factory=dict)
+    gap: EvidenceGap | None = None
+    detail: str | None = None
+    hint: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """The report was read and has data for the app."""
+        return self.gap is None
 
 
 @dataclass(frozen=True)

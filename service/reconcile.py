@@ -35,7 +35,7 @@ from service.model import (
     Reason,
     credential_name,
 )
-from service.ports import Clock, Directory, Sink, StateStore, Verifier
+from service.ports import Clock, Directory, SignInReport, Sink, StateStore, Verifier
 from service.secret import Secret
 
 
@@ -50,6 +50,7 @@ class TargetContext:
     directory: Directory
     verifier: Verifier
     sinks: Sequence[Sink]
+    sign_ins: SignInReport | None = None  # Entra's sign-in activity report, for ``retire_on: usage``
 
     @property
     def pushes(self) -> bool:
