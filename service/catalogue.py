@@ -78,6 +78,8 @@ class Reason(StrEnum):
     # retire
     ORPHAN = "orphan"
     SUPERSEDED = "superseded"
+    # retire_on: usage: the sign-in report never showed the switch, and the secret has expired: it works for no one
+    SUPERSEDED_EXPIRED = "superseded_expired"
     REVOKED = "revoked"
     # retire, never planned: apply takes back a new secret that never worked or that no sink took
     COMPENSATION = "compensation"

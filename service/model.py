@@ -197,6 +197,25 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class MissingEvidence:
+    """Why a superseded credential is kept under ``retire_on: usage``: what the sign-in report has not shown.
+
+    ``key_id`` is the superseded credential, ``in_use`` what the sinks hold now, ``handed_out`` when the last
+    sink took its credential, ``last_sign_in`` the report's last sign-in of each of them (None: none on
+    record), ``missing`` the evidence that is missing, in words. ``lagging``: the report speaks against the
+    switch (no sign-in with the new secret, or the old one still signing in), rather than only being too
+    young to tell (``usage_lag`` since the handout has not run yet).
+    """
+
+    key_id: str
+    in_use: tuple[str, ...]
+    handed_out: datetime
+    last_sign_in: Mapping[str, datetime | None]
+    missing: str
+    lagging: bool
+
+
+@dataclass(frozen=True)
 class Flags:
     """What the operator asked for on the command line for this pass."""
 
@@ -233,6 +252,8 @@ class Standing:
     retire_after: datetime | None = None
     due: bool = False
     pending: bool = False
+    last_sign_in: datetime | None = None  # the sign-in report's, with retire_on: usage (None: none or not read)
+    missing: str | None = None  # the evidence a superseded credential waits for, with retire_on: usage
 
 
 @dataclass(frozen=True)
@@ -247,6 +268,8 @@ class Plan:
     notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
     claims: tuple[Intent, ...] = ()  # lost answers found on the app: `run` records their key ids first
     standings: tuple[Standing, ...] = ()  # what is becoming of each credential of the app (for `status`)
+    usage: Usage | None = None  # the sign-in report as gathered (retire_on: usage only)
+    lagging: tuple[MissingEvidence, ...] = ()  # superseded credentials kept: their consumer shows no switch
 
     @property
     def healthy(self) -> bool:
