@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from service import logs, policy
-from service.catalogue import Event
+from service.catalogue import Event, EvidenceGap
 from service.clock import iso
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, StateCorrupt, VerificationFailed
@@ -33,6 +33,7 @@ from service.model import (
     Plan,
     Policy,
     Reason,
+    State,
     Usage,
     credential_name,
 )
@@ -271,7 +272,10 @@ class Engine:
         no switch (its superseded secret is kept); both as metrics too."""
         now = self._clock.now()
         usage = plan.usage
-        if usage is not None and usage.gap is not None:
+        # No data is only worth a warning when a superseded secret waits on it (a new target has no sign-ins yet).
+        matters = usage is not None and (usage.gap is not EvidenceGap.NO_DATA or any(
+            s.state is State.SUPERSEDED for s in plan.standings))
+        if usage is not None and usage.gap is not None and matters:
             log.warning(Event.EVIDENCE_UNAVAILABLE, reason=usage.gap.value, detail=usage.detail, hint=usage.hint,
                         fallback="grace_period")
         for lag in plan.lagging:

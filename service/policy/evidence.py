@@ -49,7 +49,9 @@ def missing(facts: Facts, credential: Credential) -> MissingEvidence | None:
     handed_out = max(h.since for h in facts.holdings if h.since is not None)
     quiet_from = handed_out + facts.policy.usage_lag
     said = []
-    unseen = sorted(k for k, since in first.items() if (seen := last.get(k)) is None or seen < since)
+    # Strictly after: the verification sign-in of a new secret comes just before its first handout, and both
+    # times may be cut to the second (Key Vault's `created`, the report's), so the same second proves nothing.
+    unseen = sorted(k for k, since in first.items() if (seen := last.get(k)) is None or seen <= since)
     if unseen:
         said.append(f"no sign-in with {', '.join(unseen)} since it was handed out")
     old = last.get(credential.key_id)

@@ -204,6 +204,9 @@ CASES: dict[str, Case] = {
     "with retire_on usage no sign-in with the new secret since its handout keeps the old one": Case(
         [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=2 * DAY + MINUTE, old=3 * DAY),
     ),
+    "with retire_on usage a sign-in in the very second of the handout (the verification's) is no evidence": Case(
+        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=2 * DAY, old=3 * DAY),
+    ),
     "with retire_on usage a report without the new secret at all keeps the old one": Case(
         [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(old=3 * DAY),
     ),

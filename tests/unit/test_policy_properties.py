@@ -264,7 +264,7 @@ def with_retire_on_usage_a_live_superseded_credential_goes_only_on_the_reports_e
             seen = usage.last_sign_in.get(str(h.key_id))
             first = min(x.since for x in s.holdings if x.key_id == h.key_id and x.since is not None)
             assert seen is not None, "no sign-in with a credential in use"
-            assert seen >= first, "no sign-in with a credential in use since it was handed out"
+            assert seen > first, "no sign-in with a credential in use since it was handed out"
 
 
 def no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s: Scenario, actions: list[Action]) -> None:
