@@ -94,6 +94,10 @@ class TargetResult:
     marker: str = DEFAULT_MARKER  # the target's display-name marker: which credentials are managed
 
 
+async def _nothing() -> None:
+    return None
+
+
 def count_outcomes(results: Sequence[TargetResult]) -> dict[str, int]:
     """How many targets ended each way, every outcome named (``{"healthy": 3, "changed": 1, "failed": 0}``)."""
     return {outcome.value: sum(r.outcome is outcome for r in results) for outcome in Outcome}
@@ -140,8 +144,9 @@ class Engine:
 
     # --- gather and plan (read-only) -------------------------------------------------------------
 
-    async def gather(self, ctx: TargetContext) -> Gathered:
-        """Read the app, what each sink holds and (for a target with a push sink) this store's intents.
+    async def gather(self, ctx: TargetContext, *, usage: bool = True) -> Gathered:
+        """Read the app, what each sink holds, (for a target with a push sink) this store's intents and (with
+        ``retire_on: usage``, unless ``usage`` is False) Entra's sign-in report.
 
         A state document that cannot be read is no failure: it is reported in ``corrupt``, and what it
         would have said counts as unknown (a push sink holding anything, no credential this store's own).
@@ -154,10 +159,11 @@ class Engine:
                 intents = await self._store.intents(ctx.name)
             except StateCorrupt as error:
                 corrupt.append(error)
-        holdings, usage = await asyncio.gather(
-            asyncio.gather(*(self._read(sink, app, corrupt) for sink in ctx.sinks)), self._usage(ctx)
+        holdings, report = await asyncio.gather(
+            asyncio.gather(*(self._read(sink, app, corrupt) for sink in ctx.sinks)),
+            self._usage(ctx) if usage else _nothing(),
         )
-        return Gathered(app, list(holdings), intents, corrupt, usage)
+        return Gathered(app, list(holdings), intents, corrupt, report)
 
     async def _usage(self, ctx: TargetContext) -> Usage | None:
         """Entra's sign-in report for a ``retire_on: usage`` target (read beside the sinks), else None."""
@@ -260,7 +266,7 @@ class Engine:
             # apply added or removed credentials and changed what the sinks hold: without a second read
             # the gauges (and the expiry alerts) would describe the app as it was, until the next pass.
             try:
-                after = await self.gather(ctx)
+                after = await self.gather(ctx, usage=False)  # the gauges need no sign-in report
             except ServiceError:
                 pass  # keep the gathered picture; the next pass corrects it
             else:

@@ -71,6 +71,8 @@ async def test_the_old_secret_waits_for_the_reports_evidence_that_the_consumer_s
     [event] = world.logs.named("credential.retired", key_id=old)
     assert event["reason"] == "superseded"
     assert "the sign-in report shows the switch" in event["detail"]
+    # One read of the report in each of the four passes, beside the sinks; none for the gauges after apply.
+    assert len([r for r in world.emu.requests if "appCredentialSignInActivities" in r.path]) == 4
     assert lagging_seconds(world, old) is None
     # The first pass found no sign-ins at all (a new app): nothing waited on them, so no warning.
     assert not world.logs.named("evidence.unavailable")
