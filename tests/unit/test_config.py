@@ -575,6 +575,14 @@ def test_an_unknown_retire_on_names_the_key_and_the_choices() -> None:
     assert "usage" in str(caught.value)
 
 
+def test_a_usage_lag_as_long_as_the_lifetime_is_refused_with_retire_on_usage() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("defaults: {retire_on: usage, lifetime: 30d, usage_lag: 30d}\n" + TARGET, "test.yaml", ENV)
+    assert "usage_lag must be shorter than lifetime" in str(caught.value)
+    # Without retire_on: usage the lag is never used, so it is no problem.
+    parse_config("defaults: {lifetime: 30d, usage_lag: 30d}\n" + TARGET, "test.yaml", ENV)
+
+
 def test_a_per_target_renew_before_ratio_beats_a_default_renew_before() -> None:
     text = "defaults: {lifetime: 90d, renew_before: 30d}\n" + TARGET.replace(
         "    sinks:", "    renew_before_ratio: 0.5\n    sinks:"
