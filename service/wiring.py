@@ -20,6 +20,7 @@ from service.adapters.entra import EntraVerifier, SingleFlightCredential, rotato
 from service.adapters.graph import GraphDirectory, graph_service_client
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
+from service.adapters.sign_in_activity import GraphSignInReport
 from service.adapters.transport import aiohttp_session, tls_context
 from service.config.clouds import Endpoints, IdentityConfig
 from service.config.document import Config, Target
@@ -33,6 +34,8 @@ from service.sinks.registry import SinkTarget
 from service.stores import build_store
 
 if TYPE_CHECKING:
+    from msgraph.graph_service_client import GraphServiceClient
+
     from service.adapters.graph_admin import GraphAdmin
     from service.bootstrap import Store
 
@@ -78,6 +81,8 @@ class PassResources:
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self._credentials: dict[str, SingleFlightCredential] = {}
         self._directories: dict[tuple[str, str], GraphDirectory] = {}
+        self._graph_clients: dict[tuple[str, str], GraphServiceClient] = {}
+        self._reports: dict[tuple[str, str], GraphSignInReport] = {}
         self._vaults: dict[tuple[str, str], KeyVault] = {}
 
     async def __aenter__(self) -> PassResources:
@@ -106,16 +111,33 @@ class PassResources:
             self._closers.append(credential.close)
         return key, self._credentials[key]
 
-    def _directory(self, identity: IdentityConfig, tenant_id: str) -> GraphDirectory:
+    def _graph(self, identity: IdentityConfig, tenant_id: str) -> GraphServiceClient:
         key, credential = self._credential(identity, tenant_id)
-        if (key, tenant_id) not in self._directories:
+        if (key, tenant_id) not in self._graph_clients:
             endpoints = self._endpoints
             client, http = graph_service_client(
                 credential, tenant_id, endpoints.graph_url, endpoints.graph_scope, self._tls
             )
             self._closers.append(http.aclose)
+            self._graph_clients[(key, tenant_id)] = client
+        return self._graph_clients[(key, tenant_id)]
+
+    def _directory(self, identity: IdentityConfig, tenant_id: str) -> GraphDirectory:
+        key, _ = self._credential(identity, tenant_id)
+        if (key, tenant_id) not in self._directories:
+            client = self._graph(identity, tenant_id)
             self._directories[(key, tenant_id)] = GraphDirectory(client, tenant_id, self.retry, self.metrics)
         return self._directories[(key, tenant_id)]
+
+    def _sign_in_report(self, identity: IdentityConfig, tenant_id: str) -> GraphSignInReport:
+        """The tenant's sign-in activity report, on the same Graph client (and token) as its directory."""
+        key, _ = self._credential(identity, tenant_id)
+        if (key, tenant_id) not in self._reports:
+            client = self._graph(identity, tenant_id)
+            self._reports[(key, tenant_id)] = GraphSignInReport(
+                client, tenant_id, self._endpoints.graph_url, self.retry, self.metrics
+            )
+        return self._reports[(key, tenant_id)]
 
     def vault(self, identity: IdentityConfig, tenant_id: str, vault_url: str, *, verify: bool) -> KeyVault:
         """The Key Vault client of ``vault_url`` as ``identity``: one per identity and vault in a pass."""
@@ -141,6 +163,7 @@ class PassResources:
             client_id=target.client_id,
             policy=policy,
             directory=self._directory(identity, target.tenant_id),
+            sign_ins=self._sign_in_report(identity, target.tenant_id) if policy.on_usage else None,
             verifier=self.verifier,
             sinks=[sink.build(SinkTarget(target.name, target.tenant_id, target.client_id, policy), clients)
                    for sink in target.sinks],

@@ -64,7 +64,7 @@ from service.secret import Secret
 T = TypeVar("T")
 SERVICE = "graph"
 _SELECT = ["id", "appId", "displayName", "passwordCredentials"]
-_ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}  # how the generated builders map errors
+ODATA_ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}  # how the generated builders map errors
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The secretText of an addPassword answer as it stands in the raw JSON, closing quote or not.
 _SECRET_TEXT = re.compile(r'"secretText"\s*:\s*"((?:[^"\\]|\\.)*)')
@@ -92,7 +92,8 @@ def graph_service_client(
 
 
 
-def _parse_time(value: object) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
+    """A Graph timestamp (ISO 8601, ``Z`` or an offset) as an aware UTC datetime; None for none."""
     if not isinstance(value, str) or not value:
         return None
     return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
@@ -104,8 +105,8 @@ def _credential_from_json(item: dict[str, object]) -> Credential:
         key_id=str(item.get("keyId")),
         display_name=str(item["displayName"]) if item.get("displayName") is not None else None,
         hint=str(item["hint"]) if item.get("hint") is not None else None,
-        start=_parse_time(item.get("startDateTime")),
-        end=_parse_time(item.get("endDateTime")),
+        start=parse_time(item.get("startDateTime")),
+        end=parse_time(item.get("endDateTime")),
     )
 
 
@@ -297,7 +298,7 @@ class GraphDirectory:
 
         async def fetch() -> object:
             # kiota types send_primitive_async as returning None; with "bytes" it returns the body.
-            return await adapter.send_primitive_async(request, "bytes", _ERRORS)
+            return await adapter.send_primitive_async(request, "bytes", ODATA_ERRORS)
 
         raw = await self._read(fetch, target, "read the app")
         try:
@@ -333,7 +334,8 @@ class GraphDirectory:
         async def once() -> object:
             try:
                 # The raw body, not the SDK's model: the secret is registered before anything parses it.
-                return await adapter.send_primitive_async(builder.to_post_request_information(body), "bytes", _ERRORS)
+                request = builder.to_post_request_information(body)
+                return await adapter.send_primitive_async(request, "bytes", ODATA_ERRORS)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never sent: safe to try again.
                 raise translate(exc, target=target, operation="addPassword") from None

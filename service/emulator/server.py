@@ -40,6 +40,7 @@ from service.emulator.graph import GraphService
 from service.emulator.hooks import HOOKS_PATH, Hooks
 from service.emulator.keyvault import KeyVaultService, SecretVersion
 from service.emulator.receiver import Receiver
+from service.emulator.sign_ins import SignInLog
 from service.emulator.tokens import TokenSigner
 from service.emulator.wire import TENANT_ID
 
@@ -73,7 +74,7 @@ class PasswordInfo:
 
 def classify(path: str) -> str:
     first = path.lstrip("/").split("/", 1)[0]
-    if first == "v1.0":
+    if first in ("v1.0", "beta"):
         return "graph"
     if first in ("secrets", "deletedsecrets"):
         return "keyvault"
@@ -172,6 +173,11 @@ class Emulator:
     @password_cap.setter
     def password_cap(self, value: int) -> None:
         self.directory.password_cap = value
+
+    @property
+    def sign_ins(self) -> SignInLog:
+        """Every sign-in with a client secret, and the sign-in activity report's knobs (lag, empty, available)."""
+        return self.directory.sign_ins
 
     @property
     def vault_tenant_id(self) -> str | None:
@@ -278,7 +284,7 @@ class Emulator:
             return await handle_control(self, request, segments[1:])
         if service == "graph":
             graph_segments = [s for s in segments[1:] if s]
-            return await self.graph.handle(request, graph_segments)
+            return await self.graph.handle(request, graph_segments, version=segments[0])
         if service == "keyvault":
             return await self.keyvault.handle(request, segments)
         if service == "hooks":
