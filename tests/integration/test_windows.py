@@ -29,8 +29,9 @@ AMS = ZoneInfo("Europe/Amsterdam")
 
 
 def closed_window(world: World) -> tuple[dict[str, Any], datetime]:
-    """A whole-day window on the day after tomorrow (Amsterdam), and when it opens."""
-    day = world.clock.now().astimezone(AMS).date() + timedelta(days=2)
+    """A whole-day window three days from today (Amsterdam), and when it opens: at least 48 hours away, so
+    a test may move the clock a day and more and still be outside it, whatever the time of day it runs."""
+    day = world.clock.now().astimezone(AMS).date() + timedelta(days=3)
     opens = datetime(day.year, day.month, day.day, tzinfo=AMS)
     window = {"days": [DAY_NAMES[day.weekday()]], "start": "00:00", "end": "24:00", "time_zone": "Europe/Amsterdam"}
     return window, opens
