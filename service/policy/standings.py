@@ -56,7 +56,10 @@ def standings(
         else:
             gap = waiting.get(c.key_id)
             # Kept for its consumer: it goes when the report shows the switch, at the latest once it expired.
+            # Too young to tell: not before usage_lag has run since the handout (the report may lag that much).
             after = c.end if c.key_id in kept else settle_at
+            if gap is not None and c.key_id not in kept and after is not None:
+                after = max(after, gap.handed_out + policy.usage_lag)
             result.append(Standing(c.key_id, State.SUPERSEDED, retire_after=after,
                                    due=superseded(facts, c) is not None, last_sign_in=seen.get(c.key_id),
                                    missing=gap.missing if gap else None))

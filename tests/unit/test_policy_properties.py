@@ -392,7 +392,7 @@ def test_the_plan_has_a_lawful_shape(s: Scenario) -> None:
         assert not any(a.after_rotation for a in actions)
     for a in actions:
         if a.kind is Kind.BLOCKED:
-            assert a.reason in (Reason.CAP_REACHED, Reason.NO_ROOM_FOR_RETRY)
+            assert a.reason in (Reason.CAP_REACHED, Reason.NO_ROOM_FOR_RETRY, Reason.COMPETING_STATE_STORE)
             if a.reason is Reason.NO_ROOM_FOR_RETRY:
                 assert not any(h.readable for h in s.holdings)
         if a.kind is Kind.RESYNC:
