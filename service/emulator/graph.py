@@ -30,6 +30,7 @@ from service.emulator.directory import (
     SpRecord,
     Tenant,
 )
+from service.emulator.throttle import Throttle
 from service.emulator.tokens import TokenError, TokenSigner
 from service.emulator.wire import TENANT_ID, json_response, new_request_id, parse_iso, read_json
 
@@ -54,12 +55,16 @@ _BY_APP_ID = re.compile(r"^(applications|servicePrincipals)\(appId='([^']*)'\)$"
 
 
 class GraphError(Exception):
-    def __init__(self, status: int, code: str, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 def denied() -> GraphError:
@@ -103,6 +108,8 @@ class GraphService:
         self.signer = signer
         self.base_url = base_url
         self.issuers = issuers
+        # Graph's per-app-per-tenant budget; each request in a $batch counts on its own.
+        self.throttle = Throttle()
 
     @property
     def root(self) -> str:
@@ -123,6 +130,10 @@ class GraphService:
             tenant = self.directory.tenant(caller.tenant_id)
             if tenant is None:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
+            wait = self.throttle.take(f"{caller.tenant_id}/{caller.app_id}")
+            if wait is not None:
+                raise GraphError(429, "TooManyRequests", "Too many requests, please retry later.",
+                                 headers={"Retry-After": str(wait)})
             response = await self._route(request, segments, caller, tenant)
         except GraphError as exc:
             return error_response(
@@ -133,6 +144,7 @@ class GraphService:
                 client_request_id=client_request_id,
                 now_text=now_text,
                 details=exc.details,
+                headers=exc.headers,
             )
         except DirectoryError as exc:
             return error_response(
@@ -337,14 +349,20 @@ class GraphService:
 
     def _list_apps(self, request: web.Request, caller: Caller, tenant: Tenant) -> web.Response:
         self._require_read(caller, tenant, None)
-        visible = [a for a in tenant.apps.values() if self._visible_app(caller, a)]
-        items = [shapes.app_json(a, tenant) for a in sorted(visible, key=lambda a: a.created_at)]
         try:
-            items = shapes.filter_items(
-                items, request.query.get("$filter"), frozenset({"displayName", "appId", "id"}), "Application"
+            test = shapes.matcher(
+                request.query.get("$filter"), frozenset({"displayName", "appId", "id"}), "Application"
             )
         except shapes.QueryError as exc:
             raise bad_request(str(exc), "Request_UnsupportedQuery") from exc
+        # Filtered on the three filterable properties before the whole shape is built: a tenant may hold
+        # thousands of apps, and an `in` filter asks for 15 of them.
+        chosen = [
+            a for a in tenant.apps.values()
+            if test({"id": a.object_id, "appId": a.app_id, "displayName": a.display_name})
+            and self._visible_app(caller, a)
+        ]
+        items = [shapes.app_json(a, tenant) for a in sorted(chosen, key=lambda a: a.created_at)]
         return self._page(request, items, "applications", "application")
 
     async def _create_app(self, request: web.Request, caller: Caller, tenant: Tenant) -> web.Response:
