@@ -69,6 +69,25 @@ def _recorded(credentials: Sequence[Credential], holdings: Sequence[Holding]) ->
     return set().union(*(h.recorded for h in holdings)) | {h.key_id for h in holdings if h.key_id in on_app}
 
 
+def needs_history(
+    credentials: Sequence[Credential], holdings: Sequence[Holding], policy: Policy, flags: Flags | None = None
+) -> bool:
+    """Whether the plan needs every key id the sinks ever recorded, while some holding names only what its
+    sink holds now (``history`` False).
+
+    "Ever recorded" decides only about a credential that no sink holds: whether a managed one is an orphan
+    or superseded (or another store's), and whether --revoke-previous takes an unmanaged one. So it is
+    needed when a credential on the app that no sink holds could be retired: a managed one, any one with
+    ``retire_unmanaged``, or any one under --revoke-previous.
+    """
+    if all(h.history for h in holdings):
+        return False
+    flags = flags or NO_FLAGS
+    held = in_use(credentials, holdings)
+    retirable = policy.retire_unmanaged or flags.revoke_previous
+    return any(c.key_id not in held and (retirable or c.managed(policy.marker)) for c in credentials)
+
+
 def claims(credentials: Sequence[Credential], intents: Sequence[Intent]) -> tuple[Intent, ...]:
     """Intents whose ``addPassword`` answer was lost, each with the key id of the credential it made, where
     the app shows that beyond doubt: no more credentials of its name (none of them another intent's by key
