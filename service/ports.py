@@ -9,12 +9,13 @@ a remote failure, after the adapter's own bounded retries of transient ones. Rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from service.errors import RemoteError
 from service.model import App, Credential, Holding, Intent
 from service.secret import Secret
 
@@ -34,6 +35,11 @@ class Directory(Protocol):
         Raises RemoteError(not_found) when no app has this appId, (permission_denied) when the caller
         may not read it.
         """
+        ...
+
+    async def read_apps(self, client_ids: Iterable[str]) -> Mapping[str, App | RemoteError]:
+        """Many apps at once (Graph batches), by appId: each app, or the RemoteError that ``read_app`` would
+        raise for it (same reason, status, code and hint). Raises nothing itself."""
         ...
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
@@ -80,8 +86,20 @@ class VaultVersion:
     tags: dict[str, str]
 
 
+class NotListed(Exception):
+    """The vault is not listed in this pass (too few of its secrets are wanted, the listing was refused, or
+    the vault holds far more secrets than the pass reads): read the secret itself."""
+
+
 class Vault(Protocol):
     """Azure Key Vault secrets, for one vault."""
+
+    async def current(self, name: str) -> VaultVersion | None:
+        """The current version's properties of ``name`` (its tags, ``created``, enabled; ``version`` may be
+        empty), or None when the vault has no such secret, from one listing of the vault shared by the whole
+        pass. Raises NotListed when this pass does not list the vault; never RemoteError (a listing that
+        fails is NotListed: reading the secret itself says what is wrong)."""
+        ...
 
     async def list_versions(self, name: str) -> list[VaultVersion]:
         """Every version of the secret ``name`` (all pages); [] when the secret does not exist."""
@@ -185,7 +203,10 @@ class Sink(Protocol):
         """Its secret can be read back, so other sinks can be re-synced from it."""
         ...
 
-    async def read(self, app: App) -> Holding:
+    async def read(self, app: App, *, history: bool = True) -> Holding:
+        """What the sink holds now and since when. ``history=False``: only what it holds now is needed (the
+        holding's ``recorded`` may then name just that, with ``history`` False), so the sink may answer from
+        the pass's bulk reads (a vault listed once). Raises RemoteError, or StateCorrupt (receipts)."""
         ...
 
     async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from service import logs, policy
+from service.bulk_reads import BulkApps
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, StateCorrupt, VerificationFailed
 from service.metrics import Metrics
@@ -125,13 +126,15 @@ class Engine:
 
     # --- gather and plan (read-only) -------------------------------------------------------------
 
-    async def gather(self, ctx: TargetContext) -> Gathered:
-        """Read the app, what each sink holds and (for a target with a push sink) this store's intents.
+    async def gather(self, ctx: TargetContext, *, app: App | None = None, history: bool = True) -> Gathered:
+        """Read the app (unless given: read in bulk), what each sink holds and (for a target with a push sink)
+        this store's intents. ``history=False``: the sinks may say only what they hold now (Sink.read).
 
         A state document that cannot be read is no failure: it is reported in ``corrupt``, and what it
         would have said counts as unknown (a push sink holding anything, no credential this store's own).
         """
-        app = await ctx.directory.read_app(ctx.client_id)
+        if app is None:
+            app = await ctx.directory.read_app(ctx.client_id)
         corrupt: list[StateCorrupt] = []
         intents: tuple[Intent, ...] = ()
         if ctx.pushes:
@@ -139,12 +142,21 @@ class Engine:
                 intents = await self._store.intents(ctx.name)
             except StateCorrupt as error:
                 corrupt.append(error)
-        holdings = await asyncio.gather(*(self._read(sink, app, corrupt) for sink in ctx.sinks))
+        holdings = await asyncio.gather(*(self._read(sink, app, corrupt, history) for sink in ctx.sinks))
         return Gathered(app, list(holdings), intents, corrupt)
 
-    async def _read(self, sink: Sink, app: App, corrupt: list[StateCorrupt]) -> Holding:
+    async def _glance(self, ctx: TargetContext, apps: BulkApps, flags: Flags) -> Gathered:
+        """The target as the pass's bulk reads show it: its app from its tenant's batch, its sinks from what
+        they hold now, and the whole of their history only if the plan depends on it."""
+        app = await apps.app(ctx.directory, ctx.client_id)
+        facts = await self.gather(ctx, app=app, history=False)
+        if not facts.corrupt and policy.needs_history(app.credentials, facts.holdings, ctx.policy, flags):
+            facts = await self.gather(ctx, app=app)
+        return facts
+
+    async def _read(self, sink: Sink, app: App, corrupt: list[StateCorrupt], history: bool = True) -> Holding:
         try:
-            return await sink.read(app)
+            return await sink.read(app, history=history)
         except StateCorrupt as error:
             # One document holds all of a target's receipts: each of its push sinks meets the same error.
             if all(seen.where != error.where for seen in corrupt):
@@ -170,10 +182,13 @@ class Engine:
         for error in facts.corrupt:
             log.warning(logs.STATE_CORRUPT, where=error.where, error=str(error), hint=error.hint)
 
-    async def plan_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
-        """What a pass would do, without writing anything (the `plan` and `status` commands)."""
+    async def plan_target(
+        self, ctx: TargetContext, flags: Flags = NO_FLAGS, apps: BulkApps | None = None
+    ) -> TargetResult:
+        """What a pass would do, without writing anything (the `plan` and `status` commands); ``apps``: the
+        pass's bulk reads of the apps, if it has them."""
         try:
-            facts = await self.gather(ctx)
+            facts = await (self._glance(ctx, apps, flags) if apps is not None else self.gather(ctx))
         except ServiceError as error:
             return TargetResult(ctx.name, Outcome.FAILED, error=error, marker=ctx.policy.marker)
         self._warn_corrupt(facts, logs.get_logger(target=ctx.name))
@@ -202,9 +217,7 @@ class Engine:
                     await self._store.add_intent(ctx.name, intent)
                 if result.plan.healthy:
                     result.outcome = Outcome.HEALTHY
-                    current = _current(app, result.plan.in_use)
-                    log.info(logs.TARGET_HEALTHY, key_id=current.key_id if current else None,
-                             renew_at=_iso(result.plan.renew_at))
+                    self._log_healthy(app, result.plan, log)
                 else:
                     await self._apply(ctx, app, result, log)
                     result.outcome = Outcome.CHANGED
@@ -216,6 +229,33 @@ class Engine:
         await self._report_credentials(ctx, result)
         self._report(ctx, result, log)
         return result
+
+    async def _check_healthy(self, ctx: TargetContext, apps: BulkApps, flags: Flags) -> TargetResult | None:
+        """A target's pass from the pass's bulk reads, without its lock, when nothing is to be done: healthy
+        (or failed, when it cannot be read, as the locked pass would fail). None when anything is to be done,
+        a lost answer to record or state to set aside: then reconcile_target reads it again, fresh, under the
+        target's lock, so that two passes at once still converge and a crash leaves what it always left."""
+        log = logs.get_logger(target=ctx.name)
+        result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
+        try:
+            facts = await self._glance(ctx, apps, flags)
+        except ServiceError as error:
+            result.error = error
+        else:
+            if facts.corrupt:
+                return None
+            plan = self._plan(ctx, facts, flags, setting_aside=False)
+            if not plan.healthy or plan.claims:
+                return None
+            result.outcome, result.plan, result.app = Outcome.HEALTHY, plan, facts.app
+            self._log_healthy(facts.app, plan, log)
+        await self._report_credentials(ctx, result)
+        self._report(ctx, result, log)
+        return result
+
+    def _log_healthy(self, app: App, plan: Plan, log: Any) -> None:
+        current = _current(app, plan.in_use)
+        log.info(logs.TARGET_HEALTHY, key_id=current.key_id if current else None, renew_at=_iso(plan.renew_at))
 
     async def _report_credentials(self, ctx: TargetContext, result: TargetResult) -> None:
         """The expiry gauges as the pass left the app: read again after apply changed it, else as gathered."""
@@ -435,15 +475,32 @@ class Engine:
     async def run(
         self, contexts: Sequence[TargetContext], flags: Flags = NO_FLAGS, *, per_tenant: int = 4
     ) -> list[TargetResult]:
-        """Reconcile every target, concurrently, at most ``per_tenant`` at a time in one tenant."""
+        """Reconcile every target, concurrently: first from the pass's bulk reads (each tenant's apps in
+        Graph batches, each vault listed once), which settle every healthy target; each of the others is
+        then reconciled under its lock, at most ``per_tenant`` at a time in one tenant."""
         limits: dict[str, asyncio.Semaphore] = {}
+        apps = BulkApps((ctx.directory, ctx.client_id) for ctx in contexts)
 
         async def one(ctx: TargetContext) -> TargetResult:
+            settled = await self._check_healthy(ctx, apps, flags)
+            if settled is not None:
+                return settled
             limit = limits.setdefault(ctx.tenant_id, asyncio.Semaphore(per_tenant))
             async with limit:
                 return await self.reconcile_target(ctx, flags)
 
-        return list(await asyncio.gather(*(one(ctx) for ctx in contexts)))
+        try:
+            return list(await asyncio.gather(*(one(ctx) for ctx in contexts)))
+        finally:
+            await apps.close()
+
+    async def plan_all(self, contexts: Sequence[TargetContext], flags: Flags = NO_FLAGS) -> list[TargetResult]:
+        """:meth:`plan_target` for every target, from the pass's bulk reads."""
+        apps = BulkApps((ctx.directory, ctx.client_id) for ctx in contexts)
+        try:
+            return list(await asyncio.gather(*(self.plan_target(ctx, flags, apps) for ctx in contexts)))
+        finally:
+            await apps.close()
 
 
 def _current(app: App, in_use: frozenset[str]) -> Credential | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ async def plan_pass(
 ) -> list[TargetResult]:
     """What a pass would do for each target, read-only (`plan`, `status`): gather and plan, write nothing."""
     async with open_pass(config, select_targets(config, only), clock=clock, metrics=metrics) as (engine, contexts):
-        return list(await asyncio.gather(*(engine.plan_target(ctx, flags) for ctx in contexts)))
+        return await engine.plan_all(contexts, flags)
 
 
 def exit_code(results: Sequence[TargetResult]) -> int:

@@ -31,7 +31,7 @@ from azure.identity.aio import (
 )
 
 from service import redact
-from service.adapters.transport import AnswerRefused, azure_client_kwargs
+from service.adapters.transport import AnswerRefused, azure_client_kwargs, proxy_kwargs
 from service.config.clouds import Endpoints, IdentityConfig
 from service.errors import ConfigError, FailureReason, RemoteError
 from service.redact import clip
@@ -111,7 +111,8 @@ def rotator_credential(
 def _azure_credential(
     identity: IdentityConfig, cloud: Endpoints, session: aiohttp.ClientSession, default_tenant: str
 ) -> AsyncTokenCredential:
-    common = {**_cloud_kwargs(cloud), **azure_client_kwargs(session), "additionally_allowed_tenants": ["*"]}
+    common = {**_cloud_kwargs(cloud), **azure_client_kwargs(session, cloud.authority_host),
+              "additionally_allowed_tenants": ["*"]}
     tenant = identity.tenant_id or default_tenant
     if identity.type == "client_secret":
         # Both present: the config's validator checked it.
@@ -198,15 +199,13 @@ class EntraVerifier:
     def __init__(self, cloud: Endpoints, session: aiohttp.ClientSession) -> None:
         self._cloud = cloud
         self._session = session
+        self._proxy = proxy_kwargs(cloud.authority_host)  # looked up once, not per try
 
     async def try_token(self, tenant_id: str, client_id: str, secret: Secret) -> None:
         target = f"app {client_id} in tenant {tenant_id}"
         credential = ClientSecretCredential(
-            tenant_id,
-            client_id,
-            secret.reveal(),
-            **_cloud_kwargs(self._cloud),
-            **azure_client_kwargs(self._session),
+            tenant_id, client_id, secret.reveal(), **_cloud_kwargs(self._cloud), **azure_client_kwargs(self._session),
+            **self._proxy,
         )
         try:
             token = await credential.get_token(self._cloud.graph_scope)

@@ -1,9 +1,10 @@
-"""Microsoft Graph through msgraph-sdk: the app registration's password credentials.
+"""Microsoft Graph through msgraph-sdk: the writes (addPassword, removePassword) and bootstrap's admin calls.
 
-One :class:`GraphDirectory` per tenant (tokens must be asked for the target's tenant, which the SDK's
-auth provider does not do by itself). The httpx client carries kiota's middleware minus its
-RetryHandler (``addPassword`` must never be retried blindly; reads retry through service.retry) and its
-RedirectHandler (no request follows a redirect; see transport.py).
+Imported only when a write happens (or by bootstrap): a healthy pass reads through graph_reads.py and
+never loads msgraph-sdk, kiota or httpx. One :class:`GraphWrites` per tenant (tokens must be asked for the
+target's tenant, which the SDK's auth provider does not do by itself). The httpx client carries kiota's
+middleware minus its RetryHandler (``addPassword`` must never be retried blindly; the rest retry through
+service.retry) and its RedirectHandler (no request follows a redirect; see transport.py).
 
 Error text from Graph is kept to its structured code and message, clipped (redact.clip): never a body.
 """
@@ -22,13 +23,11 @@ from urllib.parse import urlsplit
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
 )
 from kiota_abstractions.api_error import APIError
-from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.serialization import ParsableFactory
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.kiota_client_factory import KiotaClientFactory
@@ -39,9 +38,6 @@ from msgraph.generated.applications.item.add_password.add_password_post_request_
 from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
     RemovePasswordPostRequestBody,
 )
-from msgraph.generated.applications_with_app_id.applications_with_app_id_request_builder import (
-    ApplicationsWithAppIdRequestBuilder,
-)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.models.password_credential_configuration import PasswordCredentialConfiguration
@@ -50,27 +46,33 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]  # ships no py.typed
 
 from service import redact
-from service.adapters.transport import AnswerRefused, httpx_client
+from service.adapters.budget import Budget
+from service.adapters.graph_errors import (
+    NETWORK,
+    NOT_GRAPH,
+    SERVICE,
+    TOKEN_FAILURES,
+    answer_error,
+    credential_from_json,
+    token_error,
+)
+from service.adapters.transport import AnswerRefused
+from service.adapters.transport_httpx import httpx_client
 from service.adapters.utc import as_utc
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
-from service.model import App, Credential
+from service.model import Credential
 from service.redact import clip
-from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
+from service.retry import RetryPolicy, retrying
 from service.secret import Secret
 
 T = TypeVar("T")
-SERVICE = "graph"
-_SELECT = ["id", "appId", "displayName", "passwordCredentials"]
 _ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}  # how the generated builders map errors
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The secretText of an addPassword answer as it stands in the raw JSON, closing quote or not.
 _SECRET_TEXT = re.compile(r'"secretText"\s*:\s*"((?:[^"\\]|\\.)*)')
 _MAYBE_CREATED = "a credential may have been created; the next pass removes it as an orphan"
-_NOT_GRAPH = (
-    "something other than Graph answered (a proxy, a captive portal?): check cloud.graph_url and HTTPS_PROXY/NO_PROXY"
-)
 
 
 def graph_service_client(
@@ -90,24 +92,6 @@ def graph_service_client(
     return GraphServiceClient(request_adapter=adapter), http
 
 
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-
-
-def _credential_from_json(item: dict[str, object]) -> Credential:
-    """A passwordCredential as Graph's JSON has it (no secretText: Graph returns that only once)."""
-    return Credential(
-        key_id=str(item.get("keyId")),
-        display_name=str(item["displayName"]) if item.get("displayName") is not None else None,
-        hint=str(item["hint"]) if item.get("hint") is not None else None,
-        start=_parse_time(item.get("startDateTime")),
-        end=_parse_time(item.get("endDateTime")),
-    )
-
-
 def credential_from_sdk(item: PasswordCredential) -> Credential:
     return Credential(
         key_id=str(item.key_id),
@@ -118,27 +102,6 @@ def credential_from_sdk(item: PasswordCredential) -> Credential:
     )
 
 
-def _reason_and_hint(status: int | None, code: str | None, operation: str) -> tuple[FailureReason, str | None]:
-    """The reason and hint for Graph's answer ``status`` with its error ``code``."""
-    if status in (401, 403):
-        return FailureReason.PERMISSION_DENIED, None
-    if status == 404:
-        return FailureReason.NOT_FOUND, (
-            "no app with this client_id in the tenant: check tenant_id and client_id (the Application ID)"
-        )
-    if code and "Policy" in code:
-        return FailureReason.POLICY_VIOLATION, None
-    if code == "TooManyAppPasswords":
-        return FailureReason.POLICY_VIOLATION, (
-            "the app holds as many secrets as Entra allows: remove unused ones, or lower max_credentials"
-        )
-    if status == 429:
-        return FailureReason.THROTTLED, None
-    if status in TRANSIENT_STATUSES:
-        return FailureReason.UNEXPECTED, f"Graph answered {status} to {operation}; the next pass tries again"
-    return FailureReason.UNEXPECTED, None
-
-
 def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
     """A Graph or sign-in failure as the service's error, with reason, transience and a hint."""
     if isinstance(exc, RemoteError):
@@ -146,47 +109,15 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
     if isinstance(exc, AnswerRefused):
         return RemoteError(
             f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
-            status=exc.status, hint=_NOT_GRAPH,
+            status=exc.status, hint=NOT_GRAPH,
         )
     if isinstance(exc, APIError):
-        status = exc.response_status_code
         error = exc.error if isinstance(exc, ODataError) else None
-        code = clip(error.code, 100) if error is not None and error.code else None
-        # An error body that is not Graph's OData error (an HTML gateway page, a cut body) is not shown.
-        message = clip(error.message) if error is not None and error.message else f"Graph answered {status}"
-        headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
-        reason, hint = _reason_and_hint(status, code, operation)
-        return RemoteError(
-            message,
-            service=SERVICE,
-            target=target,
-            reason=reason,
-            transient=status in TRANSIENT_STATUSES,
-            status=status,
-            code=code,
-            retry_after=parse_retry_after(headers.get("retry-after")),
-            hint=hint,
-        )
-    if isinstance(exc, ClientAuthenticationError):
-        return RemoteError(
-            f"the rotator could not get a token for Graph: {clip(exc.message)}",
-            service="entra",
-            target=target,
-            reason=FailureReason.PERMISSION_DENIED,
-            transient=False,
-            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
-        )
-    if isinstance(exc, HttpResponseError | ServiceRequestError | ServiceResponseError):
-        # The rotator's token request for Graph got an answer azure-identity could not read (its text would
-        # hold the whole body) or none at all.
-        return RemoteError(
-            f"the rotator's token request for Graph failed: {type(exc).__name__}",
-            service="entra",
-            target=target,
-            reason=FailureReason.UNEXPECTED,
-            transient=not isinstance(exc, HttpResponseError),
-            hint="check cloud.authority_host, the network path to it and any proxy (HTTPS_PROXY/NO_PROXY)",
-        )
+        fields = {"code": error.code, "message": error.message} if error is not None else None
+        return answer_error(exc.response_status_code, fields, exc.response_headers or {}, target=target,
+                            operation=operation)
+    if isinstance(exc, TOKEN_FAILURES):
+        return token_error(exc, target=target)
     if isinstance(exc, httpx.TransportError):
         return RemoteError(
             clip(f"{operation} failed: {type(exc).__name__} {exc}".strip()),
@@ -194,7 +125,7 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             target=target,
             reason=FailureReason.UNEXPECTED,
             transient=True,
-            hint="network trouble reaching Graph (proxy, DNS, firewall?); the next pass tries again",
+            hint=NETWORK,
         )
     raise exc
 
@@ -254,66 +185,38 @@ def _created_password(raw: object, target: str) -> tuple[Credential, Secret]:
     if not isinstance(key_id, str) or not _GUID.match(key_id):
         raise unreadable("without a key id")
     try:
-        return _credential_from_json(data), secret
+        return credential_from_json(data), secret
     except (ValueError, TypeError):
         raise unreadable("a credential whose dates cannot be read") from None
 
 
-class GraphDirectory:
-    """:class:`service.ports.Directory` over msgraph-sdk for one tenant."""
+class GraphWrites:
+    """The writes of :class:`service.ports.Directory` over msgraph-sdk, for one tenant."""
 
     def __init__(
-        self, client: GraphServiceClient, tenant_id: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS
+        self, client: GraphServiceClient, tenant_id: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS,
+        budget: Budget | None = None,
     ) -> None:
         self._client = client
         self._tenant_id = tenant_id
         self._retry = retry
         self._metrics = metrics
+        self._budget = budget
 
     async def _read(self, call: Callable[[], Awaitable[T]], target: str, operation: str) -> T:
-        return await graph_read(call, target, operation, self._retry, self._metrics)
+        return await graph_read(self._budgeted(call), target, operation, self._retry, self._metrics)
 
-    async def read_app(self, client_id: str) -> App:
-        query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
-            select=_SELECT
-        )
-        config = RequestConfiguration(query_parameters=query)
-        target = f"app {client_id} in tenant {self._tenant_id}"
-        # Built on a copy of the client's path parameters: the SDK's applications_with_app_id() writes the
-        # appId into the dict it shares with every other builder, so concurrent reads of two apps would
-        # both ask for the last one.
-        builder = ApplicationsWithAppIdRequestBuilder(
-            self._client.request_adapter, dict(self._client.path_parameters), client_id
-        )
-        request = builder.to_get_request_information(config)
-        # The SDK sends it (auth, errors as ODataError) but we read the JSON ourselves: its Application
-        # model imports every Graph entity class on first use (~1,300 modules, seconds of start-up and
-        # tens of MB), to fill in the four fields we select.
-        adapter = self._client.request_adapter
+    def _budgeted(self, call: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        """``call`` once the tenant's request budget has room (every try counts, as Graph counts it)."""
+        budget = self._budget
+        if budget is None:
+            return call
 
-        async def fetch() -> object:
-            # kiota types send_primitive_async as returning None; with "bytes" it returns the body.
-            return await adapter.send_primitive_async(request, "bytes", _ERRORS)
+        async def spend() -> T:
+            await budget.take()
+            return await call()
 
-        raw = await self._read(fetch, target, "read the app")
-        try:
-            data = json.loads(raw) if isinstance(raw, bytes | str) and raw else None
-        except ValueError:
-            raise RemoteError(
-                "Graph's answer is not JSON", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED,
-                transient=False, hint=_NOT_GRAPH,
-            ) from None
-        if not isinstance(data, dict) or not data.get("id"):
-            raise RemoteError(
-                "Graph returned no application", service=SERVICE, target=target,
-                reason=FailureReason.NOT_FOUND, transient=False, status=404,
-            )
-        return App(
-            object_id=str(data["id"]),
-            app_id=str(data.get("appId") or client_id),
-            display_name=str(data.get("displayName") or ""),
-            credentials=tuple(_credential_from_json(p) for p in data.get("passwordCredentials") or ()),
-        )
+        return spend
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
         body = AddPasswordPostRequestBody(
@@ -324,6 +227,8 @@ class GraphDirectory:
         adapter = self._client.request_adapter
 
         async def once() -> object:
+            if self._budget is not None:
+                await self._budget.take()
             try:
                 # The raw body, not the SDK's model: the secret is registered before anything parses it.
                 return await adapter.send_primitive_async(builder.to_post_request_information(body), "bytes", _ERRORS)

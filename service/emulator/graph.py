@@ -125,7 +125,7 @@ class GraphService:
         client_request_id = request.headers.get("client-request-id", request_id)
         now_text = self.directory.clock.now().strftime("%Y-%m-%dT%H:%M:%S")
         try:
-            caller = self._authenticate(request)
+            caller = self.authenticate(request)
             request[TENANT_ID] = caller.tenant_id
             tenant = self.directory.tenant(caller.tenant_id)
             if tenant is None:
@@ -160,7 +160,7 @@ class GraphService:
         response.headers["client-request-id"] = client_request_id
         return response
 
-    def _authenticate(self, request: web.Request) -> Caller:
+    def authenticate(self, request: web.Request) -> Caller:
         token = bearer_token(request)
         if token is None:
             raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")

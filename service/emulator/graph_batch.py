@@ -24,7 +24,7 @@ from yarl import URL
 
 from service.emulator.fault_responses import GRAPH_CODES
 from service.emulator.faults import Fault, FaultSet, RequestInfo
-from service.emulator.graph import GraphService, error_response
+from service.emulator.graph import GraphError, GraphService, error_response
 from service.emulator.wire import INNER_BODY, TENANT_ID, json_response, new_request_id
 
 MAX_REQUESTS = 20
@@ -87,6 +87,13 @@ class GraphBatch:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = new_request_id()
         now_text = self.graph.directory.clock.now().strftime("%Y-%m-%dT%H:%M:%S")
+        client_request_id = request.headers.get("client-request-id", request_id)
+        try:
+            # The batch is one request: its token is checked once (the requests inside carry it too).
+            request[TENANT_ID] = self.graph.authenticate(request).tenant_id
+        except GraphError as exc:
+            return error_response(exc.status, exc.code, exc.message, request_id=request_id,
+                                  client_request_id=client_request_id, now_text=now_text)
         # aiohttp clones a request only before its body is read: the requests inside are clones of this one.
         unread = request.clone()
         try:
@@ -97,8 +104,7 @@ class GraphBatch:
             items = _requests(body)
         except BatchError as exc:
             return error_response(400, "BadRequest", str(exc), request_id=request_id,
-                                  client_request_id=request.headers.get("client-request-id", request_id),
-                                  now_text=now_text)
+                                  client_request_id=client_request_id, now_text=now_text)
         answers: dict[str, dict[str, Any]] = {}
         by_id = {str(item["id"]).lower(): item for item in items}
         pending = dict(by_id)
