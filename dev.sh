@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# The two commands a newcomer needs, and the pieces they are made of.
-#   ./dev.sh demo    set up, then run the full rotation lifecycle against the built-in emulator
-#   ./dev.sh test    set up, then lint, type-check and run the whole test suite
-#   ./dev.sh setup   only create .venv from the lock files
-#   ./dev.sh audit   check every pin of the lock files against the published advisories (needs network)
-#   ./dev.sh lock    re-pin requirements*.lock from pyproject.toml (needs network)
+# The commands a newcomer needs, and the pieces they are made of: ./dev.sh with no command prints them.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
+
+usage() {
+    cat <<'USAGE'
+usage: ./dev.sh COMMAND [ARGS...]
+
+  demo    set up .venv, then run the full rotation lifecycle against the built-in emulator
+  test    set up .venv, then ruff, mypy --strict and the test suite (ARGS go to pytest)
+  setup   only create .venv from the lock files
+  docs    regenerate docs/config.md and config/schema.json from the code
+  audit   check every pin of the lock files against the published advisories (needs network)
+  lock    re-pin requirements*.lock from pyproject.toml (needs network)
+  help    this text
+
+test runs Hypothesis with its quick profile here, as CI does with its full one (HYPOTHESIS_PROFILE=ci);
+`./dev.sh test -m "not container"` leaves out the container tests. See README.md, "Tests".
+USAGE
+}
 
 setup() {
     local lock=$1
@@ -58,8 +70,23 @@ case "${1:-}" in
         "$VENV/bin/python" -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
             | "${compile[@]}" - -o requirements-build.lock
         ;;
+    docs)
+        setup requirements.lock
+        "$VENV/bin/python" -m service.config.reference > docs/config.md
+        "$VENV/bin/python" -m service config schema > config/schema.json
+        echo "wrote docs/config.md and config/schema.json"
+        ;;
+    help | -h | --help)
+        usage
+        ;;
+    "")
+        # A usage error, like `secret-rotator` without a command: a script that forgot it fails loudly.
+        usage >&2
+        exit 2
+        ;;
     *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        echo "./dev.sh: unknown command: $1" >&2
+        usage >&2
         exit 2
         ;;
 esac

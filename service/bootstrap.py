@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from service.bootstrap_defaults import DEFAULT_NAME, DEFAULT_REDIRECT_URI
 from service.durations import format_duration
 from service.errors import ConfigError, FailureReason, RemoteError, ServiceError
-from service.model import DEFAULT_MARKER, App, Credential, credential_name
-from service.ports import Directory, Vault
+from service.model import DEFAULT_MARKER, App, Credential, Permission, Principal, Registration, credential_name
+from service.policy import lifetime_under, newest
+from service.ports import AppAdmin, Directory, Vault
 from service.secret import Secret
 from service.sinks.keyvault import VaultSink
 
@@ -90,78 +91,7 @@ class Request:
     store: Store | None = None
 
 
-@dataclass(frozen=True)
-class Permission:
-    """One entry of an app's requiredResourceAccess: ``type`` is Role (application) or Scope (delegated)."""
-
-    resource_app_id: str
-    id: str
-    type: str
-
-
 WANTED = tuple(Permission(GRAPH_APP_ID, role_id, APPLICATION_PERMISSION) for role_id in GRAPH_ROLES.values())
-
-
-@dataclass(frozen=True)
-class Registration:
-    """An app registration as bootstrap reads it."""
-
-    object_id: str
-    app_id: str
-    display_name: str
-    sign_in_audience: str
-    redirect_uris: tuple[str, ...]
-    permissions: tuple[Permission, ...]
-    credentials: tuple[Credential, ...] = ()
-
-
-@dataclass(frozen=True)
-class Principal:
-    """A service principal: the app's identity in the tenant, which holds the consented roles."""
-
-    object_id: str
-    app_id: str
-
-
-class AppAdmin(Protocol):
-    """Microsoft Graph for one tenant, as an admin who may create apps and grant consent.
-
-    Every method raises :class:`RemoteError` (``permission_denied`` when the sign-in lacks the privilege);
-    writes are sent once and raise :class:`OutcomeUnknown` when the answer was lost (a re-run finds what
-    was made). Reads return None or an empty set for what does not exist.
-    """
-
-    async def app_by_client_id(self, client_id: str) -> Registration | None: ...
-
-    async def apps_named(self, name: str) -> list[Registration]: ...
-
-    async def create_app(
-        self, name: str, sign_in_audience: str, redirect_uris: tuple[str, ...], permissions: tuple[Permission, ...]
-    ) -> Registration: ...
-
-    async def update_app(
-        self, object_id: str, redirect_uris: tuple[str, ...] | None, permissions: tuple[Permission, ...] | None
-    ) -> None:
-        """PATCH the given properties (whole lists); None leaves a property alone."""
-        ...
-
-    async def service_principal(self, app_id: str) -> Principal | None: ...
-
-    async def create_service_principal(self, app_id: str) -> Principal: ...
-
-    async def granted_roles(self, principal_id: str, resource_id: str) -> frozenset[str]:
-        """The app role ids (lowercase) ``principal_id`` holds on the resource service principal."""
-        ...
-
-    async def grant_role(self, principal_id: str, resource_id: str, role_id: str) -> None:
-        """Admin consent for one application permission; one that already exists counts as granted."""
-        ...
-
-    async def owners(self, object_id: str) -> frozenset[str]:
-        """Object ids (lowercase) of the app's owners."""
-        ...
-
-    async def add_owner(self, object_id: str, principal_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -233,6 +163,8 @@ async def gather(request: Request, admin: AppAdmin, vault: Vault | None) -> Fact
 
 
 class StepKind(StrEnum):
+    """What a bootstrap step makes; its value is how the step is named in output."""
+
     APPLICATION = "application"
     APP_SETTINGS = "app settings"
     SERVICE_PRINCIPAL = "service principal"
@@ -242,6 +174,8 @@ class StepKind(StrEnum):
 
 
 class Change(StrEnum):
+    """What a step would change."""
+
     CREATE = "create"
     UPDATE = "update"
     NONE = "none"  # already as asked
@@ -250,6 +184,8 @@ class Change(StrEnum):
 
 @dataclass(frozen=True)
 class Step:
+    """One planned step: what it makes, whether it changes anything, in words."""
+
     kind: StepKind
     change: Change
     message: str
@@ -257,6 +193,7 @@ class Step:
 
     @property
     def title(self) -> str:
+        """The step's name in output (``admin consent: User.Read.All``)."""
         return f"{self.kind.value}: {self.role}" if self.role else self.kind.value
 
 
@@ -275,19 +212,23 @@ def _role_names(permissions: Sequence[Permission]) -> str:
     return ", ".join(names.get(p.id, p.id) for p in permissions)
 
 
+def existing_secret(app: Registration | None, marker: str, vault_key_id: str | None) -> Credential | None:
+    """The marker-named secret already on the app: the one the --store secret holds, else the newest."""
+    managed = [c for c in (app.credentials if app else ()) if c.managed(marker)]
+    return newest([c for c in managed if c.key_id == vault_key_id] or managed)
+
+
 def _secret_step(request: Request, facts: Facts) -> Step:
-    managed = [c for c in (facts.app.credentials if facts.app else ()) if c.managed(request.marker)]
     if request.new_secret:
         return Step(StepKind.CLIENT_CREDENTIAL, Change.CREATE, "--new-secret: add a secret named with the marker")
-    if not managed:
+    existing = existing_secret(facts.app, request.marker, facts.vault_key_id)
+    if existing is None:
         where = f"store it in {request.store}" if request.store else "show it once"
         return Step(StepKind.CLIENT_CREDENTIAL, Change.CREATE,
                     f"add a secret named with the marker {request.marker!r}; {where}")
-    held = [c for c in managed if c.key_id == facts.vault_key_id]
-    newest = max(held or managed, key=lambda c: c.start.timestamp() if c.start else 0.0)
-    text = f"{newest.display_name!r}, key id {newest.key_id}; not shown again"
+    text = f"{existing.display_name!r}, key id {existing.key_id}; not shown again"
     if request.store is not None:
-        if facts.vault_key_id in {c.key_id for c in managed}:
+        if existing.key_id == facts.vault_key_id:
             text += f"; held by {request.store}"
         else:
             text += (f"; {request.store} does not hold it: `secret-rotator run` stores a fresh one "
@@ -356,6 +297,8 @@ def plan(request: Request, facts: Facts) -> list[Step]:
 
 
 class Status(StrEnum):
+    """How a step ended (or, with --dry-run, would end)."""
+
     CREATED = "created"
     UPDATED = "updated"
     PRESENT = "present"
@@ -368,6 +311,8 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class StepResult:
+    """One step as it ended, with what it made or why it failed."""
+
     step: Step
     status: Status
     detail: str
@@ -413,6 +358,10 @@ def needs(error: ServiceError, kind: StepKind | None) -> str:
 
 @dataclass
 class Outcome:
+    """What a bootstrap run did: each step's result, the app and principal as they are now, the secret it
+    issued, the error that stopped it.
+    """
+
     request: Request
     results: list[StepResult]
     app: Registration | None
@@ -426,11 +375,9 @@ class Outcome:
     def existing_secret(self) -> Credential | None:
         """The marker-named secret already on the app (the one the vault holds, else the newest), when this
         run made none."""
-        if self.issued is not None or self.app is None:
+        if self.issued is not None:
             return None
-        managed = [c for c in self.app.credentials if c.managed(self.request.marker)]
-        held = [c for c in managed if c.key_id == self.vault_key_id]
-        return max(held or managed, key=lambda c: c.start.timestamp() if c.start else 0.0) if managed else None
+        return existing_secret(self.app, self.request.marker, self.vault_key_id)
 
     @property
     def stored_in(self) -> Store | None:
@@ -517,8 +464,7 @@ class _Applier:
         lifetime, capped = self.request.lifetime, ""
         limit = await self.directory.password_lifetime_limit(app.object_id)
         if limit is not None and limit < lifetime:
-            # Leave room for clock skew between us and Graph, which measures from its own start time.
-            lifetime = limit - min(timedelta(hours=1), limit / 10)
+            lifetime = lifetime_under(limit)
             capped = f" (capped by the tenant's app management policy to {format_duration(limit)})"
         name = credential_name(self.request.marker, self.now)
         credential, secret = await self.directory.add_password(app.object_id, name, self.now + lifetime)

@@ -36,7 +36,8 @@ from service.bootstrap import (
     plan,
     preview,
 )
-from service.clock import SystemClock
+from service.catalogue import Event
+from service.clock import SystemClock, iso
 from service.config.clouds import Cloud, Endpoints, IdentityConfig, ca_bundle_problem
 from service.config.fields import GUID, is_loopback
 from service.config.loading import read_config_text
@@ -49,6 +50,7 @@ from service.errors import ConfigError, RemoteError
 from service.model import DEFAULT_MARKER
 from service.ports import Clock
 from service.retry import RetryPolicy
+from service.tables import table
 
 EXIT_OK, EXIT_FAILED = 0, 1
 VAULT_SUFFIX = {"public": "vault.azure.net", "usgov": "vault.usgovcloudapi.net", "china": "vault.azure.cn"}
@@ -69,6 +71,8 @@ class _ConfigView(BaseModel):
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything bootstrap needs from its command line and config: the request, the cloud, who signs in."""
+
     request: Request
     cloud: Endpoints
     identity: IdentityConfig  # unused with --device-code
@@ -203,15 +207,14 @@ async def bootstrap(config: Settings, clock: Clock, retry: RetryPolicy | None = 
 
 def handle(args: argparse.Namespace) -> int:
     """`secret-rotator bootstrap` (its arguments are registered in service/cli.py)."""
-    fmt = getattr(args, "log_format", "auto")
-    logs.configure(sys.stderr, json=None if fmt == "auto" else fmt == "json", level=getattr(args, "log_level", "info"))
+    logs.configure_as_asked(sys.stderr, getattr(args, "log_format", "auto"), getattr(args, "log_level", "info"))
     config = settings(args)
     outcome = asyncio.run(bootstrap(config, SystemClock()))
     log = logs.get_logger(tenant_id=config.request.tenant_id)
     for result in outcome.results:
-        log.debug("bootstrap.step", step=result.step.title, status=result.status.value, detail=result.detail)
+        log.debug(Event.BOOTSTRAP_STEP, step=result.step.title, status=result.status.value, detail=result.detail)
     log.info(
-        "bootstrap.finished", client_id=outcome.app.app_id if outcome.app else None, dry_run=outcome.dry_run,
+        Event.BOOTSTRAP_FINISHED, client_id=outcome.app.app_id if outcome.app else None, dry_run=outcome.dry_run,
         changed=sum(r.status.value in ("created", "updated") for r in outcome.results),
         failed=outcome.error.step.title if isinstance(outcome.error, StepFailed) and outcome.error.step else None,
         reason=outcome.error.reason.value if outcome.error else None,
@@ -237,7 +240,7 @@ def _secret_document(outcome: Outcome) -> dict[str, Any] | None:
     document: dict[str, Any] = {
         "key_id": credential.key_id,
         "display_name": credential.display_name,
-        "expires_on": credential.end.strftime("%Y-%m-%dT%H:%M:%SZ") if credential.end else None,
+        "expires_on": iso(credential.end),
         "created": issued is not None,
         "stored_in": str(stored) if stored else None,
     }
@@ -279,12 +282,8 @@ def _reveal(text: str, outcome: Outcome, quote: bool) -> str:
 
 
 def render_json(outcome: Outcome) -> str:
+    """The outcome as JSON; the secret value, when it is to be shown once, in place of its placeholder."""
     return _reveal(json.dumps(document(outcome), indent=2), outcome, quote=True)
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
 
 
 def _snippet_text(outcome: Outcome) -> str:
@@ -304,12 +303,13 @@ def _snippet_text(outcome: Outcome) -> str:
 
 
 def render_table(outcome: Outcome) -> str:
+    """The outcome for a person: each step, the ids, the secret once (or where it is stored), the config snippet."""
     request, app = outcome.request, outcome.app
     title = "would be done" if outcome.dry_run else "failed" if outcome.error else "done"
     lines = [f"bootstrap of {request.name!r} in tenant {request.tenant_id} ({title}):", ""]
     if outcome.results:
-        lines += _table([["STEP", "RESULT", "DETAIL"]] + [[r.step.title, r.status.value, r.detail]
-                                                         for r in outcome.results])
+        lines += table([["STEP", "RESULT", "DETAIL"]] + [[r.step.title, r.status.value, r.detail]
+                                                        for r in outcome.results], indent="  ")
         lines.append("")
     lines.append(f"tenant id:  {request.tenant_id}")
     lines.append(f"client id:  {app.app_id if app else '(not created yet)'}")
@@ -340,6 +340,7 @@ def render_table(outcome: Outcome) -> str:
 
 
 def render_error(outcome: Outcome) -> str:
+    """What stopped bootstrap, what it needs, what was already made, and the hint (scrubbed)."""
     error = outcome.error
     assert error is not None
     lines = [f"secret-rotator: bootstrap failed: {error}"]

@@ -22,6 +22,7 @@ from typing import Any
 from service import __version__, redact
 from service.bootstrap_defaults import DEFAULT_NAME, DEFAULT_REDIRECT_URI
 from service.config import CONFIG_ENV
+from service.daemon_defaults import DEFAULT_LISTEN, DEFAULT_SHUTDOWN_TIMEOUT
 from service.errors import ConfigError, ServiceError
 from service.model import DEFAULT_MARKER
 
@@ -39,12 +40,6 @@ config: --config FILE or ${CONFIG_ENV}. Check it with `secret-rotator config che
 exit codes: 0 all targets healthy or fixed; 1 a target failed (run) or could not be read or planned
             (plan, status), or the command itself failed; 2 bad config or usage (nothing was contacted).
 """
-
-# Every interface: the kubelet's probes and Prometheus reach the pod on its IP. Who else may connect is
-# the NetworkPolicy's business (deploy/); the server itself survives a flood (http_endpoints.Limits).
-DEFAULT_LISTEN = "0.0.0.0:8080"
-# The pods' terminationGracePeriodSeconds is 360: a pass gets 300 s, closing down the rest.
-DEFAULT_SHUTDOWN_TIMEOUT = 300.0
 
 # The container image leaves these out (.dockerignore): they serve tests and newcomers, not a cluster.
 _LEFT_OUT_OF_THE_IMAGE = ("service.emulator", "service.demo", "service.demo_view")
@@ -303,6 +298,7 @@ def _command_at(argv: Sequence[str]) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``secret-rotator ARGV``: run the command and return its exit code (0, 1 or 2; 130 on Ctrl-C)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     at = _command_at(argv)
     if at is not None and argv[at] == "emulator":

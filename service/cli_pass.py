@@ -12,16 +12,11 @@ from service.clock import SystemClock
 from service.metrics import DEFAULT as METRICS
 from service.model import Flags
 from service.output import plan_document, render_json, render_plan_table, render_status_table, status_document
-from service.reconcile import Outcome
 from service.runner import PassOptions, exit_code, plan_pass, run_pass
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def _configure_logs(args: argparse.Namespace, *, to_stderr: bool = False) -> None:
-    fmt = args.log_format
-    logs.configure(sys.stderr if to_stderr else sys.stdout, json=None if fmt == "auto" else fmt == "json",
-                   level=args.log_level)
+    logs.configure_as_asked(sys.stderr if to_stderr else sys.stdout, args.log_format, args.log_level)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,14 +36,15 @@ def plan(args: argparse.Namespace) -> int:
     results = asyncio.run(plan_pass(config, clock=SystemClock(), metrics=METRICS, only=args.target, flags=flags))
     document = plan_document(results)
     print(render_json(document) if args.output == "json" else render_plan_table(document))
-    return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else EXIT_OK
+    return exit_code(results)
 
 
 def status(args: argparse.Namespace) -> int:
     """Every target's credentials and which sink holds which; exit 1 when a target could not be read."""
     _configure_logs(args, to_stderr=True)
     config = load(args)
-    results = asyncio.run(plan_pass(config, clock=SystemClock(), metrics=METRICS, only=args.target))
-    document = status_document(results, SystemClock().now())
+    clock = SystemClock()
+    results = asyncio.run(plan_pass(config, clock=clock, metrics=METRICS, only=args.target))
+    document = status_document(results, clock.now())
     print(render_json(document) if args.output == "json" else render_status_table(document))
-    return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else EXIT_OK
+    return exit_code(results)

@@ -18,7 +18,6 @@ import contextlib
 import resource
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,26 +27,23 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from service import logs
-from service.cli import DEFAULT_SHUTDOWN_TIMEOUT
-from service.clock import SystemClock
+from service.catalogue import Event
+from service.clock import SystemClock, iso
 from service.config.document import Config
 from service.config.loading import load_config
+from service.daemon_defaults import DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_SHUTDOWN_TIMEOUT
 from service.errors import FailureReason, ServiceError
 from service.http_endpoints import HttpServer, Limits, make_routes
 from service.metrics import DEFAULT as METRICS
 from service.metrics import Metrics
 from service.ports import Clock
-from service.reconcile import Outcome, TargetResult
+from service.reconcile import Outcome, TargetResult, count_outcomes
 from service.runner import PassOptions, run_pass, select_targets
 from service.schedule import cron_trigger
 from service.wiring import build_store
 
 # An unlimited hard limit still needs a number for the soft one: this is Linux's default fs.nr_open.
 _MOST_OPEN_FILES = 1 << 20
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 @dataclass(frozen=True)
@@ -64,19 +60,22 @@ class PassReport:
     @classmethod
     def of(cls, started_at: datetime, finished_at: datetime, seconds: float,
            results: Sequence[TargetResult]) -> PassReport:
-        counts = {outcome.value: sum(r.outcome is outcome for r in results) for outcome in Outcome}
+        """The report of a pass that ran: its outcome counts and each failed target's reason."""
+        counts = count_outcomes(results)
         failures = {r.target: r.error.reason.value if r.error else FailureReason.UNEXPECTED.value
                     for r in results if r.outcome is Outcome.FAILED}
         return cls(started_at, finished_at, seconds, counts, failures)
 
     @property
     def failed_everywhere(self) -> bool:
+        """The pass could not run, or every target failed: the daemon is not doing its job."""
         return self.error is not None or (bool(self.failures) and len(self.failures) == sum(self.counts.values()))
 
     def to_json(self) -> dict[str, Any]:
+        """The report as the probes show it."""
         return {
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "seconds": round(self.seconds, 3),
             **self.counts,
             "failures": self.failures,
@@ -96,7 +95,7 @@ class Daemon:
         *,
         clock: Clock | None = None,
         metrics: Metrics = METRICS,
-        listen: tuple[str, int] = ("0.0.0.0", 8080),  # noqa: S104 - see cli.DEFAULT_LISTEN
+        listen: tuple[str, int] = (DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT),
         options: PassOptions | None = None,
         trigger: BaseTrigger | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
@@ -122,10 +121,12 @@ class Daemon:
 
     @property
     def url(self) -> str:
+        """Where a client on this host reaches the probe server."""
         return self._server.url
 
     @property
     def last_pass(self) -> PassReport | None:
+        """How the last pass ended; None before the first one has."""
         return self._last
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ class Daemon:
             self._trigger,
             id="reconcile",
             name="reconcile pass",
-            next_run_time=datetime.now(UTC),
+            next_run_time=datetime.now(UTC),  # the scheduler's own time (its triggers run on the system clock)
             max_instances=1,  # a pass still running when the next is due: skip the next, never overlap
             coalesce=True,  # fire times missed while the loop was busy or the host asleep: one pass, not many
             # A late pass is always better than a skipped one (it is idempotent, and the next slot may
@@ -148,7 +149,7 @@ class Daemon:
         )
         self._scheduler.start()
         host, port = self._server.address
-        self._log.info(logs.DAEMON_STARTED, listen=f"{host}:{port}", schedule=self._config.schedule,
+        self._log.info(Event.DAEMON_STARTED, listen=f"{host}:{port}", schedule=self._config.schedule,
                        jitter_seconds=int(self._config.schedule_jitter.total_seconds()),
                        targets=len(self._config.targets), trigger=str(self._trigger),
                        max_connections=self._server.limits.max_connections)
@@ -159,7 +160,7 @@ class Daemon:
             return False
         self._stopping = True
         task = self._in_flight if self._in_flight and not self._in_flight.done() else None
-        self._log.info(logs.DAEMON_STOPPING, why=why, pass_in_flight=task is not None,
+        self._log.info(Event.DAEMON_STOPPING, why=why, pass_in_flight=task is not None,
                        timeout_seconds=self.shutdown_timeout)
         if self._scheduler.running:
             # Paused first: shutting the scheduler down would cancel the job it is running.
@@ -174,7 +175,7 @@ class Daemon:
             self._scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
         await self._server.stop()
-        self._log.info(logs.DAEMON_STOPPED, passes=self._passes, pass_cancelled=cancelled)
+        self._log.info(Event.DAEMON_STOPPED, passes=self._passes, pass_cancelled=cancelled)
         return cancelled
 
     def cancel_in_flight(self) -> None:
@@ -192,6 +193,7 @@ class Daemon:
 
     @property
     def passes(self) -> int:
+        """How many passes have finished."""
         return self._passes
 
     # --- passes ----------------------------------------------------------------------------------
@@ -206,13 +208,13 @@ class Daemon:
 
     async def _pass(self) -> None:
         started_at = self._clock.now()
-        started = time.monotonic()
+        started = self._clock.monotonic()
         self._in_flight_since = started_at
         try:
             results = await run_pass(self._config, clock=self._clock, metrics=self._metrics, options=self._options)
-            report = PassReport.of(started_at, self._clock.now(), time.monotonic() - started, results)
+            report = PassReport.of(started_at, self._clock.now(), self._clock.monotonic() - started, results)
         except Exception as error:  # noqa: BLE001 - a pass that cannot run must not stop the daemon: the next may
-            report = self._broken_pass(started_at, time.monotonic() - started, error)
+            report = self._broken_pass(started_at, self._clock.monotonic() - started, error)
         finally:
             self._in_flight_since = None
         async with self._changed:
@@ -228,9 +230,9 @@ class Daemon:
             # Counted per target, so that the failure alerts fire as they would for a target's own failure.
             self._metrics.failures.labels(target, reason.value).inc()
         text = str(error) if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
-        self._log.error("daemon.pass_failed", reason=reason.value, error=text, hint=hint,
+        self._log.error(Event.DAEMON_PASS_FAILED, reason=reason.value, error=text, hint=hint,
                         exc_info=not isinstance(error, ServiceError))
-        counts = {outcome.value: 0 for outcome in Outcome} | {Outcome.FAILED.value: len(targets)}
+        counts = count_outcomes(()) | {Outcome.FAILED.value: len(targets)}
         return PassReport(started_at, self._clock.now(), seconds, counts,
                           dict.fromkeys(targets, reason.value), error=text)
 
@@ -240,20 +242,24 @@ class Daemon:
         next_run = getattr(self._job, "next_run_time", None) if self._scheduler.running else None
         now = self._clock.now()
         return {
-            "started_at": _iso(self._started_at),
+            "started_at": iso(self._started_at),
             "uptime_seconds": round((now - self._started_at).total_seconds(), 1) if self._started_at else 0,
             "passes": self._passes,
-            "pass_in_flight_since": _iso(self._in_flight_since),
-            "next_pass_at": None if self._stopping else _iso(next_run),
+            "pass_in_flight_since": iso(self._in_flight_since),
+            "next_pass_at": None if self._stopping else iso(next_run),
             "schedule": self._config.schedule,
             "targets": len(self._config.targets),
             "last_pass": self._last.to_json() if self._last else None,
         }
 
     def liveness(self) -> dict[str, Any]:
+        """:meth:`service.http_endpoints.StatusSource.liveness`."""
         return {"status": "alive", **self._status()}
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """:meth:`service.http_endpoints.StatusSource.readiness`: not ready while shutting down, before the first
+        pass has finished, or when the last pass failed everywhere.
+        """
         last = self._last
         if self._stopping:
             why: str | None = "shutting down"
@@ -289,8 +295,7 @@ def raise_open_files_limit() -> int:
 
 def command(args: argparse.Namespace) -> int:
     """`secret-rotator daemon` (its arguments are registered in service/cli.py)."""
-    fmt = args.log_format
-    logs.configure(sys.stdout, json=None if fmt == "auto" else fmt == "json", level=args.log_level)
+    logs.configure_as_asked(sys.stdout, args.log_format, args.log_level)
     config = load_config(args.config)
     build_store(config.state)  # an unusable state directory is a config error (exit 2), found before serving
     return asyncio.run(_serve(config, args, Limits.for_open_files(raise_open_files_limit())))
@@ -317,7 +322,7 @@ async def _serve(config: Config, args: argparse.Namespace, limits: Limits) -> in
         await daemon.start()
     except OSError as exc:
         host, port = args.listen
-        logs.get_logger().error("daemon.failed", error=f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+        logs.get_logger().error(Event.DAEMON_FAILED, error=f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                                 hint="free the port or choose another with --listen")
         return 1
     await stop.wait()

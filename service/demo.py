@@ -28,6 +28,7 @@ from typing import Any, TextIO
 import yaml
 
 from service import logs
+from service.catalogue import Event
 from service.config.document import Config
 from service.config.loading import load_config
 from service.demo_view import LogTail, Row, Screen, render_table, short, span
@@ -51,6 +52,8 @@ TICK = 0.25  # seconds between redraws on a terminal
 
 
 class Demo:
+    """The demo's story against the emulator: seed a tenant, run passes, narrate the engine's log, show the table."""
+
     def __init__(self, emu: Emulator, workdir: Path, screen: Screen, *, fast: bool) -> None:
         self.emu = emu
         self.workdir = workdir
@@ -68,6 +71,9 @@ class Demo:
     # --- the world ------------------------------------------------------------------------------
 
     def seed(self) -> Config:
+        """A tenant with the rotator and the Dime.Scheduler app, whose hand-made secret is pasted into Key Vault
+        (and taken for what Dime.Scheduler holds); the config that rotates it.
+        """
         emu = self.emu
         self.tenant = emu.add_tenant()
         rotator = emu.add_rotator(self.tenant)
@@ -117,6 +123,7 @@ class Demo:
         return self.emu.add_vault_secret(SECRET_NAME, text, expires=expires).version
 
     def vault_holds(self) -> tuple[str | None, str]:
+        """The key id the Key Vault secret holds now (the hand-made one until tagged), and how to say it."""
         latest = self.emu.vault_secret(SECRET_NAME)
         if latest is None:
             return None, ""
@@ -125,12 +132,14 @@ class Demo:
         return latest.tags.get("key-id"), "holds"
 
     def dime_holds(self) -> tuple[str | None, str]:
+        """The key id Dime.Scheduler holds now (the hand-made one until the first push), and how to say it."""
         deliveries = self.emu.receiver.deliveries
         if not deliveries:
             return self.hand_made, "holds (typed in)"
         return deliveries[-1].idempotency_key, "holds"
 
     def handed_out(self) -> set[str]:
+        """Every key id a consumer was ever given."""
         tagged = {v.tags.get("key-id") for v in self.emu.vault_versions(SECRET_NAME)}
         pushed = {d.idempotency_key for d in self.emu.receiver.deliveries}
         return {k for k in tagged | pushed if k} | {self.hand_made}
@@ -138,6 +147,7 @@ class Demo:
     # --- the screen -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        """Redraw the table from what the emulator holds now (retired credentials stay, marked so)."""
         now = self.emu.clock.now()
         vault_key, vault_note = self.vault_holds()
         dime_key, dime_note = self.dime_holds()
@@ -158,6 +168,7 @@ class Demo:
         self.screen.show([title, *render_table(list(self.known.values()), now)], self.status)
 
     def narrate(self) -> None:
+        """Say, one line each, what the engine logged since the last call."""
         for event in self.tail.read():
             self.events.append(event)
             line = self._describe(event)
@@ -167,22 +178,22 @@ class Demo:
 
     def _describe(self, e: dict[str, Any]) -> str | None:
         name, key, reason = e.get("event"), short(e.get("key_id")), str(e.get("reason", "")).replace("_", " ")
-        if name == logs.CREDENTIAL_CREATED:
+        if name == Event.CREDENTIAL_CREATED:
             return f"created {key} ({reason}), valid for {span(LIFETIME)}"
-        if name == logs.CREDENTIAL_VERIFIED:
+        if name == Event.CREDENTIAL_VERIFIED:
             return (f"verified {key}: Entra gave it a token on attempt {e.get('attempts')}, after {e.get('seconds')}s "
                     f"(the replication delay is {span(REPLICATION_DELAY)})")
-        if name == logs.SINK_UPDATED and str(e.get("sink", "")).startswith("keyvault:"):
+        if name == Event.SINK_UPDATED and str(e.get("sink", "")).startswith("keyvault:"):
             return f"stored {key} in Key Vault: a new version tagged key-id={key}..."
-        if name == logs.SINK_UPDATED:
+        if name == Event.SINK_UPDATED:
             last = self.emu.receiver.deliveries[-1] if self.emu.receiver.deliveries else None
             signed_in = "and it signed in with it" if last and last.signin_ok else "but it could NOT sign in with it"
             return f"pushed {key} to Dime.Scheduler (Idempotency-Key {key}...), {signed_in}"
-        if name == logs.CREDENTIAL_RETIRED:
+        if name == Event.CREDENTIAL_RETIRED:
             return f"retired {key} ({reason})"
-        if name == logs.TARGET_HEALTHY:
+        if name == Event.TARGET_HEALTHY:
             return "healthy: nothing to do" + self._until(e.get("renew_at"), "; renewal due in")
-        if name == logs.ROTATION_FAILED:
+        if name == Event.ROTATION_FAILED:
             return f"FAILED ({reason}): {e.get('error')}"
         if "AADSTS7000215" in str(name):
             # azure-identity's warning for a token attempt with a secret Entra has not replicated yet.
@@ -197,6 +208,7 @@ class Demo:
         return f"{prefix} {span(datetime.fromisoformat(iso) - self.emu.clock.now())}"
 
     def expect(self, condition: bool, problem: str) -> None:
+        """Note a problem when ``condition`` is false; the demo ends by listing them."""
         if not condition:
             self.problems.append(problem)
             self.screen.say(f"    unexpected: {problem}")
@@ -204,6 +216,7 @@ class Demo:
     # --- steps ------------------------------------------------------------------------------------
 
     async def run_pass(self, config: Config, why: str) -> TargetResult:
+        """One pass of the real engine, with a status line while it runs and its log narrated."""
         self.passes += 1
         number = self.passes
         self.screen.say(f"pass {number}: {why}")
@@ -248,6 +261,7 @@ class Demo:
                     "Key Vault's hand-made secret was not adopted")
 
     async def wait_until(self, when: datetime, why: str) -> None:
+        """Wait for the emulator's clock to reach ``when`` (with --fast: move the clock there)."""
         left = when - self.emu.clock.now()
         if left <= timedelta(0):
             return
@@ -263,6 +277,7 @@ class Demo:
         self.refresh()
 
     def fast_forward(self, delta: timedelta, why: str) -> None:
+        """Move the emulator's clock, which the engine shares, by ``delta``, and say why."""
         self.emu.clock.advance(delta)
         self.fast_forwarded += delta
         self.screen.say(f"fast-forward the emulator's clock by {span(delta)}: {why} (the engine shares this clock)")
@@ -276,10 +291,12 @@ class Demo:
         return since + GRACE + timedelta(seconds=1)
 
     def created(self, after: int = 0) -> list[dict[str, Any]]:
-        return [e for e in self.events[after:] if e.get("event") == logs.CREDENTIAL_CREATED]
+        """The ``credential.created`` events logged after the first ``after`` events."""
+        return [e for e in self.events[after:] if e.get("event") == Event.CREDENTIAL_CREATED]
 
     def retired(self, key_id: str) -> dict[str, Any] | None:
-        return next((e for e in self.events if e.get("event") == logs.CREDENTIAL_RETIRED
+        """The ``credential.retired`` event of ``key_id``, if it was retired."""
+        return next((e for e in self.events if e.get("event") == Event.CREDENTIAL_RETIRED
                      and e.get("key_id") == key_id), None)
 
     # --- the story --------------------------------------------------------------------------------
@@ -336,7 +353,7 @@ class Demo:
         return self._summary(first, second, remaining)
 
     def _summary(self, first: str | None, second: str | None, remaining: list[str]) -> list[str]:
-        verified = [e for e in self.events if e.get("event") == logs.CREDENTIAL_VERIFIED]
+        verified = [e for e in self.events if e.get("event") == Event.CREDENTIAL_VERIFIED]
         proof = f" (token on attempt {verified[0].get('attempts')}, {verified[0].get('seconds')}s)" if verified else ""
         return [
             f"adopted the hand-made secret {short(self.hand_made)} found untagged in Key Vault, without a forced "
@@ -357,6 +374,7 @@ class Demo:
 
 
 async def run_demo(out: TextIO, *, fast: bool = False, keep: bool = False, live: bool | None = None) -> int:
+    """`secret-rotator demo`: the whole lifecycle against a fresh emulator; 0 when it went as planned."""
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="secret-rotator-demo-"))
     screen = Screen(out, live=live)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from service import redact
+from service.tables import table
 
 _UP_AND_CLEAR = "\x1b[{n}F\x1b[J"  # to the start of the line n lines up, then clear to the end of the screen
 _HIDE_CURSOR, _SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
@@ -51,6 +52,7 @@ class Row:
 
 
 def render_table(rows: list[Row], now: datetime) -> list[str]:
+    """The demo's credentials table at ``now``: one line per credential, what each consumer holds of it."""
     header = ["KEY ID", "DISPLAY NAME", "MANAGED", "EXPIRES", "KEY VAULT", "DIME.SCHEDULER", "STATE"]
     cells = [header]
     for row in rows:
@@ -62,8 +64,7 @@ def render_table(rows: list[Row], now: datetime) -> list[str]:
             expires = f"in {span(row.end - now)}"
         cells.append([short(row.key_id), row.name, "yes" if row.managed else "no", expires,
                       row.vault or "-", row.dime or "-", row.state])
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in cells]
+    return table(cells)
 
 
 class Screen:
@@ -145,6 +146,7 @@ class LogTail:
         self._offset = 0
 
     def read(self) -> list[dict[str, Any]]:
+        """The complete lines appended since the last read, parsed (a line being written waits for the next)."""
         with self._path.open("rb") as handle:
             handle.seek(self._offset)
             data = handle.read()

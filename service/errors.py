@@ -7,21 +7,7 @@ one of the fixed reasons and a hint saying what to do. Messages never contain se
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class FailureReason(StrEnum):
-    """The fixed set of `reason` values of a ``rotation.failed`` event and its metric label."""
-
-    PERMISSION_DENIED = "permission_denied"
-    NOT_FOUND = "not_found"
-    POLICY_VIOLATION = "policy_violation"
-    THROTTLED = "throttled"
-    VERIFICATION_FAILED = "verification_failed"
-    SINK_FAILED = "sink_failed"
-    CONFIG_ERROR = "config_error"
-    UNEXPECTED = "unexpected"
-
+from service.catalogue import FailureReason as FailureReason  # defined with every other word operators see
 
 DEFAULT_HINTS: dict[FailureReason, str] = {
     FailureReason.PERMISSION_DENIED: (
@@ -67,6 +53,7 @@ class ServiceError(Exception):
 
     @property
     def message(self) -> str:
+        """The message without the service and target prefix (:meth:`RemoteError.__str__` adds them)."""
         return str(self.args[0]) if self.args else ""
 
 

@@ -33,9 +33,12 @@ from typing import Any, Protocol, cast
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from service import logs, redact
+from service.catalogue import Event
 
 
 class StatusSource(Protocol):
+    """What the probe endpoints ask: the daemon, as :class:`service.daemon.Daemon` answers."""
+
     def liveness(self) -> dict[str, Any]:
         """The body of ``/healthz``; answering at all is what proves the event loop runs."""
         ...
@@ -143,6 +146,7 @@ class HttpServer:
         return self._open
 
     async def start(self) -> None:
+        """Listen on the host and port; :attr:`address` is where it listens (port 0: the one it got)."""
         self._server = await asyncio.start_server(
             self._serve, self._host, self._port, limit=self.limits.max_head_bytes, backlog=self.limits.backlog,
         )
@@ -150,6 +154,7 @@ class HttpServer:
         self.address = (str(bound[0]), int(bound[1]))
 
     async def stop(self) -> None:
+        """Stop listening and drop every open connection."""
         if self._server is None:
             return
         self._server.close()
@@ -174,7 +179,7 @@ class HttpServer:
             victim = next(iter(self._peers[hog]))
             self._release(hog, victim)
             victim.abort()
-            self._warn("http.connections_full", "a connection was closed to make room for a new one",
+            self._warn(Event.HTTP_CONNECTIONS_FULL, "a connection was closed to make room for a new one",
                        max_connections=self.limits.max_connections, closed_peer=hog,
                        hint="someone holds many connections open: check who may reach this port "
                        "(deploy/'s NetworkPolicy)")
@@ -190,7 +195,7 @@ class HttpServer:
         if not connections:
             del self._peers[peer]
 
-    def _warn(self, event: str, message: str, **fields: Any) -> None:
+    def _warn(self, event: Event, message: str, **fields: Any) -> None:
         suppressed = self._limiter.admit(event)
         if suppressed is not None:
             self._log.warning(event, message=message, suppressed=suppressed, **fields)
@@ -206,7 +211,7 @@ class HttpServer:
             except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
                 raise
             except Exception as error:  # noqa: BLE001 - a probe's bug answers 500 and is logged, never kills the server
-                self._warn("http.failed", "answering a request failed", error=type(error).__name__)
+                self._warn(Event.HTTP_FAILED, "answering a request failed", error=type(error).__name__)
                 reply, head_only = _plain(HTTPStatus.INTERNAL_SERVER_ERROR), False
             await self._send(writer, reply, head_only=head_only)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
@@ -235,9 +240,9 @@ class HttpServer:
 
     def _refused(self, peer: str, problem: str) -> None:
         # What the client sent is never logged: it may be anything, of any size.
-        suppressed = self._limiter.admit("http.bad_request")
+        suppressed = self._limiter.admit(Event.HTTP_BAD_REQUEST)
         if suppressed is not None:
-            self._log.debug("http.bad_request", peer=peer, problem=problem, suppressed=suppressed)
+            self._log.debug(Event.HTTP_BAD_REQUEST, peer=peer, problem=problem, suppressed=suppressed)
 
     async def _send(self, writer: asyncio.StreamWriter, reply: Reply, *, head_only: bool) -> None:
         phrase = HTTPStatus(reply.status).phrase

@@ -1,7 +1,7 @@
 """structlog set-up: JSON lines on stdout (a console renderer on a TTY), scrubbed of secrets.
 
-Every line has ``timestamp`` (UTC ISO 8601), ``level`` and ``event``. The event names are a contract
-(DESIGN.md, "Logs, metrics, alerts"); they are listed here so code and tests use the same words.
+Every line has ``timestamp`` (UTC ISO 8601), ``level`` and ``event``; the event names are a contract
+(DESIGN.md, "Logs, metrics, alerts"), listed with every other name in service/catalogue.py.
 Tracebacks are rendered without local variables, and the last step scrubs every registered secret and
 access token (in any encoding service.redact knows), bearer token and JWT from the rendered line,
 whatever produced it (our code, an SDK's message, stdlib logging).
@@ -21,21 +21,6 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from service import redact
-
-RUN_STARTED = "run.started"
-RUN_FINISHED = "run.finished"
-TARGET_HEALTHY = "target.healthy"
-CREDENTIAL_CREATED = "credential.created"
-CREDENTIAL_VERIFIED = "credential.verified"
-SINK_UPDATED = "sink.updated"
-CREDENTIAL_RETIRED = "credential.retired"
-CREDENTIAL_EXPIRING = "credential.expiring"
-ROTATION_FAILED = "rotation.failed"
-STATE_CORRUPT = "state.corrupt"
-STATE_SET_ASIDE = "state.set_aside"
-DAEMON_STARTED = "daemon.started"
-DAEMON_STOPPING = "daemon.stopping"
-DAEMON_STOPPED = "daemon.stopped"
 
 # The SDKs log each request at INFO; warnings and errors are worth a line.
 _QUIET_LOGGERS = ("azure", "msal", "httpx", "httpcore", "kiota_http", "msgraph", "apscheduler", "aiohttp")
@@ -172,5 +157,11 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None, level: 
     logging.getLogger("azure.identity").setLevel(max(numeric, logging.ERROR))
 
 
+def configure_as_asked(stream: TextIO, log_format: str = "auto", level: str = "info") -> None:
+    """:func:`configure` as a command's ``--log-format`` (auto, json, console) and ``--log-level`` ask."""
+    configure(stream, json=None if log_format == "auto" else log_format == "json", level=level)
+
+
 def get_logger(**context: Any) -> Any:
+    """A structlog logger with ``context`` bound to every line it writes (e.g. ``target=``)."""
     return structlog.get_logger().bind(**context)

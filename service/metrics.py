@@ -17,6 +17,8 @@ PREFIX = "secret_rotator"
 
 
 class Metrics:
+    """The service's Prometheus metrics in one registry (a fresh one per test, one for the process)."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         # Each target's expiry series, to remove them when its credentials change (prometheus_client keeps
@@ -78,6 +80,7 @@ class Metrics:
         return lambda outcome: self.remote_calls.labels(service, operation, outcome).inc()
 
     def succeeded(self, target: str, at: datetime) -> None:
+        """The target's pass ended well at ``at``."""
         self.last_success.labels(target).set(at.timestamp())
 
 

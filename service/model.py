@@ -5,18 +5,19 @@ Plain frozen dataclasses with no I/O, shared by the pure planner and the adapter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from service.catalogue import Reason as Reason  # defined with every other word operators see
+from service.clock import STAMP, iso
+
 DEFAULT_MARKER = "secret-rotator"
-_STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def credential_name(marker: str, created: datetime) -> str:
     """The display name this service gives a credential it creates: the marker, one space, the UTC time."""
-    return f"{marker} {created.astimezone(UTC).strftime(_STAMP)}"
+    return f"{marker} {iso(created)}"
 
 
 def parse_credential_name(name: str | None, marker: str) -> datetime | None:
@@ -31,7 +32,7 @@ def parse_credential_name(name: str | None, marker: str) -> datetime | None:
         return None
     stamp = name[len(prefix):]
     try:
-        created = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+        created = datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)
     except ValueError:
         return None
     # strptime forgives missing zero padding ("2026-1-5T1:2:3Z"); the writer never leaves it out.
@@ -53,6 +54,7 @@ class Credential:
         return parse_credential_name(self.display_name, marker) is not None
 
     def expired(self, now: datetime) -> bool:
+        """Its end date has passed (a credential without one never expires)."""
         return self.end is not None and self.end <= now
 
 
@@ -66,6 +68,7 @@ class App:
     credentials: tuple[Credential, ...]
 
     def credential(self, key_id: str | None) -> Credential | None:
+        """The credential with this key id, if the app has it."""
         return next((c for c in self.credentials if c.key_id == key_id), None)
 
 
@@ -121,36 +124,12 @@ class Intent:
 
 
 class Kind(StrEnum):
+    """What an action does."""
+
     CREATE = "create"
     RESYNC = "resync"
     RETIRE = "retire"
     BLOCKED = "blocked"
-
-
-class Reason(StrEnum):
-    """Why an action is planned; the same word reaches the log event, the metric and `plan` output."""
-
-    # create
-    NO_CREDENTIAL_IN_USE = "no_credential_in_use"
-    NO_RECEIPT = "no_receipt"  # a push sink's holding is unknown: it may hold any of the app's secrets
-    RENEWAL_DUE = "renewal_due"
-    FORCED = "forced"
-    REVOKE_PREVIOUS = "revoke_previous"
-    SINK_LAGS_UNREADABLE = "sink_lags_unreadable"
-    PENDING_UNCONFIRMED = "pending_unconfirmed"
-    # create or resync: a credential another host or state store created may be what a push sink holds
-    FOREIGN_CREDENTIAL = "foreign_credential"
-    # resync
-    SINK_LAGS = "sink_lags"
-    PENDING_RESYNC = "pending_resync"
-    # retire
-    ORPHAN = "orphan"
-    SUPERSEDED = "superseded"
-    REVOKED = "revoked"
-    # blocked
-    CAP_REACHED = "cap_reached"
-    NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
-    COMPETING_STATE_STORE = "competing_state_store"  # another state store answered this one's answer: no ping-pong
 
 
 @dataclass(frozen=True)
@@ -203,6 +182,34 @@ class Flags:
 NO_FLAGS = Flags()
 
 
+class State(StrEnum):
+    """What is becoming of one credential of an app: `status` shows it next to each one."""
+
+    IN_USE = "in_use"  # a sink holds it (or was sent it and never confirmed: ``pending``)
+    SUPERSEDED = "superseded"  # a sink recorded it once; it goes once every sink has held its successor a grace period
+    ORPHAN = "orphan"  # this service created it and no sink ever recorded it: it goes after in_flight_timeout
+    FOREIGN = "foreign"  # another host or state store created it: a push sink may hold it, so it is kept
+    MAY_BE_HELD = "may_be_held"  # a push sink's holding is unknown (no receipt): it may hold this one, kept
+    UNMANAGED = "unmanaged"  # someone else's (another display name): left alone
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One credential's :class:`State` with the dates that come with it, as the planner sees them.
+
+    ``renew_at``: when a credential in use is due for renewal. ``retire_after``: when a superseded or orphan
+    credential may go (None while that waits for a sink to hold its successor); ``due`` once it may.
+    ``pending``: a push sent it and never confirmed receipt.
+    """
+
+    key_id: str
+    state: State
+    renew_at: datetime | None = None
+    retire_after: datetime | None = None
+    due: bool = False
+    pending: bool = False
+
+
 @dataclass(frozen=True)
 class Plan:
     """The actions for one target, and the facts they were derived from (for `plan` and `status`)."""
@@ -214,11 +221,42 @@ class Plan:
     holdings: tuple[Holding, ...] = field(default=())
     notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
     claims: tuple[Intent, ...] = ()  # lost answers found on the app: `run` records their key ids first
+    standings: tuple[Standing, ...] = ()  # what is becoming of each credential of the app (for `status`)
 
     @property
     def healthy(self) -> bool:
+        """Nothing to do."""
         return not self.actions
 
 
-def key_ids(holdings: Iterable[Holding]) -> set[str]:
-    return {h.key_id for h in holdings if h.key_id is not None}
+# -- bootstrap: an app registration as an admin sees it ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One entry of an app's requiredResourceAccess: ``type`` is Role (application) or Scope (delegated)."""
+
+    resource_app_id: str
+    id: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    """An app registration as bootstrap reads it."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    sign_in_audience: str
+    redirect_uris: tuple[str, ...]
+    permissions: tuple[Permission, ...]
+    credentials: tuple[Credential, ...] = ()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A service principal: the app's identity in the tenant, which holds the consented roles."""
+
+    object_id: str
+    app_id: str

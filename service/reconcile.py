@@ -8,15 +8,16 @@ exactly one ``rotation.failed`` with a reason and a hint.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from service import logs, policy
 from service.bulk_reads import BulkApps
+from service.catalogue import Event
+from service.clock import iso
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, StateCorrupt, VerificationFailed
 from service.metrics import Metrics
@@ -69,6 +70,8 @@ class Gathered:
 
 
 class Outcome(StrEnum):
+    """How one target's pass ended."""
+
     HEALTHY = "healthy"  # nothing to do
     CHANGED = "changed"  # rotated, re-synced or retired, and all went well
     FAILED = "failed"
@@ -76,6 +79,8 @@ class Outcome(StrEnum):
 
 @dataclass
 class TargetResult:
+    """One target's pass: how it ended, what it planned and did, the app as gathered, the error if it failed."""
+
     target: str
     outcome: Outcome
     plan: Plan | None = None
@@ -83,6 +88,11 @@ class TargetResult:
     error: ServiceError | None = None
     done: list[Action] = field(default_factory=list)
     marker: str = DEFAULT_MARKER  # the target's display-name marker: which credentials are managed
+
+
+def count_outcomes(results: Sequence[TargetResult]) -> dict[str, int]:
+    """How many targets ended each way, every outcome named (``{"healthy": 3, "changed": 1, "failed": 0}``)."""
+    return {outcome.value: sum(r.outcome is outcome for r in results) for outcome in Outcome}
 
 
 _BLOCKED_HINTS = {
@@ -109,6 +119,8 @@ class VerifyBackoff:
 
 
 class Engine:
+    """gather -> plan -> apply for each target of a pass, on the adapters of its :class:`TargetContext`."""
+
     def __init__(
         self,
         clock: Clock,
@@ -116,13 +128,11 @@ class Engine:
         metrics: Metrics,
         *,
         backoff: VerifyBackoff = VerifyBackoff(),
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._clock = clock
         self._store = store
         self._metrics = metrics
         self._backoff = backoff
-        self._sleep = sleep
 
     # --- gather and plan (read-only) -------------------------------------------------------------
 
@@ -176,11 +186,12 @@ class Engine:
             + policy.notes(now, app.credentials, holdings, ctx.policy, facts.intents)
         )
         claims = policy.claims(app.credentials, facts.intents)
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims)
+        standings = tuple(policy.standings(now, app.credentials, holdings, ctx.policy, facts.intents))
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims, standings)
 
     def _warn_corrupt(self, facts: Gathered, log: Any) -> None:
         for error in facts.corrupt:
-            log.warning(logs.STATE_CORRUPT, where=error.where, error=str(error), hint=error.hint)
+            log.warning(Event.STATE_CORRUPT, where=error.where, error=str(error), hint=error.hint)
 
     async def plan_target(
         self, ctx: TargetContext, flags: Flags = NO_FLAGS, apps: BulkApps | None = None
@@ -199,6 +210,10 @@ class Engine:
     # --- one target ------------------------------------------------------------------------------
 
     async def reconcile_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
+        """One target's pass under the store's lock: gather, plan, record claims, apply; report how it ended.
+
+        Never raises: a failure (a bug included) ends as a FAILED result with one ``rotation.failed``.
+        """
         log = logs.get_logger(target=ctx.name)
         result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:
@@ -211,7 +226,7 @@ class Engine:
                     # Before anything is written: the store never overwrites what it cannot read. What the
                     # documents said stays unknown to the plan; the first push writes a fresh receipt.
                     aside = await self._store.set_aside(ctx.name, self._clock.now())
-                    log.info(logs.STATE_SET_ASIDE, where=[e.where for e in facts.corrupt], aside=aside)
+                    log.info(Event.STATE_SET_ASIDE, where=[e.where for e in facts.corrupt], aside=aside)
                 for intent in result.plan.claims:
                     # Before the plan acts on it (an orphan's retirement): see policy.claims.
                     await self._store.add_intent(ctx.name, intent)
@@ -224,7 +239,7 @@ class Engine:
         except ServiceError as error:
             result.error = error
         except Exception as error:  # one target's bug must not stop the others
-            log.exception("target.crashed")
+            log.exception(Event.TARGET_CRASHED)
             result.error = ServiceError(f"{type(error).__name__} while reconciling", reason=FailureReason.UNEXPECTED)
         await self._report_credentials(ctx, result)
         self._report(ctx, result, log)
@@ -255,7 +270,7 @@ class Engine:
 
     def _log_healthy(self, app: App, plan: Plan, log: Any) -> None:
         current = _current(app, plan.in_use)
-        log.info(logs.TARGET_HEALTHY, key_id=current.key_id if current else None, renew_at=_iso(plan.renew_at))
+        log.info(Event.TARGET_HEALTHY, key_id=current.key_id if current else None, renew_at=iso(plan.renew_at))
 
     async def _report_credentials(self, ctx: TargetContext, result: TargetResult) -> None:
         """The expiry gauges as the pass left the app: read again after apply changed it, else as gathered."""
@@ -285,20 +300,20 @@ class Engine:
         fields: dict[str, Any] = {"reason": error.reason.value, "hint": error.hint, "error": str(error)}
         if isinstance(error, RemoteError):
             fields.update(service=error.service, status=error.status, code=error.code)
-        log.error(logs.ROTATION_FAILED, **fields)
+        log.error(Event.ROTATION_FAILED, **fields)
         plan = result.plan
         if app is not None and plan is not None and plan.renew_at is not None and plan.renew_at <= now:
             current = _current(app, plan.in_use)
             if current is not None and current.end is not None:
                 log.warning(
-                    logs.CREDENTIAL_EXPIRING, key_id=current.key_id, expires_at=_iso(current.end),
+                    Event.CREDENTIAL_EXPIRING, key_id=current.key_id, expires_at=iso(current.end),
                     expires_in=format_duration(current.end - now) if current.end > now else "expired",
                 )
 
     # --- apply (the only code that writes) -------------------------------------------------------
 
     async def _apply(self, ctx: TargetContext, app: App, result: TargetResult, log: Any) -> None:
-        """Take the plan's actions in its order (policy._rotation says why that order is safe).
+        """Take the plan's actions in its order (service.policy.plan says why that order is safe).
 
         A retirement marked ``after_rotation`` runs only once this pass's rotation has reached every sink;
         a failed retirement before the creation means there is no room for it, so nothing is created.
@@ -333,7 +348,7 @@ class Engine:
     async def _retire(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
         assert action.key_id is not None
         await ctx.directory.remove_password(app.object_id, action.key_id)
-        log.info(logs.CREDENTIAL_RETIRED, key_id=action.key_id, reason=action.reason.value, detail=action.message)
+        log.info(Event.CREDENTIAL_RETIRED, key_id=action.key_id, reason=action.reason.value, detail=action.message)
 
     async def _resync(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
         assert action.key_id is not None
@@ -343,7 +358,7 @@ class Engine:
         assert credential is not None
         secret = await source.read_secret(action.key_id)
         await sink.write(credential, secret, action.supersedes)
-        log.info(logs.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value,
+        log.info(Event.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value,
                  source=source.id)
 
     async def _rotate(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
@@ -353,7 +368,7 @@ class Engine:
         except VerificationFailed:
             await self._compensate(ctx, app, credential, log, "verification failed")
             raise
-        log.info(logs.CREDENTIAL_VERIFIED, key_id=credential.key_id, attempts=attempts, seconds=round(seconds, 2))
+        log.info(Event.CREDENTIAL_VERIFIED, key_id=credential.key_id, attempts=attempts, seconds=round(seconds, 2))
 
         failures: list[ServiceError] = []
         delivered = 0
@@ -363,11 +378,11 @@ class Engine:
                 await sink.write(credential, secret, action.supersedes)
             except ServiceError as error:
                 failures.append(error)
-                log.warning("sink.failed", sink=sink.id, key_id=credential.key_id, error=str(error),
+                log.warning(Event.SINK_FAILED, sink=sink.id, key_id=credential.key_id, error=str(error),
                             outcome_unknown=isinstance(error, OutcomeUnknown))
                 continue
             delivered += 1
-            log.info(logs.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value)
+            log.info(Event.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value)
         if delivered:
             self._metrics.rotations.labels(ctx.name, action.reason.value).inc()
         if not failures:
@@ -404,8 +419,8 @@ class Engine:
             # Its key id, so that a credential another store names alike within the same second is never
             # taken for this one (a lost answer leaves only the name to go by).
             await self._settle(ctx, replace(intent, key_id=credential.key_id), log)
-        log.info(logs.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
-                 expires_at=_iso(credential.end), display_name=credential.display_name)
+        log.info(Event.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
+                 expires_at=iso(credential.end), display_name=credential.display_name)
         return credential, secret
 
     async def _settle(self, ctx: TargetContext, intent: Intent, log: Any) -> None:
@@ -415,7 +430,7 @@ class Engine:
         try:
             await self._store.add_intent(ctx.name, intent)
         except ServiceError as error:
-            log.warning("state.intent_unsettled", name=intent.name, key_id=intent.key_id, error=str(error))
+            log.warning(Event.STATE_INTENT_UNSETTLED, name=intent.name, key_id=intent.key_id, error=str(error))
 
     async def _add_password(
         self, ctx: TargetContext, app: App, name: str, now: datetime, log: Any
@@ -435,15 +450,14 @@ class Engine:
                     "rotator Policy.Read.All so it can cap the lifetime itself"
                 )
                 raise
-            # Leave room for clock skew between us and Graph, which measures from its own start time.
-            end = now + limit - min(timedelta(hours=1), limit / 10)
-            log.warning("credential.lifetime_capped", requested=format_duration(ctx.policy.lifetime),
+            end = now + policy.lifetime_under(limit)
+            log.warning(Event.CREDENTIAL_LIFETIME_CAPPED, requested=format_duration(ctx.policy.lifetime),
                         allowed=format_duration(limit))
             return await ctx.directory.add_password(app.object_id, name, end)
 
     async def _verify(self, ctx: TargetContext, credential: Credential, secret: Secret) -> tuple[int, float]:
         """Token requests with the new secret until one succeeds or ``verify_timeout`` runs out."""
-        started = time.monotonic()
+        started = self._clock.monotonic()
         deadline = started + ctx.policy.verify_timeout.total_seconds()
         delay = self._backoff.first
         attempts = 0
@@ -451,14 +465,14 @@ class Engine:
             attempts += 1
             try:
                 await ctx.verifier.try_token(ctx.tenant_id, ctx.client_id, secret)
-                return attempts, time.monotonic() - started
+                return attempts, self._clock.monotonic() - started
             except RemoteError as error:
-                if not error.transient or time.monotonic() + delay > deadline:
+                if not error.transient or self._clock.monotonic() + delay > deadline:
                     raise VerificationFailed(
                         f"the new secret {credential.key_id} did not get a token after {attempts} attempt(s) "
-                        f"in {time.monotonic() - started:.0f}s: {error.message}"
+                        f"in {self._clock.monotonic() - started:.0f}s: {error.message}"
                     ) from None
-            await self._sleep(delay)
+            await asyncio.sleep(delay)
             delay = min(delay * self._backoff.factor, self._backoff.longest)
 
     async def _compensate(self, ctx: TargetContext, app: App, credential: Credential, log: Any, why: str) -> None:
@@ -466,9 +480,9 @@ class Engine:
             await ctx.directory.remove_password(app.object_id, credential.key_id)
         except ServiceError as error:
             # Left to the orphan rule: a managed credential no sink recorded goes after in_flight_timeout.
-            log.warning("credential.compensation_failed", key_id=credential.key_id, error=str(error))
+            log.warning(Event.CREDENTIAL_COMPENSATION_FAILED, key_id=credential.key_id, error=str(error))
             return
-        log.info(logs.CREDENTIAL_RETIRED, key_id=credential.key_id, reason="compensation", detail=why)
+        log.info(Event.CREDENTIAL_RETIRED, key_id=credential.key_id, reason=Reason.COMPENSATION.value, detail=why)
 
     # --- a pass over many targets ----------------------------------------------------------------
 
@@ -505,7 +519,3 @@ class Engine:
 
 def _current(app: App, in_use: frozenset[str]) -> Credential | None:
     return policy.newest(c for c in app.credentials if c.key_id in in_use)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None

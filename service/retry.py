@@ -24,13 +24,13 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How patient an adapter is with transient failures (see :func:`retrying`)."""
+
     attempts: int = 4  # the first try included
     base_delay: float = 0.5  # seconds; doubled each retry when the server gives no Retry-After
     max_delay: float = 30.0  # no single wait is longer, whatever Retry-After says
     budget: float = 90.0  # no retry starts later than this after the first try
 
-
-NO_RETRY = RetryPolicy(attempts=1)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service import logs
+from service.catalogue import Event
 from service.config.document import Config, Target
 from service.metrics import Metrics
 from service.model import NO_FLAGS, Flags
 from service.ports import Clock, StateStore
-from service.reconcile import Outcome, TargetResult, VerifyBackoff
+from service.reconcile import Outcome, TargetResult, VerifyBackoff, count_outcomes
 from service.retry import RetryPolicy
 from service.wiring import open_pass
 
@@ -27,6 +27,7 @@ class PassOptions:
 
 
 def select_targets(config: Config, only: str | None) -> Sequence[Target]:
+    """The config's targets, or only the one named ``only`` (ConfigError when no target has that name)."""
     return [config.target(only)] if only else config.targets
 
 
@@ -42,16 +43,15 @@ async def run_pass(
     options = options or PassOptions()
     targets = select_targets(config, options.only)
     log = logs.get_logger()
-    started = time.monotonic()
-    log.info(logs.RUN_STARTED, targets=len(targets), force=options.flags.force,
+    started = clock.monotonic()
+    log.info(Event.RUN_STARTED, targets=len(targets), force=options.flags.force,
              revoke_previous=options.flags.revoke_previous)
     async with open_pass(config, targets, clock=clock, metrics=metrics, retry=options.retry, backoff=options.backoff,
                          store=store) as (engine, contexts):
         results = await engine.run(contexts, options.flags, per_tenant=config.concurrency_per_tenant)
-    seconds = time.monotonic() - started
+    seconds = clock.monotonic() - started
     metrics.pass_duration.observe(seconds)
-    counts = {outcome.value: sum(r.outcome is outcome for r in results) for outcome in Outcome}
-    log.info(logs.RUN_FINISHED, seconds=round(seconds, 3), **counts)
+    log.info(Event.RUN_FINISHED, seconds=round(seconds, 3), **count_outcomes(results))
     return results
 
 

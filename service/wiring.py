@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 
 def build_store(state: StateConfig) -> StateStore:
+    """The state store the config names; ConfigError when a file store's directory cannot be used."""
     if state.backend == "kubernetes":
         from service.adapters.state_kubernetes import KubernetesStateStore
 
@@ -104,9 +105,8 @@ class PassResources:
         self._tls = tls_context(self._endpoints.ca_bundle)
         self._session = aiohttp_session(self._tls)
         self._closers.append(self._session.close)
-        close_store = getattr(self.store, "close", None)
-        if self._own_store and close_store is not None:
-            self._closers.append(close_store)
+        if self._own_store:
+            self._closers.append(self.store.close)
         self.verifier = EntraVerifier(self._endpoints, self._session)
         return self
 
@@ -174,6 +174,7 @@ class PassResources:
         return self._resolved[key]
 
     def context(self, target: Target) -> TargetContext:
+        """The target with the pass's clients: its directory, the verifier, its sinks built by their types."""
         identity = self.config.identity(target)
         policy = self.config.policy(target)
         clients = _TargetClients(self, identity, target.tenant_id)

@@ -8,11 +8,26 @@ Tests that capture output themselves (a subprocess, a log stream) call `assert_n
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.canary import issued, leaks
+
+# Hypothesis: the full number of examples in CI (.ci/run sets HYPOTHESIS_PROFILE=ci, and CI=true is set
+# there too), a tenth of it in a developer's loop. Either way no example database: every run explores
+# afresh and leaves nothing in the tree, and no deadline: a loaded machine must not fail a property.
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "dev")
+settings.register_profile("ci", deadline=None, database=None)
+settings.register_profile("dev", deadline=None, database=None, max_examples=20)
+settings.load_profile(PROFILE)
+
+
+def examples(full: int) -> int:
+    """How many examples a property gets: ``full`` under the ci profile, a tenth (at least 20) under dev."""
+    return full if PROFILE == "ci" else max(20, full // 10)
 
 # The emulator world (`emu`, `world` fixtures) for the integration, reliability and container tests.
 pytest_plugins = ["tests.world"]

@@ -31,6 +31,7 @@ from azure.identity.aio import (
 )
 
 from service import redact
+from service.adapters.sign_in import sign_in_failed
 from service.adapters.transport import AnswerRefused, azure_client_kwargs, proxy_kwargs
 from service.config.clouds import Endpoints, IdentityConfig
 from service.errors import ConfigError, FailureReason, RemoteError
@@ -51,10 +52,13 @@ def register_token(token: str, expires_on: int) -> None:
 
 
 class RedactingCredential:
-    """An async azure-identity credential whose every token is registered with the redactor first."""
+    """An async azure-identity credential whose every token is registered with the redactor first, and whose
+    failure says in one line which sign-in was tried and why it failed (:class:`SignInFailed`, with the fix
+    for ``kind``, the config's ``credential.type``)."""
 
-    def __init__(self, inner: AsyncTokenCredential) -> None:
+    def __init__(self, inner: AsyncTokenCredential, kind: str = "default") -> None:
         self._inner = inner
+        self._kind = kind
 
     async def get_token(
         self,
@@ -64,22 +68,31 @@ class RedactingCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
-        token = await self._inner.get_token(
-            *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
-        )
+        """A token from the wrapped credential, registered with the redactor before it is returned."""
+        try:
+            token = await self._inner.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+        except (ClientAuthenticationError, OSError) as error:
+            raise sign_in_failed(self._kind, error) from None  # its dozen lines of SDK text, in one
         register_token(token.token, token.expires_on)
         return token
 
     async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
-        if isinstance(self._inner, AsyncSupportsTokenInfo):
-            info = await self._inner.get_token_info(*scopes, options=options)
-        else:
-            token = await self._inner.get_token(*scopes, **dict(options or {}))  # type: ignore[arg-type]
-            info = AccessTokenInfo(token.token, token.expires_on)
+        """:meth:`get_token`'s newer form (azure-core's ``AsyncSupportsTokenInfo``), registered the same way."""
+        try:
+            if isinstance(self._inner, AsyncSupportsTokenInfo):
+                info = await self._inner.get_token_info(*scopes, options=options)
+            else:
+                token = await self._inner.get_token(*scopes, **dict(options or {}))  # type: ignore[arg-type]
+                info = AccessTokenInfo(token.token, token.expires_on)
+        except (ClientAuthenticationError, OSError) as error:
+            raise sign_in_failed(self._kind, error) from None
         register_token(info.token, info.expires_on)
         return info
 
     async def close(self) -> None:
+        """Close the wrapped credential."""
         await self._inner.close()
 
     async def __aenter__(self) -> RedactingCredential:
@@ -105,7 +118,7 @@ def rotator_credential(
     Tokens are asked per target tenant (``get_token(..., tenant_id=T)``), so every kind allows any tenant
     the identity is consented in.
     """
-    return RedactingCredential(_azure_credential(identity, cloud, session, default_tenant))
+    return RedactingCredential(_azure_credential(identity, cloud, session, default_tenant), identity.type)
 
 
 def _azure_credential(
@@ -165,12 +178,14 @@ class SingleFlightCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
+        """A token, asked for once however many targets ask at the same time."""
         async with self._lock(scopes, tenant_id, claims, enable_cae):
             return await self._inner.get_token(
                 *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
             )
 
     async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        """:meth:`get_token`'s newer form, single-flighted the same way."""
         opts = dict(options or {})
         async with self._lock(scopes, opts.get("tenant_id"), opts.get("claims"), opts.get("enable_cae", False)):
             if isinstance(self._inner, AsyncSupportsTokenInfo):
@@ -179,6 +194,7 @@ class SingleFlightCredential:
             return AccessTokenInfo(token.token, token.expires_on)
 
     async def close(self) -> None:
+        """Close the wrapped credential."""
         await self._inner.close()
 
     async def __aenter__(self) -> SingleFlightCredential:
@@ -189,6 +205,7 @@ class SingleFlightCredential:
 
 
 def aadsts_code(message: str) -> str | None:
+    """The number of the first ``AADSTS<n>`` error code in ``message`` (Entra's sign-in errors), or None."""
     match = re.search(r"AADSTS(\d+)", message)
     return match.group(1) if match else None
 
@@ -202,6 +219,7 @@ class EntraVerifier:
         self._proxy = proxy_kwargs(cloud.authority_host)  # looked up once, not per try
 
     async def try_token(self, tenant_id: str, client_id: str, secret: Secret) -> None:
+        """:meth:`service.ports.Verifier.try_token`: one client-credentials request with a fresh credential object."""
         target = f"app {client_id} in tenant {tenant_id}"
         credential = ClientSecretCredential(
             tenant_id, client_id, secret.reveal(), **_cloud_kwargs(self._cloud), **azure_client_kwargs(self._session),

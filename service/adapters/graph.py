@@ -35,16 +35,21 @@ class GraphDirectory:
         return self._writes
 
     async def read_app(self, client_id: str) -> App:
+        """:meth:`service.ports.Directory.read_app`, over the pass's aiohttp session (graph_reads.py)."""
         return await self.reads.read_app(client_id)
 
     async def read_apps(self, client_ids: Iterable[str]) -> dict[str, App | RemoteError]:
+        """:meth:`service.ports.Directory.read_apps`: in Graph batches (graph_reads.py)."""
         return await self.reads.read_apps(client_ids)
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
+        """:meth:`service.ports.Directory.add_password`, through msgraph-sdk (graph_sdk.py)."""
         return await self._writer().add_password(object_id, display_name, end)
 
     async def remove_password(self, object_id: str, key_id: str) -> None:
+        """:meth:`service.ports.Directory.remove_password`, through msgraph-sdk."""
         await self._writer().remove_password(object_id, key_id)
 
     async def password_lifetime_limit(self, object_id: str) -> timedelta | None:
+        """:meth:`service.ports.Directory.password_lifetime_limit`, through msgraph-sdk."""
         return await self._writer().password_lifetime_limit(object_id)

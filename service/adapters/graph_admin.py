@@ -47,11 +47,11 @@ from msgraph.graph_service_client import GraphServiceClient
 from service.adapters.entra import register_token
 from service.adapters.graph_sdk import credential_from_sdk, graph_read, translate
 from service.adapters.transport import AnswerRefused
-from service.bootstrap import Permission, Principal, Registration
 from service.config.clouds import Endpoints
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
+from service.model import Permission, Principal, Registration
 from service.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -102,7 +102,7 @@ def _required_resource_access(permissions: tuple[Permission, ...]) -> list[Requi
 
 
 class GraphAdmin:
-    """:class:`service.bootstrap.AppAdmin` over msgraph-sdk, for one tenant."""
+    """:class:`service.ports.AppAdmin` over msgraph-sdk, for one tenant."""
 
     def __init__(
         self,
@@ -154,6 +154,7 @@ class GraphAdmin:
     # -- applications ------------------------------------------------------------------------------
 
     async def app_by_client_id(self, client_id: str) -> Registration | None:
+        """:meth:`service.ports.AppAdmin.app_by_client_id`."""
         query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
             select=_APP_SELECT
         )
@@ -170,6 +171,7 @@ class GraphAdmin:
         return _registration(app) if app is not None and app.id else None
 
     async def apps_named(self, name: str) -> list[Registration]:
+        """:meth:`service.ports.AppAdmin.apps_named`: a ``displayName eq`` filter, every page."""
         query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
             filter="displayName eq '{}'".format(name.replace("'", "''")), select=_APP_SELECT
         )
@@ -189,6 +191,7 @@ class GraphAdmin:
     async def create_app(
         self, name: str, sign_in_audience: str, redirect_uris: tuple[str, ...], permissions: tuple[Permission, ...]
     ) -> Registration:
+        """:meth:`service.ports.AppAdmin.create_app`; sent once."""
         body = Application(
             display_name=name,
             sign_in_audience=sign_in_audience,
@@ -209,6 +212,7 @@ class GraphAdmin:
     async def update_app(
         self, object_id: str, redirect_uris: tuple[str, ...] | None, permissions: tuple[Permission, ...] | None
     ) -> None:
+        """:meth:`service.ports.AppAdmin.update_app`; sent once."""
         target = f"app object {object_id} in tenant {self._tenant_id}"
         body = Application()
         if redirect_uris is not None:
@@ -235,6 +239,7 @@ class GraphAdmin:
     # -- service principals, consent, owners -------------------------------------------------------
 
     async def service_principal(self, app_id: str) -> Principal | None:
+        """:meth:`service.ports.AppAdmin.service_principal`."""
         target = f"service principal of app {app_id} in tenant {self._tenant_id}"
         try:
             sp = await self._read(
@@ -247,6 +252,7 @@ class GraphAdmin:
         return Principal(str(sp.id), str(sp.app_id)) if sp is not None and sp.id else None
 
     async def create_service_principal(self, app_id: str) -> Principal:
+        """:meth:`service.ports.AppAdmin.create_service_principal`; sent once."""
         target = f"service principal of app {app_id} in tenant {self._tenant_id}"
         created = await self._write(
             lambda: self._client.service_principals.post(ServicePrincipal(app_id=app_id)),
@@ -260,6 +266,7 @@ class GraphAdmin:
         return Principal(str(created.id), str(created.app_id or app_id))
 
     async def granted_roles(self, principal_id: str, resource_id: str) -> frozenset[str]:
+        """:meth:`service.ports.AppAdmin.granted_roles`: every page of the principal's app role assignments."""
         target = f"app role assignments of service principal {principal_id} in tenant {self._tenant_id}"
         builder = self._client.service_principals.by_service_principal_id(principal_id).app_role_assignments
         page = await self._read(builder.get, target, "list app role assignments")
@@ -277,6 +284,7 @@ class GraphAdmin:
         return frozenset(roles)
 
     async def grant_role(self, principal_id: str, resource_id: str, role_id: str) -> None:
+        """:meth:`service.ports.AppAdmin.grant_role`; sent once, an existing assignment counts as granted."""
         body = AppRoleAssignment(
             principal_id=uuid.UUID(principal_id), resource_id=uuid.UUID(resource_id), app_role_id=uuid.UUID(role_id)
         )
@@ -290,6 +298,7 @@ class GraphAdmin:
             raise
 
     async def owners(self, object_id: str) -> frozenset[str]:
+        """:meth:`service.ports.AppAdmin.owners`: every page of the app's owners."""
         target = f"owners of app object {object_id} in tenant {self._tenant_id}"
         builder = self._client.applications.by_application_id(object_id).owners
         page = await self._read(builder.get, target, "list owners")
@@ -303,6 +312,7 @@ class GraphAdmin:
         return frozenset(found)
 
     async def add_owner(self, object_id: str, principal_id: str) -> None:
+        """:meth:`service.ports.AppAdmin.add_owner`; sent once, an existing owner counts as added."""
         body = ReferenceCreate(odata_id=f"{self._graph_url}/directoryObjects/{principal_id}")
         target = f"owner {principal_id} of app object {object_id} in tenant {self._tenant_id}"
         request = self._client.applications.by_application_id(object_id).owners.ref
@@ -344,6 +354,7 @@ class ThreadedCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
+        """A token from the sync credential, asked for in a thread of its own (a device code prompt may wait)."""
         token = await self._in_thread(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
         register_token(token.token, token.expires_on)
         return token
@@ -374,6 +385,7 @@ class ThreadedCredential:
         return await done
 
     async def close(self) -> None:
+        """Close the sync credential."""
         self._credential.close()
 
     async def __aenter__(self) -> ThreadedCredential:

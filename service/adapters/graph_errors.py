@@ -17,6 +17,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from service.adapters.sign_in import SIGN_IN_CLIP
 from service.adapters.utc import as_utc
 from service.errors import FailureReason, RemoteError
 from service.model import App, Credential
@@ -77,9 +78,10 @@ def token_error(exc: BaseException, *, target: str) -> RemoteError:
     """The rotator's own token request for Graph failing, as the service's error."""
     if isinstance(exc, ClientAuthenticationError):
         return RemoteError(
-            f"the rotator could not get a token for Graph: {clip(exc.message)}",
+            f"the rotator could not get a token for Graph: {clip(exc.message, SIGN_IN_CLIP)}",
             service="entra", target=target, reason=FailureReason.PERMISSION_DENIED, transient=False,
-            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
+            hint=getattr(exc, "hint", None)
+            or "check the rotator's own credential (credential: in the config, workload identity federation)",
         )
     # An answer azure-identity could not read (its text would hold the whole body) or none at all.
     return RemoteError(
@@ -91,6 +93,7 @@ def token_error(exc: BaseException, *, target: str) -> RemoteError:
 
 
 def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 time as Graph writes it (``Z`` or an offset), in UTC; None for no time."""
     if not isinstance(value, str) or not value:
         return None
     return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))

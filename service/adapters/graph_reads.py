@@ -70,11 +70,13 @@ class Answer:
     body: Any
 
     def error(self, *, target: str, operation: str) -> RemoteError:
+        """This answer as the service's error for ``target`` (graph_errors.answer_error)."""
         body = self.body if isinstance(self.body, dict) else {}
         return answer_error(self.status, body.get("error"), self.headers, target=target, operation=operation)
 
     @property
     def retry_after(self) -> float | None:
+        """The answer's Retry-After in seconds, if it has one."""
         return parse_retry_after(next((v for k, v in self.headers.items() if k.lower() == "retry-after"), None))
 
 

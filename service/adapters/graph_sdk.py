@@ -93,6 +93,7 @@ def graph_service_client(
 
 
 def credential_from_sdk(item: PasswordCredential) -> Credential:
+    """An SDK ``PasswordCredential`` as a :class:`service.model.Credential` (times in UTC, no secret text)."""
     return Credential(
         key_id=str(item.key_id),
         display_name=item.display_name,
@@ -219,6 +220,9 @@ class GraphWrites:
         return spend
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
+        """:meth:`service.ports.Directory.add_password`: tried again only when it never left or was throttled;
+        its answer read raw and its secret registered with the redactor before it is parsed.
+        """
         body = AddPasswordPostRequestBody(
             password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
         )
@@ -267,6 +271,7 @@ class GraphWrites:
         return _created_password(raw, target)
 
     async def remove_password(self, object_id: str, key_id: str) -> None:
+        """:meth:`service.ports.Directory.remove_password`; a credential already gone counts as removed."""
         body = RemovePasswordPostRequestBody(key_id=key_id)  # type: ignore[arg-type]  # the SDK types it UUID
         target = f"credential {key_id} of app object {object_id} in tenant {self._tenant_id}"
         request = self._client.applications.by_application_id(object_id).remove_password

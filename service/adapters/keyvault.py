@@ -35,6 +35,7 @@ from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
 from service.adapters.budget import VAULT_LIMIT, Budget
+from service.adapters.sign_in import SIGN_IN_CLIP
 from service.adapters.transport import AnswerRefused, azure_client_kwargs, host_of
 from service.adapters.utc import as_utc
 from service.config.fields import is_loopback
@@ -118,6 +119,9 @@ def _origin(url: str) -> tuple[str, str | None, int]:
 
 
 def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
+    """A Key Vault SDK failure as a :class:`RemoteError` with its reason, whether it is transient and a hint;
+    anything that is no SDK failure is raised again as it is.
+    """
     if isinstance(exc, AnswerRefused):
         return RemoteError(
             f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=False,
@@ -127,9 +131,10 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
         # Raised by the credential, not by the vault: the rotator could not sign in.
         return RemoteError(
-            f"the rotator could not get a token for Key Vault: {clip(exc.message)}",
+            f"the rotator could not get a token for Key Vault: {clip(exc.message, SIGN_IN_CLIP)}",
             service="entra", target=target, reason=FailureReason.PERMISSION_DENIED, transient=False,
-            hint="check the rotator's own credential (credential: in the config, workload identity federation)",
+            hint=getattr(exc, "hint", None)
+            or "check the rotator's own credential (credential: in the config, workload identity federation)",
         )
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
@@ -304,6 +309,7 @@ class KeyVault:
     # --- one secret ------------------------------------------------------------------------------
 
     async def list_versions(self, name: str) -> list[VaultVersion]:
+        """:meth:`service.ports.Vault.list_versions`; [] for a secret that does not exist."""
         async def listing() -> list[VaultVersion]:
             return [_version(p) async for p in self._client.list_properties_of_secret_versions(name)]
 
@@ -316,10 +322,12 @@ class KeyVault:
 
     async def read_latest(self, name: str) -> VaultVersion:
         # The SDK has no "properties of the latest version" call; the value comes along and is dropped.
+        """:meth:`service.ports.Vault.read_latest`."""
         bundle = await self._call(lambda: self._client.get_secret(name), name, "read the latest version")
         return _version(bundle.properties)
 
     async def read_value(self, name: str, version: str | None = None) -> Secret:
+        """:meth:`service.ports.Vault.read_value`, masked."""
         bundle = await self._call(lambda: self._client.get_secret(name, version), name, "read the secret")
         if not bundle.value:
             raise RemoteError(
@@ -329,6 +337,7 @@ class KeyVault:
         return Secret(bundle.value)
 
     async def write(self, name: str, value: Secret, expires_on: datetime | None, tags: dict[str, str]) -> VaultVersion:
+        """:meth:`service.ports.Vault.write`: a new version, content type ``client-secret``."""
         written = await self._call(
             lambda: self._client.set_secret(
                 name, value.reveal(), expires_on=expires_on, tags=tags, content_type="client-secret"

@@ -64,6 +64,7 @@ class HttpPusher:
         )
 
     async def push(self, fields: Mapping[str, object], secret: Secret, idempotency_key: str) -> None:
+        """:meth:`service.ports.Pusher.push`: one POST, retried on 408/429/5xx within the push's timeout."""
         request = self._request
         headers = {
             **request.headers,

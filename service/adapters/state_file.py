@@ -36,6 +36,7 @@ MAX_RECEIPTS_BYTES = 1 * MIB
 
 
 def encode_receipt(receipt: Receipt) -> dict[str, Any]:
+    """A receipt's JSON form (the inverse of :func:`decode_receipt`)."""
     return {
         "key_id": receipt.key_id,
         "status": receipt.status,
@@ -113,6 +114,7 @@ def decode_intents(text: bytes | str) -> tuple[Intent, ...]:
 
 
 def encode_intents(intents: tuple[Intent, ...]) -> str:
+    """A target's intents document, the inverse of :func:`decode_intents`."""
     entries = [
         {"name": i.name, "at": i.at.isoformat(), "reason": i.reason, **({"key_id": i.key_id} if i.key_id else {}),
          **({"refused": True} if i.refused else {})}
@@ -163,6 +165,9 @@ class FileStateStore:
             ) from None
         if not os.access(self._receipts, os.W_OK):
             raise ConfigError(f"state.path {self._path}: not writable by this user; fix its owner or mode")
+
+    async def close(self) -> None:
+        """Nothing to release: every file is closed after each read or write, every lock after its pass."""
 
     def _file(self, target: str) -> Path:
         return self._receipts / f"{target}.json"
@@ -262,6 +267,9 @@ class FileStateStore:
 
     @contextlib.asynccontextmanager
     async def lock(self, target: str) -> AsyncIterator[None]:
+        """An exclusive flock on ``locks/<target>.lock``: it excludes every pass over the target by any process
+        on this host that uses the same state directory (another store object, another `run`, a daemon);
+        released when the pass ends or its process dies. (Over NFS, flock is only as good as the server.)"""
         self._locks.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._locks / f"{target}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -9,8 +9,16 @@ one ConfigMap, which deploy/components/kubernetes-state ships together with its 
 does not exist yet is created with a POST, which that Role does not allow: re-applying the component
 makes it).
 
-The in-process lock serialises passes inside one process; across pods, the CronJob's
-``concurrencyPolicy: Forbid`` and the daemon's single replica keep one writer at a time.
+What :meth:`KubernetesStateStore.lock` promises is exactly this: passes over one target through the same
+store object take turns (an asyncio lock per target). It reaches no other store object, so no other
+process or pod: across them, the CronJob's ``concurrencyPolicy: Forbid``, the daemon's single replica and
+shards that never share a target keep one pass per target, and the rotation protocol survives two at once
+anyway (DESIGN.md, I6). A lease in the ConfigMap would make it reach further, at a price not worth paying
+here: every take and release would rewrite the whole ConfigMap that every pod (and every shard) rewrites
+for its receipts, turning its writes into 409 retries at fleet scale; the lease would need renewing
+through a pass as long as ``verify_timeout`` and an expiry after a killed pod, and an expired lease
+excludes nothing without fencing of the writes it guards. Receipts and intents are never lost to a
+concurrent writer either way: every write is optimistic (above).
 
 A target's key that cannot be read is :class:`~service.errors.StateCorrupt` for that target only,
 and is never overwritten. Answers are read up to a limit (a ConfigMap holds at most
@@ -114,6 +122,7 @@ class KubernetesStateStore:
         return self._session
 
     async def close(self) -> None:
+        """Close the HTTP session to the API server (a later call opens a new one)."""
         if self._session is not None:
             await self._session.close()
 
@@ -264,5 +273,7 @@ class KubernetesStateStore:
 
     @contextlib.asynccontextmanager
     async def lock(self, target: str) -> AsyncIterator[None]:
+        """Passes over ``target`` through this store object take turns; other store objects, processes and
+        pods are not excluded (see the module's docstring for what keeps them apart, and why no lease)."""
         async with self._locks.setdefault(target, asyncio.Lock()):
             yield

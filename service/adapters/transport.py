@@ -95,6 +95,7 @@ class CappedResponse(aiohttp.ClientResponse):
     _cut = False
 
     async def read(self) -> bytes:
+        """The body, up to :func:`body_limit` for its status; AnswerRefused for a success that is larger."""
         if self._body is None:
             limit = body_limit(self.status)
             if self.status < 400 and (self.content_length or 0) > limit:

@@ -58,6 +58,7 @@ async def _guard(response: httpx.Response) -> None:
 
 
 def httpx_client(context: ssl.SSLContext, base_url: str, *, limit: int = 100) -> httpx.AsyncClient:
+    """The httpx client under msgraph-sdk: TLS ``context``, no redirects, capped bodies, no compression."""
     return httpx.AsyncClient(
         base_url=base_url,
         verify=context,

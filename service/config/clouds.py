@@ -34,11 +34,36 @@ CLOUDS: dict[str, dict[str, str]] = {
 class Cloud(StrictModel):
     """The Azure cloud's endpoints; a named cloud fills in what is not given explicitly."""
 
-    name: Literal["public", "usgov", "china"] = "public"
-    authority_host: HttpsUrl | None = None
-    graph_url: HttpsUrl | None = None
-    graph_scope: str | None = None
-    ca_bundle: Path | None = None
+    name: Literal["public", "usgov", "china"] = Field(
+        default="public",
+        description="A known Azure cloud: `public`, `usgov` (Azure Government) or `china` (operated by 21Vianet). "
+        "It fills in whichever of authority_host, graph_url and graph_scope is not given.",
+        examples=["usgov"],
+    )
+    authority_host: HttpsUrl | None = Field(
+        default=None,
+        description="Entra ID's sign-in host. Default: the named cloud's (https://login.microsoftonline.com for "
+        "`public`). A host that is no known Azure cloud (an emulator) is used without MSAL's instance discovery.",
+        examples=["https://login.microsoftonline.com"],
+    )
+    graph_url: HttpsUrl | None = Field(
+        default=None,
+        description="Microsoft Graph's base URL, with its API version. Default: the named cloud's "
+        "(https://graph.microsoft.com/v1.0 for `public`).",
+        examples=["https://graph.microsoft.com/v1.0"],
+    )
+    graph_scope: str | None = Field(
+        default=None,
+        description="The scope the rotator's Graph tokens are asked for. Default: the named cloud's "
+        "(https://graph.microsoft.com/.default for `public`).",
+        examples=["https://graph.microsoft.com/.default"],
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="A PEM file of extra certificate authorities to trust on every HTTPS call, besides the "
+        "system's: a TLS-inspecting proxy, a private CA, the emulator. Default: none.",
+        examples=["/etc/ssl/private-ca.pem"],
+    )
 
     @model_validator(mode="after")
     def _fill_from_name(self) -> Cloud:
@@ -50,6 +75,7 @@ class Cloud(StrictModel):
 
     def endpoints(self) -> Endpoints:
         # All three are filled in by _fill_from_name.
+        """The endpoints the clients use (a named cloud's filled in where none was given)."""
         assert self.authority_host is not None
         assert self.graph_url is not None
         assert self.graph_scope is not None
@@ -85,11 +111,41 @@ def ca_bundle_problem(path: Path) -> str | None:
 class IdentityConfig(StrictModel):
     """Who the rotator is when it calls Graph and Key Vault."""
 
-    type: Literal["default", "workload_identity", "managed_identity", "client_secret"] = "default"
-    tenant_id: str | None = Field(default=None, pattern=GUID)
-    client_id: str | None = Field(default=None, pattern=GUID)
-    client_secret: SecretReference | None = None
-    token_file: Path | None = None
+    type: Literal["default", "workload_identity", "managed_identity", "client_secret"] = Field(
+        default="default",
+        description="How the rotator signs in. `default`: DefaultAzureCredential, the first of environment "
+        "variables, workload identity, managed identity, Azure CLI ... that works. `workload_identity`: a "
+        "Kubernetes pod whose service account is federated with an Entra app or managed identity. "
+        "`managed_identity`: the managed identity of an Azure VM, App Service or node. `client_secret`: an app "
+        "registration's secret, given as a reference.",
+        examples=["workload_identity"],
+    )
+    tenant_id: str | None = Field(
+        default=None, pattern=GUID,
+        description="The tenant the rotator's own identity is registered in (client_secret, workload_identity). "
+        "Default: $AZURE_TENANT_ID for workload_identity, else the target's tenant_id. Tokens are asked for each "
+        "target's tenant, so a multi-tenant identity serves every tenant it is consented in.",
+        examples=["00000000-0000-0000-0000-000000000000"],
+    )
+    client_id: str | None = Field(
+        default=None, pattern=GUID,
+        description="The rotator's own application (client) ID. Required for client_secret; for "
+        "workload_identity default $AZURE_CLIENT_ID; for managed_identity and default it picks a user-assigned "
+        "managed identity (default: the system-assigned one).",
+        examples=["22222222-2222-2222-2222-222222222222"],
+    )
+    client_secret: SecretReference | None = Field(
+        default=None,
+        description="For type client_secret only: where the rotator's own secret is, {env: NAME} or "
+        "{file: PATH}; never the secret itself.",
+        examples=[{"file": "/var/run/secrets/rotator/client-secret"}],
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="For type workload_identity only: the projected service account token. Default: "
+        "$AZURE_FEDERATED_TOKEN_FILE, which the Azure workload identity webhook sets.",
+        examples=["/var/run/secrets/azure/tokens/azure-identity-token"],
+    )
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> IdentityConfig:

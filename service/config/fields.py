@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from service.durations import format_duration, parse_duration
 
@@ -17,15 +17,32 @@ GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_duration(value.strip()[1:])  # refused by the bound the key sets, which says so
     return parse_duration(value)
 
 
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_duration),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "examples": ["90d", "12h", "PT30M"]}),
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be positive: write it like 90d, 12h or 30m")
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative: write it like 5m, or 0s for none")
+    return value
+
+
+_DURATION_SCHEMA = Field(json_schema_extra={"type": "string"})  # each key gives its own examples
+_AS_TEXT = PlainSerializer(format_duration, return_type=str, when_used="json")
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive), _AS_TEXT, _DURATION_SCHEMA]
+"""A positive duration: ``90d``, ``12h``, ``30m``, ``45s`` or ISO 8601 (``P90D``); zero or less is refused."""
+DurationOrZero = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_not_negative), _AS_TEXT, _DURATION_SCHEMA
 ]
+"""A duration that may be zero (``0s`` turns the thing it sets off)."""
 
 
 class StrictModel(BaseModel):

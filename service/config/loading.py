@@ -1,5 +1,5 @@
 """Reading the config file: size and encoding limits, YAML, validation, and the checks pydantic cannot
-make (policies that contradict themselves, secret references that do not resolve, the CA bundle)."""
+make (service.config.checks), all reported in one round in the order of the file."""
 
 from __future__ import annotations
 
@@ -11,44 +11,14 @@ import yaml
 from pydantic import ValidationError
 
 from service.config import CONFIG_ENV
-from service.config.clouds import ca_bundle_problem
+from service.config.checks import cross_checks
 from service.config.document import Config
-from service.config.policy import policy_problems
-from service.config.problems import ConfigProblems, problems_of
-from service.config.references import SecretRef
+from service.config.problems import ConfigProblems, in_document_order, located_problems
 from service.errors import ConfigError
 from service.local_files import MIB, FileProblem, read_limited, size_text
 
 # A 10,000-target config is about 4 MB; anything far beyond is not a config someone wrote.
 MAX_CONFIG_BYTES = 16 * MIB
-
-
-def _references(config: Config) -> list[tuple[str, SecretRef]]:
-    refs: list[tuple[str, SecretRef]] = []
-    if config.credential.client_secret:
-        refs.append(("credential.client_secret", config.credential.client_secret))
-    for i, target in enumerate(config.targets):
-        if target.credential and target.credential.client_secret:
-            refs.append((f"targets[{i}].credential.client_secret", target.credential.client_secret))
-        for j, sink in enumerate(target.sinks):
-            refs.extend((f"targets[{i}].sinks[{j}].{path}", ref) for path, ref in sink.references())
-    return refs
-
-
-def semantic_problems(config: Config, environ: Mapping[str, str]) -> list[str]:
-    """What pydantic cannot see: policies that contradict themselves, references that do not resolve."""
-    problems = []
-    for i, target in enumerate(config.targets):
-        for problem in policy_problems(config.policy(target)):
-            problems.append(f"targets[{i}] ({target.name}): {problem}")
-    for path, ref in _references(config):
-        unresolved = ref.problem(environ)
-        if unresolved:
-            problems.append(f"{path}: {unresolved}")
-    bundle_problem = ca_bundle_problem(config.cloud.ca_bundle) if config.cloud.ca_bundle is not None else None
-    if bundle_problem:
-        problems.append(f"cloud.ca_bundle: {bundle_problem}")
-    return problems
 
 
 # libyaml's parser with the same safe constructors: a 10,000-target config parses in a fraction of the time.
@@ -67,13 +37,16 @@ def parse_config(text: str, source: str = "config", environ: Mapping[str, str] |
         raise ConfigProblems(source, [f"{where}not valid YAML ({problem})"]) from None
     if not isinstance(data, dict):
         raise ConfigProblems(source, ["(top level): expected a mapping with at least `targets:`"])
+    config: Config | None = None
     try:
         config = Config.model_validate(data)
+        problems = []
     except ValidationError as exc:
-        raise ConfigProblems(source, problems_of(exc)) from None
-    problems = semantic_problems(config, os.environ if environ is None else environ)
-    if problems:
-        raise ConfigProblems(source, problems)
+        problems = located_problems(exc, root=Config)
+    # Also when a key is wrong: every problem of the file in one round, in the file's order.
+    problems += cross_checks(data, config, os.environ if environ is None else environ)
+    if problems or config is None:
+        raise ConfigProblems(source, in_document_order(data, problems)) from None
     return config
 
 

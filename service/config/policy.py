@@ -15,15 +15,62 @@ from service.model import Policy
 class PolicyOverrides(StrictModel):
     """Policy keys; in `defaults` and, to override them, on a target."""
 
-    lifetime: Duration | None = None
-    renew_before: Duration | None = None
-    renew_before_ratio: float | None = Field(default=None, gt=0, lt=1)
-    grace_period: Duration | None = None
-    verify_timeout: Duration | None = None
-    in_flight_timeout: Duration | None = None
-    max_credentials: int | None = Field(default=None, ge=2, le=100)
-    retire_unmanaged: bool | None = None
-    marker: str | None = Field(default=None, min_length=3, max_length=60)
+    lifetime: Duration | None = Field(
+        default=None,
+        description="How long each new secret is valid (its end date). A tenant's app management policy that "
+        "allows less caps it. Built-in: 90d.",
+        examples=["90d"],
+    )
+    renew_before: Duration | None = Field(
+        default=None,
+        description="Rotate when the secret in use has this long left; never earlier than half a secret's own "
+        "lifetime. Give renew_before or renew_before_ratio, not both. Built-in: not set (renew_before_ratio).",
+        examples=["30d"],
+    )
+    renew_before_ratio: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Rotate when this fraction of the secret in use's own lifetime is left (between 0 and 1). "
+        "Used when renew_before is not set. Built-in: 1/3.",
+        examples=[0.33],
+    )
+    grace_period: Duration | None = Field(
+        default=None,
+        description="How long every sink must have held the new secret before the previous one is removed: "
+        "time for every consumer to pick it up. Built-in: 1d.",
+        examples=["1d"],
+    )
+    verify_timeout: Duration | None = Field(
+        default=None,
+        description="How long a new secret may take to get a token (Entra replicates a new secret with a delay) "
+        "before it is removed again and the rotation fails. Built-in: 5m.",
+        examples=["5m"],
+    )
+    in_flight_timeout: Duration | None = Field(
+        default=None,
+        description="How old a secret this service created, that no sink ever recorded, must be before it is "
+        "removed as an orphan (a crashed pass's leftover); a younger one may still be on its way. Built-in: 15m.",
+        examples=["15m"],
+    )
+    max_credentials: int | None = Field(
+        default=None, ge=2, le=100,
+        description="The most secrets the app may hold at once (2-100); an old one is removed first when a new "
+        "one would exceed it. A target whose sinks cannot be read back (push only) keeps one of them free to "
+        "repair a push that was never confirmed. Built-in: 4.",
+        examples=[4],
+    )
+    retire_unmanaged: bool | None = Field(
+        default=None,
+        description="Also remove secrets this service did not create (any other display name) once no sink "
+        "holds them and the grace period has passed. Built-in: false, others' secrets are left alone.",
+        examples=[False],
+    )
+    marker: str | None = Field(
+        default=None, min_length=3, max_length=60,
+        description="The display name of the secrets this service creates is exactly the marker, one space and "
+        "the UTC time; only a secret named so is its own. Change it only to run two installations on one app. "
+        "Built-in: secret-rotator.",
+        examples=["secret-rotator"],
+    )
 
     @model_validator(mode="after")
     def _one_renewal_rule(self) -> PolicyOverrides:

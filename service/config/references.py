@@ -29,8 +29,17 @@ def _no_inline_secret(value: Any) -> Any:
 class SecretRef(StrictModel):
     """Where a secret comes from: an environment variable or a file (a mounted Kubernetes Secret)."""
 
-    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    file: Path | None = None
+    env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The name of the environment variable that holds the secret. Give env or file, not both.",
+        examples=["DIMESCHEDULER_API_KEY"],
+    )
+    file: Path | None = Field(
+        default=None,
+        description="A file that holds the secret (a mounted Kubernetes Secret), read at every pass: a new "
+        "value needs no restart. Give env or file, not both.",
+        examples=["/var/run/secrets/dimescheduler/api-key"],
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
@@ -39,13 +48,16 @@ class SecretRef(StrictModel):
         return self
 
     def describe(self) -> str:
+        """Where the secret comes from, in words (``environment variable X``, ``file /path``); never its value."""
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def problem(self, environ: Mapping[str, str]) -> str | None:
         """Why this reference cannot be resolved now, or None."""
         if self.env is not None:
-            if not environ.get(self.env):
+            if self.env not in environ:
                 return f"environment variable {self.env} is not set: set it, or use {{file: PATH}}"
+            if not environ[self.env].strip():
+                return f"environment variable {self.env} is set but empty: put the secret in it, or use {{file: PATH}}"
             return None
         try:
             self._file_text()

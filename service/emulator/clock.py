@@ -8,6 +8,7 @@ this one. Advancing it lets a test make a secret expire without waiting and with
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -23,6 +24,10 @@ class Clock:
         with self._lock:
             offset = self._offset
         return datetime.now(UTC) + offset
+
+    def monotonic(self) -> float:
+        """The machine's monotonic seconds: moving the clock makes things expire, it never shortens a wait."""
+        return time.monotonic()
 
     @property
     def offset(self) -> timedelta:

@@ -203,7 +203,11 @@ class Emulator:
         while True:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
-            await web.TCPSite(runner, host, port, ssl_context=context).start()
+            try:
+                await web.TCPSite(runner, host, port, ssl_context=context).start()
+            except OSError:
+                await runner.cleanup()  # the port is taken: a caller may try another
+                raise
             bound_port = runner.addresses[0][1]
             # An emulator in this process never reuses another's URL: the SDKs cache per URL (Key Vault's
             # challenge, with the old vault's tenant, is module-level), which would answer for the old one.

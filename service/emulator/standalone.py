@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ DIME_REDIRECT_URI = "https://app.dimescheduler.com/signin-microsoft"
 # The Graph permissions Dime.Scheduler's Exchange connector is granted (DESIGN.md, Bootstrap).
 DIME_GRAPH_ROLES = ("Calendars.ReadWrite", "MailboxSettings.ReadWrite", "User.Read.All")
 SECRET_NAME = "dime-exchange-client-secret"
+DEFAULT_PORT = 8443
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve emulated Entra ID, Graph, Key Vault and a Dime.Scheduler endpoint on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8443, help="port (default 8443; 0 picks a free one)")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"port (default {DEFAULT_PORT}, or a free one when that is taken; 0 picks a free one)")
     parser.add_argument("--state-dir", type=Path, default=None, help="where ca.pem, secrets and config go")
     parser.add_argument(
         "--replication-delay", type=float, default=0.0, metavar="SECONDS", help="delay before new secrets work"
@@ -124,10 +127,35 @@ def seed(emu: Emulator, state_dir: Path) -> dict[str, Any]:
     return config
 
 
+def program() -> str:
+    """How this process was started, to print command lines that run as printed: the console script as it was
+    typed (``.venv/bin/secret-rotator``), else ``secret-rotator``, or ``<python> -m service``."""
+    started = sys.argv[0] if sys.argv else ""
+    if Path(started).name == "secret-rotator":
+        return started
+    if Path(started).name == "__main__.py" and Path(started).parent.name == "service":
+        return f"{sys.executable} -m service"
+    return "secret-rotator"
+
+
+async def _start(emu: Emulator, host: str, port: int | None) -> None:
+    """Serve on ``port``; without one, on the usual port, or on a free one when another process has it."""
+    if port is not None:
+        await emu.start(host, port)
+        return
+    try:
+        await emu.start(host, DEFAULT_PORT)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"port {DEFAULT_PORT} is taken: serving on a free port instead (the config below points at it)")
+        await emu.start(host, 0)
+
+
 async def serve(args: argparse.Namespace, state_dir: Path) -> int:
     emu = Emulator(state_dir=state_dir)
     emu.replication_delay = timedelta(seconds=args.replication_delay)
-    await emu.start(args.host, args.port)
+    await _start(emu, args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -143,8 +171,12 @@ async def serve(args: argparse.Namespace, state_dir: Path) -> int:
             config = seed(emu, state_dir)
             print("cloud:")
             print(to_yaml(config["cloud"], 2))
-            print(f"Config: {state_dir / 'config.yaml'}")
-            print(f"Run: secret-rotator --config {state_dir / 'config.yaml'} run")
+            config_file = state_dir / "config.yaml"
+            print(f"Config: {config_file}")
+            command = f"{program()} --config {config_file}"
+            print(f"Run:    {command} plan      # what a pass would do, changing nothing")
+            print(f"        {command} run       # one pass: rotate, verify, store in Key Vault, push")
+            print(f"        {command} status    # every secret of the app, and what becomes of it")
         print("emulator ready; Ctrl-C stops it", flush=True)
         await stop.wait()
     finally:
@@ -160,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.host not in LOOPBACK_HOSTS:
         print(f"error: --host must be a loopback address ({', '.join(sorted(LOOPBACK_HOSTS))})", file=sys.stderr)
         return 2
-    if not 0 <= args.port <= 65535:
+    if args.port is not None and not 0 <= args.port <= 65535:
         print("error: --port must be between 0 and 65535", file=sys.stderr)
         return 2
     temporary = args.state_dir is None
@@ -169,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(serve(args, state_dir))
     except OSError as exc:
-        print(f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        port = DEFAULT_PORT if args.port is None else args.port
+        print(f"error: cannot serve on {args.host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         if temporary:

@@ -21,17 +21,41 @@ from service.secret import Secret
 from service.sinks.registry import PassClients, SinkSettings, SinkTarget, register
 
 
+def vault_sink_id(vault_url: str, secret_name: str) -> str:
+    """The id of the sink that keeps a target's secret in ``secret_name`` of the vault at ``vault_url``."""
+    return f"keyvault:{vault_url}/{secret_name}"
+
+
 @register
 class KeyVaultSink(SinkSettings):
+    """A secret in Azure Key Vault: each rotation writes a new version tagged with the credential's key id,
+    so the rotator reads back what it holds (and re-sends it to push sinks that lag)."""
+
     position: ClassVar[int] = 10
     pattern_fixes: ClassVar[dict[str, str]] = {
         "secret_name": "a Key Vault secret name has 1-127 letters, digits and '-'",
     }
 
-    type: Literal["keyvault"]
-    vault_url: HttpsUrl
-    secret_name: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
-    verify_challenge_resource: bool = True
+    type: Literal["keyvault"] = Field(
+        description="`keyvault`: a secret in Azure Key Vault, which the rotator can read back.",
+        examples=["keyvault"],
+    )
+    vault_url: HttpsUrl = Field(
+        description="The vault's URL.",
+        examples=["https://my-vault.vault.azure.net"],
+    )
+    secret_name: str = Field(
+        pattern=r"^[0-9a-zA-Z-]{1,127}$",
+        description="The secret's name in the vault (1-127 letters, digits and '-'). The rotator needs Key Vault "
+        "Secrets Officer on it.",
+        examples=["dime-exchange-client-secret"],
+    )
+    verify_challenge_resource: bool = Field(
+        default=True,
+        description="Check that the vault's sign-in challenge asks for a Key Vault token. false is accepted only "
+        "for a vault on loopback (the emulator).",
+        examples=[True],
+    )
 
     @field_validator("verify_challenge_resource")
     @classmethod
@@ -46,12 +70,15 @@ class KeyVaultSink(SinkSettings):
         return value
 
     def sink_id(self) -> str:
-        return f"keyvault:{self.vault_url}/{self.secret_name}"
+        """``keyvault:<vault_url>/<secret_name>``."""
+        return vault_sink_id(self.vault_url, self.secret_name)
 
     def references(self) -> Iterator[tuple[str, SecretRef]]:
+        """None: the rotator's own identity signs in to the vault."""
         return iter(())  # the rotator's own identity signs in to the vault
 
     def build(self, target: SinkTarget, clients: PassClients) -> Sink:
+        """The engine's sink on the pass's client for this vault."""
         vault = clients.vault(self.vault_url, verify_challenge_resource=self.verify_challenge_resource)
         return VaultSink(vault, self.vault_url, self.secret_name, target.client_id, target.policy.marker)
 
@@ -78,10 +105,14 @@ class VaultSink:
         self._name = name
         self._client_id = client_id
         self._marker = marker
-        self.id = f"keyvault:{vault_url}/{name}"
+        self.id = vault_sink_id(vault_url, name)
         self._versions: list[VaultVersion] = []
 
     async def read(self, app: App, *, history: bool = True) -> Holding:
+        """:meth:`service.ports.Sink.read`: the latest version's ``key-id`` tag, or the one credential an untagged
+        secret's hint and expiry fit (adopted); every tagged version's key id is recorded. ``history=False``:
+        the current version from the pass's listing of the vault, when it is listed and tagged.
+        """
         if not history:
             try:
                 held = await self._held_now()
@@ -148,11 +179,13 @@ class VaultSink:
 
     async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
         # `supersedes` is for sinks with receipts: every version here records its own key id.
+        """:meth:`service.ports.Sink.write`: a new version with the credential's end as its expiry and the tags."""
         tags = {TAG_MANAGED_BY: self._marker, TAG_KEY_ID: credential.key_id, TAG_CLIENT_ID: self._client_id}
         version = await self._vault.write(self._name, secret, credential.end, tags)
         self._versions.append(version)
 
     async def read_secret(self, key_id: str) -> Secret:
+        """:meth:`service.ports.Sink.read_secret`: the newest version tagged with ``key_id`` (or the adopted one)."""
         tagged = [v for v in self._versions if v.tags.get(TAG_KEY_ID) == key_id and v.created is not None]
         if tagged:
             return await self._vault.read_value(self._name, max(tagged, key=_created).version)

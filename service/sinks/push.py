@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator, model_validator
 
+from service.clock import iso
 from service.config.fields import Duration, PushUrl
 from service.config.references import SecretRef, SecretReference
 from service.errors import OutcomeUnknown, RemoteError
@@ -30,13 +31,37 @@ StaticValue = str | int | float | bool
 class PushSettings(SinkSettings):
     """The keys every push sink type has: where to POST, the body's field names, extra static fields."""
 
-    url: PushUrl
-    # Query parameters added when pushing, each a secret reference (an Azure Functions `code`); kept out
-    # of the URL, which names the sink in ids, receipts, logs and `status`.
-    query: dict[str, SecretReference] = Field(default_factory=dict)
-    fields: dict[str, str] = Field(default_factory=dict)
-    static: dict[str, StaticValue] = Field(default_factory=dict)
-    timeout: Duration = timedelta(minutes=2)
+    url: PushUrl = Field(
+        description="The HTTPS endpoint each new secret is POSTed to, as JSON {tenantId, clientId, clientSecret, "
+        "expiresOn}. Plain http only to loopback. No query string: the URL names the sink in logs and "
+        "receipts, so secret parameters go in `query`.",
+        examples=["https://dimescheduler.example.com/api/exchange-settings"],
+    )
+    # Kept out of the URL, which names the sink in ids, receipts, logs and `status`.
+    query: dict[str, SecretReference] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Query parameters added to the URL when pushing, each value a secret reference (an Azure "
+        "Functions `code`).",
+        examples=[{"code": {"env": "FUNCTION_KEY"}}],
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Other names for the body's fields: tenantId, clientId, clientSecret or expiresOn, each "
+        "mapped to the name the endpoint expects.",
+        examples=[{"clientSecret": "secret", "expiresOn": "validUntil"}],
+    )
+    static: dict[str, StaticValue] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Extra fields sent in every body with fixed values (text, numbers, true/false); none may "
+        "take the name of a pushed field.",
+        examples=[{"connector": "exchange"}],
+    )
+    timeout: Duration = Field(
+        default=timedelta(minutes=2),
+        description="How long one push may take, retries on 408, 429 and 5xx included (each request at most "
+        "60 s); then it counts as failed and the next pass re-sends.",
+        examples=["2m"],
+    )
 
     @field_validator("query")
     @classmethod
@@ -62,6 +87,7 @@ class PushSettings(SinkSettings):
         return self
 
     def sink_id(self) -> str:
+        """``<type>:<url>`` (the URL never carries a query: secret parameters are in ``query:``)."""
         return f"{self.type_name()}:{self.url}"
 
     def query_references(self) -> Iterator[tuple[str, SecretRef]]:
@@ -131,6 +157,9 @@ class PushSink:
         )
 
     async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
+        """:meth:`service.ports.Sink.write`: a pending receipt, the POST, then the receipt held. A refused push
+        puts the receipt before it back; one whose answer was lost leaves it pending.
+        """
         before = await self._store.get(self._target, self.id)
         # `supersedes`: what the consumer may have been given by a pass whose receipt we never saw (receipts
         # lost, another state store). Recorded as handed out, later passes treat them as superseded (gone
@@ -145,7 +174,7 @@ class PushSink:
         )
         body: dict[str, object] = dict(self._fields)
         if credential.end is not None:
-            body[self._names.get("expiresOn", "expiresOn")] = credential.end.strftime("%Y-%m-%dT%H:%M:%SZ")
+            body[self._names.get("expiresOn", "expiresOn")] = iso(credential.end)
         try:
             await self._pusher.push(body, secret, idempotency_key=credential.key_id)
         except OutcomeUnknown:
@@ -158,4 +187,5 @@ class PushSink:
         await self._store.put(self._target, self.id, Receipt(credential.key_id, "held", self._clock.now(), history))
 
     async def read_secret(self, key_id: str) -> Secret:
+        """Never: a push endpoint cannot be read back (NotImplementedError)."""
         raise NotImplementedError("a push endpoint cannot be read back")

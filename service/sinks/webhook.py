@@ -31,9 +31,22 @@ class WebhookSink(PushSettings):
 
     position: ClassVar[int] = 30
 
-    type: Literal["webhook"]
-    headers: dict[str, str] = Field(default_factory=dict)
-    secret_headers: dict[str, SecretReference] = Field(default_factory=dict)
+    type: Literal["webhook"] = Field(
+        description="`webhook`: any HTTPS endpoint that takes the same JSON body, authenticated by headers. It "
+        "cannot be read back: receipts in the state store say what it was given.",
+        examples=["webhook"],
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Extra headers with fixed values. None that carries a credential (Authorization, *Key*, "
+        "*Token*, Cookie, ...): those go in secret_headers.",
+        examples=[{"X-Tenant": "contoso"}],
+    )
+    secret_headers: dict[str, SecretReference] = Field(
+        default_factory=dict, json_schema_extra={"default": {}},
+        description="Headers whose values are secrets, each a reference {env: NAME} or {file: PATH}.",
+        examples=[{"Authorization": {"env": "WEBHOOK_AUTHORIZATION"}}],
+    )
 
     @field_validator("headers")
     @classmethod
@@ -50,9 +63,11 @@ class WebhookSink(PushSettings):
         return value
 
     def references(self) -> Iterator[tuple[str, SecretRef]]:
+        """The sink's secret references: each ``secret_headers.<name>`` and ``query.<name>``."""
         yield from ((f"secret_headers.{name}", ref) for name, ref in self.secret_headers.items())
         yield from self.query_references()
 
     def build(self, target: SinkTarget, clients: PassClients) -> Sink:
+        """A push sink to the endpoint with its headers and secret headers."""
         secret_headers = {name: clients.resolve(ref) for name, ref in self.secret_headers.items()}
         return self.push_sink(target, clients, headers=dict(self.headers), secret_headers=secret_headers)

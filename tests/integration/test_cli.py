@@ -526,7 +526,7 @@ def test_status_as_a_table_names_the_sinks(world: World, capsys: pytest.CaptureF
 
     assert code == 0
     key_id = world.passwords()[0].key_id
-    assert out.splitlines()[0] == f"dime-exchange: app Dime.Scheduler ({world.app_id})"
+    assert out.splitlines()[0].startswith(f"dime-exchange: app Dime.Scheduler ({world.app_id}), renews at ")
     assert "KEY ID" in out
     assert f"sink dimescheduler:{world.emu.receiver_url}: {key_id} (held since" in out
 
@@ -546,7 +546,7 @@ def test_status_with_an_unreadable_target_exits_1_and_says_why(
     assert errors["dime-exchange"] is None
     assert errors["ghost"]["reason"] == "not_found"
     assert "client_id" in errors["ghost"]["hint"]
-    assert "unreadable (not_found)" in table
+    assert "ghost: FAILED, could not be read (not_found)" in table
     assert writes(world.emu) == []
 
 

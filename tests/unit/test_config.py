@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
 from service.config.clouds import CLOUDS
-from service.config.document import json_schema
+from service.config.document import Config, json_schema
 from service.config.loading import load_config, parse_config
 from service.config.problems import ConfigProblems
 from service.errors import ConfigError
-from service.model import Credential
+from service.model import Credential, Policy
 from service.policy import renewal_time
 from service.sinks.dimescheduler import DimeSchedulerSink
 from service.sinks.registry import sink_id
@@ -104,7 +106,7 @@ BROKEN = {
     ),
     "renew_before as long as lifetime is refused, every pass would rotate": (
         "defaults: {lifetime: 30d, renew_before: 30d}\n" + TARGET,
-        "targets[0] (dime-exchange)",
+        "defaults: ",
         "renew_before (30d) must be shorter than lifetime (30d)",
     ),
     "renew_before longer than a target's own lifetime is refused": (
@@ -114,12 +116,12 @@ BROKEN = {
     ),
     "a grace period as long as lifetime is refused": (
         "defaults: {lifetime: 1d, grace_period: 1d}\n" + TARGET,
-        "targets[0] (dime-exchange)",
+        "defaults: ",
         "grace_period must be shorter than lifetime",
     ),
     "a lifetime shorter than two minutes is refused": (
         "defaults: {lifetime: 1m}\n" + TARGET,
-        "targets[0] (dime-exchange)",
+        "defaults: ",
         "lifetime is shorter than 2m",
     ),
     "max_credentials below two is refused, no rotation could ever happen": (
@@ -431,41 +433,100 @@ def test_the_design_example_needs_its_env_variable() -> None:
     ]
 
 
-GOOD = {
-    "a minimal config gets every default": (TARGET, {}),
+def sink(config: Config, index: int) -> Any:
+    return config.targets[0].sinks[index]
+
+
+def minimal_defaults(config: Config) -> None:
+    assert config.policy(config.targets[0]) == Policy()
+    assert (config.state.backend, config.state.path) == ("file", Path("/var/lib/secret-rotator"))
+    assert (config.schedule, config.concurrency_per_tenant) == ("0 */6 * * *", 4)
+    assert config.cloud.endpoints().authority_host == CLOUDS["public"]["authority_host"]
+    assert config.credential.type == "default"
+
+
+def sink_url(url: str) -> Callable[[Config], None]:
+    def check(config: Config) -> None:
+        assert str(sink(config, 1).url) == url
+
+    return check
+
+
+def lifetimes(lifetime: timedelta, renew_before: timedelta | None) -> Callable[[Config], None]:
+    def check(config: Config) -> None:
+        policy = config.policy(config.targets[0])
+        assert (policy.lifetime, policy.renew_before) == (lifetime, renew_before)
+
+    return check
+
+
+def api_key_from_the_file(config: Config) -> None:
+    assert sink(config, 1).api_key.resolve(ENV).reveal() == "api-key-from-a-file"
+
+
+def query_reference(config: Config) -> None:
+    webhook = sink(config, 1)
+    assert webhook.query["code"].resolve({"FUNCTION_KEY": "function-key-0123456789"}).reveal() == (
+        "function-key-0123456789"
+    )
+    assert "?" not in str(webhook.url)
+
+
+def headers_kept(config: Config) -> None:
+    assert sink(config, 1).headers == {"X-Tenant": "contoso", "Accept": "*/*"}
+
+
+def challenge_unchecked(config: Config) -> None:
+    assert sink(config, 0).verify_challenge_resource is False
+
+
+GOOD: dict[str, tuple[str, dict[str, str], Callable[[Config], None]]] = {
+    "a minimal config gets every default": (TARGET, {}, minimal_defaults),
     "a push to loopback may use plain http (an emulator or a sidecar)": (
         push(url="http://127.0.0.1:8443/exchange-settings"),
         {},
+        sink_url("http://127.0.0.1:8443/exchange-settings"),
     ),
     "a webhook to localhost may use plain http": (
         with_sink("{type: webhook, url: 'http://localhost:9000/hook'}"),
         {},
+        sink_url("http://localhost:9000/hook"),
     ),
-    "a push to IPv6 loopback may use plain http": (push(url="http://[::1]:8443/x"), {}),
-    "ISO 8601 durations are accepted": ("defaults: {lifetime: P60D, renew_before: PT480H}\n" + TARGET, {}),
-    "a file reference to a readable file is accepted": (push(api_key="{file: FILE}"), {}),
-    "a null policy key means the default": ("defaults: {lifetime: null}\n" + TARGET, {}),
+    "a push to IPv6 loopback may use plain http": (push(url="http://[::1]:8443/x"), {}, sink_url("http://[::1]:8443/x")),
+    "ISO 8601 durations are accepted": (
+        "defaults: {lifetime: P60D, renew_before: PT480H}\n" + TARGET, {}, lifetimes(60 * DAY, 20 * DAY),
+    ),
+    "a file reference to a readable file is accepted": (push(api_key="{file: FILE}"), {}, api_key_from_the_file),
+    "a null policy key means the default": (
+        "defaults: {lifetime: null}\n" + TARGET, {}, lifetimes(Policy().lifetime, None),
+    ),
     "a secret query parameter is a reference": (
         with_sink("{type: webhook, url: 'https://fn.example.invalid/api/hook', query: {code: {env: FUNCTION_KEY}}}"),
         {"FUNCTION_KEY": "function-key-0123456789"},
+        query_reference,
     ),
     "harmless inline headers are kept": (
         with_sink("{type: webhook, url: 'https://example.invalid/x', headers: {X-Tenant: contoso, Accept: '*/*'}}"),
         {},
+        headers_kept,
     ),
     "an emulator's vault on loopback may skip the challenge check": (
         TARGET.replace("https://my-vault.vault.azure.net", "https://127.0.0.1:8443")
         + "        verify_challenge_resource: false\n",
         {},
+        challenge_unchecked,
     ),
 }
 
 
-@pytest.mark.parametrize(("text", "environ"), GOOD.values(), ids=GOOD.keys())
-def test_a_good_config_parses(text: str, environ: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "environ", "check"), GOOD.values(), ids=GOOD.keys())
+def test_a_good_config_parses(
+    text: str, environ: dict[str, str], check: Callable[[Config], None], tmp_path: Path
+) -> None:
     key_file = tmp_path / "api-key"
     key_file.write_text("api-key-from-a-file\n", encoding="utf-8")
-    parse_config(text.replace("FILE", str(key_file)), "test.yaml", {**ENV, **environ})
+    config = parse_config(text.replace("FILE", str(key_file)), "test.yaml", {**ENV, **environ})
+    check(config)
 
 
 def test_an_empty_secret_file_is_refused(tmp_path: Path) -> None:

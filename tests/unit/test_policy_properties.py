@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, credential_name
-from service.policy import claims, foreign, plan, renewal_time
+from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, State, credential_name
+from service.policy import claims, foreign, plan, renewal_time, standings
+from tests.conftest import examples
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 MARKER = "secret-rotator"
@@ -18,8 +19,8 @@ UNKNOWN = "gone"  # a key id a sink may name that is not on the app
 
 REPAIRS = (Reason.PENDING_UNCONFIRMED, Reason.SINK_LAGS_UNREADABLE)
 
-# No example database: every run explores afresh and stores no failing examples in the tree.
-FAST = settings(max_examples=300, deadline=None, database=None)
+# 300 in CI, fewer in a developer's loop (tests/conftest.py, HYPOTHESIS_PROFILE).
+FAST = settings(max_examples=examples(300))
 
 # Minutes, with the boundaries the rules compare against (15m, 1d, ...) likely to be hit exactly.
 minutes = st.one_of(
@@ -403,3 +404,20 @@ def steady_states(draw: st.DrawFn) -> Scenario:
 @given(steady_states())
 def test_a_steady_state_needs_nothing(s: Scenario) -> None:
     assert s.plan() == []
+
+
+@FAST
+@given(scenarios())
+def test_status_says_due_exactly_for_what_the_plan_retires_and_names_every_credential_once(s: Scenario) -> None:
+    said = standings(NOW, s.credentials, s.holdings, s.policy, s.intents)
+    retired = {a.key_id: a.reason for a in s.plan() if a.kind is Kind.RETIRE and a.reason is not Reason.REVOKED}
+
+    assert [x.key_id for x in said] == [c.key_id for c in s.credentials]
+    due = {x.key_id: x.state for x in said if x.due}
+    assert due == {key: State(reason.value) for key, reason in retired.items()}
+    held = {h.key_id for h in s.holdings}
+    for x in said:
+        assert (x.state is State.IN_USE) == (x.key_id in held)
+        assert x.retire_after is None or x.state in (State.SUPERSEDED, State.ORPHAN)
+        if x.retire_after is not None and x.state is State.SUPERSEDED:
+            assert x.due == (x.retire_after <= NOW)

@@ -20,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from service.model import NO_FLAGS, Action, Credential, Flags, Holding, Intent, Kind, Policy, credential_name
 from service.policy import claims, plan
+from tests.conftest import examples
 
 SINK = "dimescheduler:https://example.invalid/settings"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -194,7 +195,8 @@ class Stores(RuleBasedStateMachine):
         assert t.consumer is None or t.consumer in t.app or t.consumer in t.dead
 
 
-Stores.TestCase.settings = settings(max_examples=1000, stateful_step_count=30, deadline=None, database=None)
+# 1000 runs in CI, fewer in a developer's loop (tests/conftest.py, HYPOTHESIS_PROFILE).
+Stores.TestCase.settings = settings(max_examples=examples(1000), stateful_step_count=30)
 TestStores = Stores.TestCase
 
 

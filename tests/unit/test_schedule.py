@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.schedule import check_crontab, cron_weekdays
+from tests.conftest import examples
 
-FAST = settings(max_examples=2000, deadline=None, database=None)
+FAST = settings(max_examples=examples(2000))  # fewer in a developer's loop: tests/conftest.py
 
 
 def apscheduler_takes(expression: str) -> bool:

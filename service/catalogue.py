@@ -1,0 +1,97 @@
+"""Every word the service says to an operator's tools: log event names, plan reasons, failure reasons.
+
+They reach log queries, alert rules, metric labels and scripts reading `plan --output json`, so they are
+kept in one place: the code logs only an :class:`Event` (a test checks that no log call names its event
+any other way), and README's table of log events lists :data:`CONTRACT_EVENTS`, the stable names of
+DESIGN.md ("Logs, metrics, alerts") and the state events an operator acts on.
+:class:`service.model.Reason` and :class:`service.errors.FailureReason` are these enums, under the names
+the rest of the code has always imported them by.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    """The ``event`` of every log line the service writes (the emulator's own lines aside)."""
+
+    # A pass (run.* and target.*, credential.*, sink.*, rotation.failed: DESIGN.md's stable names)
+    RUN_STARTED = "run.started"
+    RUN_FINISHED = "run.finished"
+    TARGET_HEALTHY = "target.healthy"
+    TARGET_CRASHED = "target.crashed"  # a bug in one target's pass; it ends as rotation.failed (unexpected)
+    CREDENTIAL_CREATED = "credential.created"
+    CREDENTIAL_VERIFIED = "credential.verified"
+    CREDENTIAL_RETIRED = "credential.retired"
+    CREDENTIAL_EXPIRING = "credential.expiring"
+    CREDENTIAL_LIFETIME_CAPPED = "credential.lifetime_capped"  # the tenant's policy shortened the lifetime
+    CREDENTIAL_COMPENSATION_FAILED = "credential.compensation_failed"  # a secret no one has could not be removed
+    SINK_UPDATED = "sink.updated"
+    SINK_FAILED = "sink.failed"  # one sink refused the new secret (the others still get it)
+    ROTATION_FAILED = "rotation.failed"
+    # The state store
+    STATE_CORRUPT = "state.corrupt"
+    STATE_SET_ASIDE = "state.set_aside"
+    STATE_INTENT_UNSETTLED = "state.intent_unsettled"
+    # The daemon and its probe server
+    DAEMON_STARTED = "daemon.started"
+    DAEMON_STOPPING = "daemon.stopping"
+    DAEMON_STOPPED = "daemon.stopped"
+    DAEMON_PASS_FAILED = "daemon.pass_failed"  # noqa: S105 - an event name, not a password
+    DAEMON_FAILED = "daemon.failed"
+    HTTP_CONNECTIONS_FULL = "http.connections_full"
+    HTTP_FAILED = "http.failed"
+    HTTP_BAD_REQUEST = "http.bad_request"
+    # bootstrap
+    BOOTSTRAP_STEP = "bootstrap.step"
+    BOOTSTRAP_FINISHED = "bootstrap.finished"
+
+
+# What README's table of log events documents: DESIGN.md's stable names and the state events.
+CONTRACT_EVENTS = frozenset({
+    Event.RUN_STARTED, Event.RUN_FINISHED, Event.TARGET_HEALTHY, Event.CREDENTIAL_CREATED,
+    Event.CREDENTIAL_VERIFIED, Event.SINK_UPDATED, Event.CREDENTIAL_RETIRED, Event.CREDENTIAL_EXPIRING,
+    Event.ROTATION_FAILED, Event.STATE_CORRUPT, Event.STATE_SET_ASIDE,
+})
+
+
+class Reason(StrEnum):
+    """Why an action is planned (or taken); the same word reaches the log event, the metric and `plan` output."""
+
+    # create
+    NO_CREDENTIAL_IN_USE = "no_credential_in_use"
+    NO_RECEIPT = "no_receipt"  # a push sink's holding is unknown: it may hold any of the app's secrets
+    RENEWAL_DUE = "renewal_due"
+    FORCED = "forced"
+    REVOKE_PREVIOUS = "revoke_previous"
+    SINK_LAGS_UNREADABLE = "sink_lags_unreadable"
+    PENDING_UNCONFIRMED = "pending_unconfirmed"
+    # create or resync: a credential another host or state store created may be what a push sink holds
+    FOREIGN_CREDENTIAL = "foreign_credential"
+    # resync
+    SINK_LAGS = "sink_lags"
+    PENDING_RESYNC = "pending_resync"
+    # retire
+    ORPHAN = "orphan"
+    SUPERSEDED = "superseded"
+    REVOKED = "revoked"
+    # retire, never planned: apply takes back a new secret that never worked or that no sink took
+    COMPENSATION = "compensation"
+    # blocked
+    CAP_REACHED = "cap_reached"
+    NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
+    COMPETING_STATE_STORE = "competing_state_store"  # another state store answered this one's answer: no ping-pong
+
+
+class FailureReason(StrEnum):
+    """The fixed set of `reason` values of a ``rotation.failed`` event and its metric label."""
+
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    POLICY_VIOLATION = "policy_violation"
+    THROTTLED = "throttled"
+    VERIFICATION_FAILED = "verification_failed"
+    SINK_FAILED = "sink_failed"
+    CONFIG_ERROR = "config_error"
+    UNEXPECTED = "unexpected"

@@ -1,0 +1,116 @@
+"""Which credentials may go, and why: named rules asked of each credential no sink can hold.
+
+A credential is retired only when this service may remove it (:meth:`Facts.ours`: its own by name, or
+``retire_unmanaged``), no sink holds it and no other store's consumer may (:attr:`Facts.protected`), and a
+rule says why: :func:`orphan` (never handed out) or :func:`superseded` (handed out, and every sink has
+held its successor for the grace period). ``--revoke-previous`` adds :func:`revoked` after the rotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from service.durations import format_duration
+from service.model import Action, Credential, Kind, Reason
+from service.policy.facts import Facts, first, rounded
+
+RetireRule = Callable[[Facts, Credential], Action | None]
+
+
+def known(facts: Facts) -> bool:
+    """Every sink says what it recorded: only then does "never recorded" prove "never handed out"."""
+    return all(h.known for h in facts.holdings)
+
+
+def settled(facts: Facts) -> bool:
+    """Every sink holds a credential of the app, confirmed, for at least the grace period: what none of them
+    holds is no one's any more."""
+    return bool(facts.holdings) and known(facts) and all(
+        facts.held.get(h.sink) is not None and not h.pending and h.since is not None
+        and facts.now - h.since >= facts.policy.grace_period
+        for h in facts.holdings
+    )
+
+
+def _expired(facts: Facts, credential: Credential) -> str:
+    return " (expired)" if credential.expired(facts.now) else ""
+
+
+def orphan(facts: Facts, credential: Credential) -> Action | None:
+    """This service made it and no sink ever recorded it, so nobody ever had its secret; once it is older than
+    ``in_flight_timeout`` (the pass that made it may still be delivering it). Only while every sink says what
+    it recorded: with every managed credential no sink recorded that is no stranger being this store's own."""
+    if not credential.managed(facts.policy.marker) or credential.key_id in facts.recorded or not known(facts):
+        return None
+    if facts.in_flight(credential):
+        return None
+    return Action(
+        Kind.RETIRE,
+        Reason.ORPHAN,
+        f"{credential.key_id}{_expired(facts, credential)} was created "
+        f"{format_duration(rounded(facts.age(credential)))} ago and no sink ever recorded it",
+        key_id=credential.key_id,
+    )
+
+
+def superseded(facts: Facts, credential: Credential) -> Action | None:
+    """A sink was given it once (or it is not this service's by name, with ``retire_unmanaged``), and every sink
+    has held its current credential for the grace period (:func:`settled`)."""
+    if credential.managed(facts.policy.marker) and credential.key_id not in facts.recorded:
+        return None  # never handed out: the orphan rule's
+    if not settled(facts):
+        return None
+    return Action(
+        Kind.RETIRE,
+        Reason.SUPERSEDED,
+        f"{credential.key_id}{_expired(facts, credential)} is superseded and every sink has held its successor "
+        f"for at least {format_duration(facts.policy.grace_period)}",
+        key_id=credential.key_id,
+    )
+
+
+RETIREMENT: tuple[RetireRule, ...] = (orphan, superseded)
+
+
+def retirements(facts: Facts) -> list[Action]:
+    """Credentials no sink can hold that may go now, in the app's order. Each is provably unheld: while any
+    sink's holding is unknown, none is planned (no orphan, and nothing is settled).
+
+    A credential another store created (``strangers``) is never planned: the consumer may hold it, until
+    an answer records it as superseded. Everything else stays as provable with strangers about: a push
+    sink holds either what its receipt says or something pushed since by another store, which is a
+    credential that store created (one young when this store recorded what it recorded, so never one of
+    those) or what a shared Key Vault held (which a Key Vault sink here holds too); so neither this store's
+    own orphans (never pushed by anyone) nor what it recorded before its last confirmed push can be held.
+    """
+    actions = []
+    for credential in facts.credentials:
+        if credential.key_id in facts.protected or not facts.ours(credential):
+            continue
+        action = first(rule(facts, credential) for rule in RETIREMENT)
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+def revoked(facts: Facts, credential: Credential) -> Action | None:
+    """``--revoke-previous``: every other credential this service may remove or that a sink was given (a
+    hand-made secret a consumer had, too), once the new secret is in every sink; never one still in flight
+    (another pass's, that nobody recorded yet)."""
+    if not facts.flags.revoke_previous:
+        return None
+    if not (facts.ours(credential) or credential.key_id in facts.recorded) or facts.in_flight(credential):
+        return None
+    return Action(
+        Kind.RETIRE,
+        Reason.REVOKED,
+        f"revoke {credential.key_id} once the new secret is in every sink",
+        key_id=credential.key_id,
+        after_rotation=True,
+    )
+
+
+def revocations(facts: Facts, retired: Iterable[str | None]) -> list[Action]:
+    """What :func:`revoked` takes besides the credentials already ``retired`` in the same pass."""
+    gone = set(retired)
+    return [a for c in facts.credentials if c.key_id not in gone and (a := revoked(facts, c)) is not None]

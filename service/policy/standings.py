@@ -1,0 +1,52 @@
+"""What is becoming of each credential (`status`'s STATE column), by the rules :func:`plan` retires by.
+
+No rule is written twice: a standing asks the same :class:`Facts` and retirement rules the plan does, and
+adds the dates they imply. A property test holds ``due`` to exactly the credentials the plan retires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from service.model import Credential, Holding, Intent, Policy, Standing, State
+from service.policy.facts import Facts, renewal_time
+from service.policy.retirement import known, settled
+
+
+def standings(
+    now: datetime,
+    credentials: Sequence[Credential],
+    holdings: Sequence[Holding],
+    policy: Policy,
+    intents: Sequence[Intent] = (),
+) -> list[Standing]:
+    """Each credential's :class:`State`, with when it renews (in use) or may go (superseded, orphan)."""
+    facts = Facts.of(now, credentials, holdings, policy, intents=intents)
+    held = set(k for k in facts.held.values() if k)
+    pending = {h.key_id for h in holdings if h.pending}
+    strangers = {c.key_id for c in facts.strangers}
+    # Every sink holds a credential of the app, confirmed, since a known time: the last of them to have taken
+    # its current one says when the grace period is over (what retirement.settled checks).
+    settles = bool(holdings) and known(facts) and all(
+        facts.held.get(h.sink) is not None and not h.pending and h.since is not None for h in holdings
+    )
+    settle_at = max(h.since for h in holdings if h.since is not None) + policy.grace_period if settles else None
+    result = []
+    for c in credentials:
+        if c.key_id in held:
+            result.append(Standing(c.key_id, State.IN_USE, renew_at=renewal_time(c, policy),
+                                   pending=c.key_id in pending))
+        elif c.key_id in strangers:
+            result.append(Standing(c.key_id, State.FOREIGN))
+        elif not facts.ours(c):
+            result.append(Standing(c.key_id, State.UNMANAGED))
+        elif c.managed(policy.marker) and c.key_id not in facts.recorded and known(facts):
+            after = c.start + policy.in_flight_timeout if c.start is not None else None
+            result.append(Standing(c.key_id, State.ORPHAN, retire_after=after, due=not facts.in_flight(c)))
+        elif not known(facts):
+            result.append(Standing(c.key_id, State.MAY_BE_HELD))
+        else:
+            result.append(Standing(c.key_id, State.SUPERSEDED, retire_after=settle_at,
+                                   due=settled(facts)))
+    return result
