@@ -30,6 +30,11 @@ class Event(StrEnum):
     SINK_UPDATED = "sink.updated"
     SINK_FAILED = "sink.failed"  # one sink refused the new secret (the others still get it)
     ROTATION_FAILED = "rotation.failed"
+    # Worker processes of a pass (run --workers, the daemon's passes)
+    WORKER_STARTED = "worker.started"
+    WORKER_FINISHED = "worker.finished"
+    WORKER_FAILED = "worker.failed"  # a worker died or could not report: its targets end as rotation.failed
+    WORKER_CRASHED = "worker.crashed"  # a bug in a worker outside any target's pass
     # The state store
     STATE_CORRUPT = "state.corrupt"
     STATE_SET_ASIDE = "state.set_aside"

@@ -25,6 +25,7 @@ from service.config import CONFIG_ENV
 from service.daemon_defaults import DEFAULT_LISTEN, DEFAULT_SHUTDOWN_TIMEOUT
 from service.errors import ConfigError, ServiceError
 from service.model import DEFAULT_MARKER
+from service.shards import JOB_COMPLETION_INDEX, MAX_SHARDS, MAX_WORKERS, Shard, parse_count, parse_shard
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -83,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--revoke-previous", action="store_true",
                      help="a secret leaked: rotate, and retire the previous secrets as soon as the new one is "
                      "verified and in every sink, skipping the grace period")
+    _workers_option(run)
+    shards = run.add_mutually_exclusive_group()
+    shards.add_argument("--shard", type=_shard, metavar="I/N",
+                        help="only the targets of shard I of N (I from 0): a tenant is in shard sha256(tenant id) "
+                        "mod N, the same for every run; for a fleet spread over several pods")
+    shards.add_argument("--shards", type=_count(MAX_SHARDS), metavar="N",
+                        help=f"--shard I/N with I from ${JOB_COMPLETION_INDEX}, which Kubernetes sets in each pod "
+                        "of an Indexed Job (completions = N)")
     run.set_defaults(implementation="service.cli_pass:run")
 
     plan = commands.add_parser("plan", parents=[common], formatter_class=_Formatter,
@@ -138,7 +147,32 @@ def _add_daemon(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-timeout", type=_seconds, default=DEFAULT_SHUTDOWN_TIMEOUT, metavar="SECONDS",
                         help="how long a pass in flight may finish after SIGTERM before it is cancelled "
                         f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; keep it under the pod's terminationGracePeriod)")
+    _workers_option(parser)
     parser.set_defaults(implementation="service.daemon:command")
+
+
+def _workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=_count(MAX_WORKERS), metavar="N",
+                        help="spread a pass's targets over N processes, a tenant's targets in one (default: the CPUs "
+                        "this process may use, its cgroup's quota included; never more than there are tenants; "
+                        "1: this process alone)")
+
+
+def _count(most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return parse_count(text, most)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _listen(text: str) -> tuple[str, int]:

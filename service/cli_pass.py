@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from service import logs
@@ -12,7 +13,9 @@ from service.clock import SystemClock
 from service.metrics import DEFAULT as METRICS
 from service.model import Flags
 from service.output import plan_document, render_json, render_plan_table, render_status_table, status_document
-from service.runner import PassOptions, exit_code, plan_pass, run_pass
+from service.runner import PassOptions, check_shard, exit_code, plan_pass, run_pass
+from service.shards import available_cpus, shard_from_environment
+from service.stores import build_store
 
 
 def _configure_logs(args: argparse.Namespace, *, to_stderr: bool = False) -> None:
@@ -23,7 +26,11 @@ def run(args: argparse.Namespace) -> int:
     """One reconcile pass; JSON lines on stdout; exit 1 when a target failed."""
     _configure_logs(args)
     config = load(args)
-    options = PassOptions(only=args.target, flags=Flags(force=args.force, revoke_previous=args.revoke_previous))
+    shard = args.shard or (shard_from_environment(args.shards, os.environ) if args.shards else None)
+    check_shard(config, shard)
+    build_store(config.state)  # an unusable state directory is a config error (exit 2), before any worker starts
+    options = PassOptions(only=args.target, flags=Flags(force=args.force, revoke_previous=args.revoke_previous),
+                          workers=args.workers or available_cpus(), shard=shard)
     results = asyncio.run(run_pass(config, clock=SystemClock(), metrics=METRICS, options=options))
     return exit_code(results)
 

@@ -3,7 +3,10 @@
 One pass at start-up, then one per fire time of ``schedule`` (cron, UTC, moved by up to
 ``schedule_jitter`` so that many rotators do not hit Graph in the same second). Each pass is
 ``runner.run_pass``, the very pass `run` makes once. Passes never overlap. ``/healthz``, ``/readyz`` and
-``/metrics`` are served on ``--listen`` meanwhile.
+``/metrics`` are served on ``--listen`` meanwhile. Each pass runs in worker processes (service.workers;
+``--workers N``, at least one, which ends with the pass): this process only forks them and serves, and
+keeps no SDK, client or token cache between passes. What each worker's pass changed in the metrics comes
+back with its results and lands in the one registry ``/metrics`` renders.
 
 On SIGTERM or SIGINT: no new pass starts, a pass in flight may finish for ``--shutdown-timeout`` seconds
 (a rotation cut short is repaired by the next pass, but a finished one is cheaper), then it is
@@ -40,7 +43,8 @@ from service.ports import Clock
 from service.reconcile import Outcome, TargetResult, count_outcomes
 from service.runner import PassOptions, run_pass, select_targets
 from service.schedule import cron_trigger
-from service.wiring import build_store
+from service.shards import available_cpus
+from service.stores import build_store
 
 # An unlimited hard limit still needs a number for the soft one: this is Linux's default fs.nr_open.
 _MOST_OPEN_FILES = 1 << 20
@@ -225,7 +229,7 @@ class Daemon:
     def _broken_pass(self, started_at: datetime, seconds: float, error: Exception) -> PassReport:
         reason = error.reason if isinstance(error, ServiceError) else FailureReason.UNEXPECTED
         hint = error.hint if isinstance(error, ServiceError) else None
-        targets = [t.name for t in select_targets(self._config, self._options.only)]
+        targets = [t.name for t in select_targets(self._config, self._options.only, self._options.shard)]
         for target in targets:
             # Counted per target, so that the failure alerts fire as they would for a target's own failure.
             self._metrics.failures.labels(target, reason.value).inc()
@@ -304,7 +308,8 @@ def command(args: argparse.Namespace) -> int:
 async def _serve(config: Config, args: argparse.Namespace, limits: Limits) -> int:
     _add_process_metrics(METRICS)
     daemon = Daemon(config, metrics=METRICS, listen=args.listen, shutdown_timeout=args.shutdown_timeout,
-                    http_limits=limits)
+                    http_limits=limits,
+                    options=PassOptions(workers=args.workers or available_cpus(), isolated=True))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []

@@ -7,6 +7,8 @@ one of the fixed reasons and a hint saying what to do. Messages never contain se
 
 from __future__ import annotations
 
+from typing import Any
+
 from service.catalogue import FailureReason as FailureReason  # defined with every other word operators see
 
 DEFAULT_HINTS: dict[FailureReason, str] = {
@@ -55,6 +57,18 @@ class ServiceError(Exception):
     def message(self) -> str:
         """The message without the service and target prefix (:meth:`RemoteError.__str__` adds them)."""
         return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A worker process (run --workers) sends its targets' errors to the parent. The default pickling
+        # calls the class with ``args`` alone, which the subclasses' keyword-only fields do not allow.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[ServiceError], args: tuple[Any, ...], state: dict[str, Any]) -> ServiceError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(ServiceError):

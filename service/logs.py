@@ -135,7 +135,9 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None, level: 
     structlog.configure(
         processors=[*_shared_processors(), *tail],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # One write per line (message and newline together): the lines of worker processes sharing stdout
+        # never run into each other (a pipe keeps writes of up to 4 KiB whole).
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)

@@ -7,6 +7,7 @@ target names, key ids (public), reasons and outcomes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -14,6 +15,26 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from service.model import DEFAULT_MARKER, Credential
 
 PREFIX = "secret_rotator"
+_ExpiryLabels = tuple[str, str, str, str]  # target, key_id, managed, in_use
+# The counters a worker's pass adds to, with their label names in order.
+_COUNTERS = {
+    "rotations": ("target", "reason"),
+    "failures": ("target", "reason"),
+    "remote_calls": ("service", "operation", "outcome"),
+}
+
+
+@dataclass
+class MetricsUpdate:
+    """What one worker process's pass changed, to be applied to the registry the parent serves.
+
+    Counters as increments by label values, the targets' last success, and each target's expiry series
+    as the worker left them (a target a worker reported replaces its series; the others keep theirs).
+    """
+
+    counters: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
+    last_success: dict[str, float] = field(default_factory=dict)
+    expiry: dict[str, list[tuple[_ExpiryLabels, float]]] = field(default_factory=dict)
 
 
 class Metrics:
@@ -23,7 +44,8 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         # Each target's expiry series, to remove them when its credentials change (prometheus_client keeps
         # no public index of a metric's children).
-        self._expiry_series: dict[str, list[tuple[str, str, str, str]]] = {}
+        self._expiry_series: dict[str, list[tuple[_ExpiryLabels, float]]] = {}
+        self._last_success: dict[str, float] = {}
         self.credential_expiry = Gauge(
             f"{PREFIX}_credential_expiry_timestamp_seconds",
             "End date of each password credential on a target's app (unix seconds)",
@@ -59,20 +81,17 @@ class Metrics:
         self, target: str, credentials: Iterable[Credential], in_use: set[str], marker: str = DEFAULT_MARKER
     ) -> None:
         """Replace the target's expiry series with the credentials it has now (retired ones vanish)."""
-        for labels in self._expiry_series.pop(target, []):
+        self._replace_expiry(target, [
+            ((target, credential.key_id, str(credential.managed(marker)).lower(),
+              str(credential.key_id in in_use).lower()), credential.end.timestamp())
+            for credential in credentials if credential.end is not None
+        ])
+
+    def _replace_expiry(self, target: str, series: list[tuple[_ExpiryLabels, float]]) -> None:
+        for labels, _ in self._expiry_series.pop(target, []):
             self.credential_expiry.remove(*labels)
-        series = []
-        for credential in credentials:
-            if credential.end is None:
-                continue
-            labels = (
-                target,
-                credential.key_id,
-                str(credential.managed(marker)).lower(),
-                str(credential.key_id in in_use).lower(),
-            )
-            self.credential_expiry.labels(*labels).set(credential.end.timestamp())
-            series.append(labels)
+        for labels, value in series:
+            self.credential_expiry.labels(*labels).set(value)
         self._expiry_series[target] = series
 
     def observer(self, service: str, operation: str) -> Callable[[str], None]:
@@ -82,6 +101,42 @@ class Metrics:
     def succeeded(self, target: str, at: datetime) -> None:
         """The target's pass ended well at ``at``."""
         self.last_success.labels(target).set(at.timestamp())
+        self._last_success[target] = at.timestamp()
+
+    # --- across processes (run --workers): a worker's changes, applied to the parent's registry ------
+
+    def forget(self) -> None:
+        """Start from nothing: no counter, last success or expiry series (a worker, before its pass,
+        drops what it inherited from the parent, so that :meth:`update` holds this pass alone)."""
+        for name in _COUNTERS:
+            getattr(self, name).clear()
+        self.last_success.clear()
+        self.credential_expiry.clear()
+        self._expiry_series.clear()
+        self._last_success.clear()
+
+    def update(self) -> MetricsUpdate:
+        """What changed since :meth:`forget` (or since this object was made)."""
+        counters: dict[str, dict[tuple[str, ...], float]] = {}
+        for name, label_names in _COUNTERS.items():
+            for family in getattr(self, name).collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        labels = tuple(sample.labels[label] for label in label_names)
+                        counters.setdefault(name, {})[labels] = sample.value
+        return MetricsUpdate(counters, dict(self._last_success), {t: list(s) for t, s in self._expiry_series.items()})
+
+    def apply(self, update: MetricsUpdate) -> None:
+        """Add a worker's counters, and take its targets' last success and expiry series."""
+        for name, values in update.counters.items():
+            metric = getattr(self, name)
+            for labels, value in values.items():
+                metric.labels(*labels).inc(value)
+        for target, at in update.last_success.items():
+            self.last_success.labels(target).set(at)
+            self._last_success[target] = at
+        for target, series in update.expiry.items():
+            self._replace_expiry(target, series)
 
 
 DEFAULT = Metrics()

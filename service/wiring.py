@@ -7,7 +7,8 @@ Each sink type builds its engine-side sink from them (service/sinks/registry.py:
 So are the request budgets (one per tenant for Graph, one per vault), the proxies (looked up once per
 host) and the secrets references name (read once per pass, however many targets name the same file).
 Graph's SDK, used only for writes, is imported when a pass first writes.
-Bootstrap's clients (the admin's sign-in, Graph admin, Key Vault) are built here too.
+Bootstrap's clients (the admin's sign-in, Graph admin, Key Vault) are built here too; the state store
+in service/stores.py (which the daemon checks without importing the SDKs).
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from service.adapters.graph import GraphDirectory
 from service.adapters.graph_reads import GraphReads
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
-from service.adapters.state_file import FileStateStore
 from service.adapters.transport import ProxyLookup, aiohttp_session, tls_context
 from service.config.clouds import Endpoints, IdentityConfig
-from service.config.document import Config, StateConfig, Target
+from service.config.document import Config, Target
 from service.config.references import SecretRef
 from service.metrics import Metrics
 from service.ports import Clock, Directory, Pusher, StateStore, Vault
@@ -35,6 +35,7 @@ from service.reconcile import Engine, TargetContext, VerifyBackoff
 from service.retry import RetryPolicy
 from service.secret import Secret
 from service.sinks.registry import SinkTarget
+from service.stores import build_store
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -42,17 +43,6 @@ if TYPE_CHECKING:
     from service.adapters.graph_admin import GraphAdmin
     from service.adapters.graph_sdk import GraphWrites
     from service.bootstrap import Store
-
-
-def build_store(state: StateConfig) -> StateStore:
-    """The state store the config names; ConfigError when a file store's directory cannot be used."""
-    if state.backend == "kubernetes":
-        from service.adapters.state_kubernetes import KubernetesStateStore
-
-        return KubernetesStateStore(state.namespace, state.name)
-    store = FileStateStore(state.path)
-    store.check()
-    return store
 
 
 @contextlib.asynccontextmanager
@@ -92,7 +82,7 @@ class PassResources:
         self.environ = os.environ if environ is None else environ
         self._endpoints = config.cloud.endpoints()
         self._own_store = store is None
-        self.store = store or build_store(config.state)
+        self.store = store or build_store(config.state, config.targets)
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self._credentials: dict[str, SingleFlightCredential] = {}
         self._directories: dict[tuple[str, str], GraphDirectory] = {}

@@ -70,6 +70,7 @@ class World:
     metrics: Metrics = field(default_factory=Metrics)
     targets: list[dict[str, Any]] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
+    rotator_principals: dict[str, str] = field(default_factory=dict)  # tenant -> the rotator's object id there
 
     @property
     def clock(self) -> Clock:
@@ -119,9 +120,25 @@ class World:
         assert_no_secrets(self.logs.text, "the pass's log lines")
         return results
 
+    def add_tenant(self) -> str:
+        """Another tenant, in which the rotator (one multi-tenant app, the same secret) is consented."""
+        tenant = self.emu.add_tenant()
+        self.emu.add_app(tenant, "secret-rotator", app_id=self.rotator_client_id, service_principal=False)
+        principal = self.emu.add_service_principal(tenant, self.rotator_client_id)
+        self.emu.grant_app_role(tenant, principal.object_id, "Application.ReadWrite.OwnedBy")
+        self.emu.add_password(tenant, self.rotator_client_id, display_name="rotator",
+                              secret=(self.tmp / "rotator-secret").read_text())
+        self.rotator_principals[tenant] = principal.object_id
+        return tenant
+
+    def add_app(self, tenant: str, display_name: str) -> str:
+        """Another app the rotator owns, in ``tenant`` (this world's, or one of add_tenant's): its client id."""
+        owner = self.rotator_principals.get(tenant, self.rotator_object_id)
+        return self.emu.add_app(tenant, display_name, owners=[owner]).app_id
+
     # what the remote side holds now
-    def passwords(self, app_id: str | None = None) -> list[Any]:
-        return self.emu.passwords(self.tenant, app_id or self.app_id)
+    def passwords(self, app_id: str | None = None, tenant: str | None = None) -> list[Any]:
+        return self.emu.passwords(tenant or self.tenant, app_id or self.app_id)
 
     def vault_key_id(self, name: str = SECRET_NAME) -> str | None:
         latest = self.emu.vault_secret(name)

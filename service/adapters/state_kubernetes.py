@@ -4,21 +4,24 @@ The ConfigMap ``<name>`` in ``<namespace>`` holds two keys per target: ``<target
 ``{sink id: receipt}`` document the file backend writes, and ``<target>.intents``, its intents document
 (one ends in ``.json``, the other in ``.intents``: whatever the target names, no two keys meet).
 Updates are optimistic: a PUT carries the ``resourceVersion`` it read and is redone on 409 Conflict, so
-two writers never lose each other's receipts. The pod's service account needs get and update on that
-one ConfigMap, which deploy/components/kubernetes-state ships together with its Role (a ConfigMap that
-does not exist yet is created with a POST, which that Role does not allow: re-applying the component
-makes it).
+two writers never lose each other's receipts. The writes waiting in one process (a pass's concurrent
+targets) are committed together, one PUT for all, so only other processes' writes (workers of `run
+--workers`, shards sharing the ConfigMap) can conflict, and a conflict is redone after a random wait.
+Reads in flight at once share one GET when no write of this process came between. The pod's service
+account needs get and update on that one ConfigMap, which deploy/components/kubernetes-state ships
+together with its Role (a ConfigMap that does not exist yet is created with a POST, which that Role
+does not allow: re-applying the component makes it).
 
-What :meth:`KubernetesStateStore.lock` promises is exactly this: passes over one target through the same
-store object take turns (an asyncio lock per target). It reaches no other store object, so no other
-process or pod: across them, the CronJob's ``concurrencyPolicy: Forbid``, the daemon's single replica and
-shards that never share a target keep one pass per target, and the rotation protocol survives two at once
-anyway (DESIGN.md, I6). A lease in the ConfigMap would make it reach further, at a price not worth paying
-here: every take and release would rewrite the whole ConfigMap that every pod (and every shard) rewrites
-for its receipts, turning its writes into 409 retries at fleet scale; the lease would need renewing
-through a pass as long as ``verify_timeout`` and an expiry after a killed pod, and an expired lease
-excludes nothing without fencing of the writes it guards. Receipts and intents are never lost to a
-concurrent writer either way: every write is optimistic (above).
+What :meth:`KubernetesStateStore.lock` promises is exactly this: passes over one target through the same store
+object take turns (an asyncio lock per target). It reaches no other store object, so no other process or pod:
+across them, the CronJob's ``concurrencyPolicy: Forbid``, the daemon's single replica and shards and workers
+of a pass that never share a target (a tenant's targets stay in one) keep one pass per target, and the
+rotation protocol survives two at once anyway (DESIGN.md, I6). A lease in the ConfigMap would make it reach
+further, at a price not worth paying here: every take and release would rewrite the whole ConfigMap that every
+pod (and every shard) rewrites for its receipts, turning its writes into 409 retries at fleet scale; the lease
+would need renewing through a pass as long as ``verify_timeout`` and an expiry after a killed pod, and an
+expired lease excludes nothing without fencing of the writes it guards. Receipts and intents are never lost to
+a concurrent writer either way: every write is optimistic (above).
 
 A target's key that cannot be read is :class:`~service.errors.StateCorrupt` for that target only,
 and is never overwritten. Answers are read up to a limit (a ConfigMap holds at most
@@ -31,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -55,7 +59,8 @@ from service.ports import Receipt
 
 _T = TypeVar("_T")
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-_CONFLICT_RETRIES = 5
+_CONFLICT_RETRIES = 12
+_CONFLICT_WAIT = 0.05  # seconds before the first redo; doubled each time, up to 2 s
 # A ConfigMap's data is at most 1 MiB; its JSON form with metadata (managedFields) stays well under this.
 _MAX_BODY = 4 * MIB
 _MAX_ERROR_BODY = 16 * KIB
@@ -114,6 +119,11 @@ class KubernetesStateStore:
         self._ca_file = ca_file
         self._locks: dict[str, asyncio.Lock] = {}
         self._session: aiohttp.ClientSession | None = None
+        # Writes waiting to be committed together, and the one writer at a time that commits them.
+        self._waiting: list[tuple[Callable[[dict[str, str]], None], asyncio.Future[None]]] = []
+        self._writing = asyncio.Lock()
+        self._written = 0  # writes this process made: a shared read must have begun after the last one
+        self._reading: tuple[int, asyncio.Future[tuple[dict[str, Any] | None, dict[str, str]]]] | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -161,7 +171,19 @@ class KubernetesStateStore:
             ),
         )
 
-    async def _read(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    async def _read(self, *, fresh: bool = False) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The ConfigMap and its data, to read only. Reads in flight together share one GET, as long as it began
+        after this process's last write (a read never misses what this process wrote); ``fresh``: a GET of its
+        own, whose data the caller may change."""
+        if fresh:
+            return await self._get()
+        shared = self._reading
+        if shared is None or shared[0] != self._written or shared[1].done():
+            shared = (self._written, asyncio.ensure_future(self._get()))
+            self._reading = shared
+        return await asyncio.shield(shared[1])
+
+    async def _get(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
         async with self._client().get(f"{self._base}/{self._name}", headers=self._headers()) as response:
             if response.status == 404:
                 return None, {}
@@ -252,24 +274,71 @@ class KubernetesStateStore:
         return "; ".join(f"key {key}{suffix} of {self._where}" for key in keys)
 
     async def _update(self, change: Callable[[dict[str, str]], None]) -> None:
-        for _ in range(_CONFLICT_RETRIES):
-            body, data = await self._read()
-            change(data)
-            if body is None:
-                request = self._client().post(
-                    self._base,
-                    json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": self._name}, "data": data},
-                    headers=self._headers(),
-                )
-            else:
-                body["data"] = data
-                request = self._client().put(f"{self._base}/{self._name}", json=body, headers=self._headers())
-            async with request as response:
-                if response.status in (200, 201):
+        """Apply ``change`` to the ConfigMap's data; written when it returns.
+
+        The changes waiting in this process are committed together, by one writer at a time: one read
+        and one PUT for all of them, so that a pass's concurrent targets do not race each other. A PUT
+        that lost a race to another process (409) waits a little and is redone on a fresh read. A change
+        that raises (the target's key cannot be read) fails alone, before it changed anything.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((change, done))
+        async with self._writing:
+            if self._waiting:  # else an earlier writer committed this change with its own
+                batch, self._waiting = self._waiting, []
+                await self._commit(batch)
+        await done
+
+    async def _commit(self, batch: list[tuple[Callable[[dict[str, str]], None], asyncio.Future[None]]]) -> None:
+        try:
+            for attempt in range(_CONFLICT_RETRIES):
+                body, data = await self._read(fresh=True)
+                applied = []
+                for change, done in batch:
+                    if done.done():
+                        continue  # failed on an earlier read
+                    try:
+                        change(data)
+                    except Exception as error:  # noqa: BLE001 - that change's own failure, handed to its caller
+                        done.set_exception(error)
+                        continue
+                    applied.append(done)
+                if not applied:
                     return
-                if response.status != 409:  # 409: someone wrote in between; read again and redo
-                    raise await self._error(response, "writing the state ConfigMap")
-        raise self._failure("writing the state ConfigMap: conflicts did not stop", 409)
+                if await self._write(body, data):
+                    for done in applied:
+                        done.set_result(None)
+                    return
+                # Another writer got in between: a random wait, so that writers who met do not meet again.
+                await asyncio.sleep(random.uniform(0.5, 1.5) * min(_CONFLICT_WAIT * 2**attempt, 2.0))  # noqa: S311
+            raise self._failure("writing the state ConfigMap: conflicts did not stop", 409)
+        except Exception as error:  # noqa: BLE001 - every change of the batch fails with it
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(error)
+        except BaseException:  # cancelled: so are the changes it was committing
+            for _, done in batch:
+                done.cancel()
+            raise
+
+    async def _write(self, body: dict[str, Any] | None, data: dict[str, str]) -> bool:
+        """One create or update; False when it lost a race (409)."""
+        if body is None:
+            request = self._client().post(
+                self._base,
+                json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": self._name}, "data": data},
+                headers=self._headers(),
+            )
+        else:
+            body["data"] = data
+            request = self._client().put(f"{self._base}/{self._name}", json=body, headers=self._headers())
+        async with request as response:
+            if response.status in (200, 201):
+                self._written += 1
+                return True
+            if response.status != 409:  # 409: someone wrote in between; read again and redo
+                raise await self._error(response, "writing the state ConfigMap")
+        return False
 
     @contextlib.asynccontextmanager
     async def lock(self, target: str) -> AsyncIterator[None]:

@@ -142,10 +142,15 @@ def _policy_problems(parts: _Parts) -> Iterator[Problem]:
         return  # its own keys are wrong, and say so
     inherited = set(policy_problems(merge_policy(parts.defaults)))
     told: set[str] = set()
+    # Each distinct policy is checked once: a fleet's 10,000 targets mostly share the defaults.
+    checked: dict[tuple[object, ...], list[str]] = {}
     for target in parts.targets:
         if target.policy is None:
             continue
-        for problem in policy_problems(merge_policy(parts.defaults, target.policy)):
+        overrides = tuple(getattr(target.policy, key) for key in PolicyOverrides.model_fields)
+        if overrides not in checked:
+            checked[overrides] = policy_problems(merge_policy(parts.defaults, target.policy))
+        for problem in checked[overrides]:
             if problem in inherited:
                 if problem not in told:
                     told.add(problem)
@@ -170,8 +175,12 @@ def _references(parts: _Parts) -> Iterator[tuple[Loc, str, SecretRef]]:
 
 
 def _reference_problems(parts: _Parts, environ: Mapping[str, str]) -> Iterator[Problem]:
+    # Each distinct reference is resolved once: a fleet's targets mostly share one API key file.
+    resolved: dict[SecretRef, str | None] = {}
     for loc, path, ref in _references(parts):
-        unresolved = ref.problem(environ)
+        if ref not in resolved:
+            resolved[ref] = ref.problem(environ)
+        unresolved = resolved[ref]
         if unresolved:
             yield Problem(loc, f"{path}: {unresolved}")
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, GetCoreSchemaHandler
+from pydantic import BeforeValidator, Field, GetCoreSchemaHandler, model_validator
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -22,6 +22,7 @@ from service.durations import format_duration
 from service.errors import ConfigError
 from service.model import Policy
 from service.schedule import check_crontab
+from service.shards import MAX_SHARDS
 from service.sinks.registry import SinkSettings, on_change, sink_types
 
 # --- sinks ---------------------------------------------------------------------------------------
@@ -40,6 +41,8 @@ class _EverySinkType:
 
 SinkConfig = Annotated[SinkSettings, _EverySinkType()]
 
+
+_MAX_CONFIGMAP_NAME = 253
 
 # --- targets and the file ------------------------------------------------------------------------
 
@@ -118,6 +121,22 @@ class StateConfig(StrictModel):
         "update on it.",
         examples=["secret-rotator-state"],
     )
+    shards: int = Field(
+        default=1, ge=1, le=MAX_SHARDS,
+        description="One store per shard of the tenants, for a fleet spread over the pods of an Indexed Job "
+        "(`run --shards N`, the same N): the directory <path>/shard-I-of-N or the ConfigMap <name>-I-of-N. A "
+        "tenant's shard is sha256(tenant id) mod N; every command finds a target's store by it. Changing it "
+        "moves tenants to new, empty stores (see README: fleets larger than one pod).",
+        examples=[1, 8],
+    )
+
+    @model_validator(mode="after")
+    def _shard_names_fit(self) -> StateConfig:
+        longest = len(f"{self.name}-{self.shards - 1}-of-{self.shards}")
+        if self.backend == "kubernetes" and self.shards > 1 and longest > _MAX_CONFIGMAP_NAME:
+            raise ValueError(f"name: with {self.shards} shards the ConfigMap names reach {longest} characters, "
+                             f"more than Kubernetes' {_MAX_CONFIGMAP_NAME}: shorten the name")
+        return self
 
 
 def _cron(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any
@@ -51,6 +52,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@functools.lru_cache(maxsize=1024)  # a fleet's config names the same few hosts thousands of times
 def is_loopback(host: str | None) -> bool:
     """Whether ``host`` is this machine (127.0.0.0/8, ::1, localhost): where plain http may go."""
     if host in ("localhost", "localhost."):
@@ -65,6 +67,11 @@ def https_url(value: Any, *, allow_loopback_http: bool, query_instead: str) -> s
     """``value`` as an absolute https URL without credentials, query or fragment; ValueError saying why not."""
     if not isinstance(value, str):
         raise ValueError("must be a URL like https://host/path")
+    return _https_url(value, allow_loopback_http, query_instead)
+
+
+@functools.lru_cache(maxsize=4096)  # the same vault and push URLs, thousands of times in a fleet's config
+def _https_url(value: str, allow_loopback_http: bool, query_instead: str) -> str:
     parts = urlsplit(value)
     if not parts.netloc or parts.scheme not in ("https", "http"):
         raise ValueError("must be an absolute URL like https://host/path")

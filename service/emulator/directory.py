@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from service.emulator.clock import Clock
 
@@ -232,6 +232,28 @@ class Tenant:
     app_password_max_lifetime: dict[str, timedelta] = field(default_factory=dict)
     policy_id: str = field(default_factory=new_id)
     policy_applies_after: str = "2019-01-01T00:00:00Z"
+    # appId -> record, for lookups in a tenant of thousands of apps; checked on every use (see _by_app_id).
+    app_index: dict[str, AppRecord] = field(default_factory=dict, repr=False, compare=False)
+    sp_index: dict[str, SpRecord] = field(default_factory=dict, repr=False, compare=False)
+
+
+_Record = TypeVar("_Record", AppRecord, SpRecord)
+
+
+def _by_app_id(records: dict[str, _Record], index: dict[str, _Record], app_id: str) -> _Record | None:
+    """The first record (in the order they were added) with this appId, as a scan of ``records`` finds it.
+
+    Through ``index``, which any code adding or deleting records may leave stale: a hit counts only while
+    the record is still in ``records`` under its object id, and a miss rebuilds the index once.
+    """
+    key = app_id.lower()
+    found = index.get(key)
+    if found is not None and records.get(found.object_id) is found and found.app_id.lower() == key:
+        return found
+    index.clear()
+    for record in records.values():
+        index.setdefault(record.app_id.lower(), record)
+    return index.get(key)
 
 
 class SecretCheck(Enum):
@@ -280,11 +302,11 @@ class Directory:
 
     @staticmethod
     def app_by_app_id(tenant: Tenant, app_id: str) -> AppRecord | None:
-        return next((a for a in tenant.apps.values() if a.app_id.lower() == app_id.lower()), None)
+        return _by_app_id(tenant.apps, tenant.app_index, app_id)
 
     @staticmethod
     def sp_by_app_id(tenant: Tenant, app_id: str) -> SpRecord | None:
-        return next((s for s in tenant.sps.values() if s.app_id.lower() == app_id.lower()), None)
+        return _by_app_id(tenant.sps, tenant.sp_index, app_id)
 
     @staticmethod
     def graph_sp(tenant: Tenant) -> SpRecord:

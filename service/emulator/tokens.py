@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 # Entra accepts tokens a few minutes past `exp`; the resources the emulator stands in for do too.
 CLOCK_SKEW_SECONDS = 300
+# Tokens whose signature was checked, remembered: a client sends one token with thousands of requests,
+# and an RSA verification costs more than the rest of a request's handling.
+_VERIFIED_TOKENS = 4096
 
 
 class TokenError(Exception):
@@ -65,6 +68,7 @@ class TokenSigner:
         # Entra's kid is the base64url SHA-1 thumbprint of the signing certificate; this is the same
         # idea computed over the public key.
         self.kid = b64url(hashlib.sha1(self._jwk["n"].encode(), usedforsecurity=False).digest())
+        self._verified: dict[str, dict[str, Any]] = {}  # token -> its claims, signature checked
 
     def jwks(self, issuer: str | None = None) -> dict[str, Any]:
         key: dict[str, Any] = {**self._jwk, "kid": self.kid, "x5t": self.kid}
@@ -84,6 +88,25 @@ class TokenSigner:
 
     def verify(self, token: str, *, now: datetime, audiences: frozenset[str]) -> dict[str, Any]:
         """The claims of a token this signer issued, or :class:`TokenError` saying why it is refused."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._signed_claims(token)
+            if len(self._verified) >= _VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = claims
+        timestamp = now.timestamp()
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp + CLOCK_SKEW_SECONDS < timestamp:
+            raise TokenError("token expired")
+        nbf = claims.get("nbf")
+        if isinstance(nbf, int | float) and nbf - CLOCK_SKEW_SECONDS > timestamp:
+            raise TokenError("token not yet valid")
+        if claims.get("aud") not in audiences:
+            raise TokenError(f"invalid audience {claims.get('aud')!r}")
+        return dict(claims)
+
+    def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token whose signature is this signer's; TokenError if it is not."""
         header, claims = decode_unverified(token)
         if header.get("alg") != "RS256" or header.get("kid") != self.kid:
             raise TokenError("signature key not found")
@@ -94,13 +117,4 @@ class TokenSigner:
             )
         except (InvalidSignature, ValueError) as exc:
             raise TokenError("signature validation failed") from exc
-        timestamp = now.timestamp()
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float) or exp + CLOCK_SKEW_SECONDS < timestamp:
-            raise TokenError("token expired")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and nbf - CLOCK_SKEW_SECONDS > timestamp:
-            raise TokenError("token not yet valid")
-        if claims.get("aud") not in audiences:
-            raise TokenError(f"invalid audience {claims.get('aud')!r}")
         return claims

@@ -82,11 +82,7 @@ class SinkSettings(StrictModel):
     @classmethod
     def type_name(cls) -> str:
         """The value of ``type:`` that selects this sink type."""
-        field = cls.model_fields.get("type")
-        names = get_args(field.annotation) if field is not None and get_origin(field.annotation) is Literal else ()
-        if len(names) != 1 or not isinstance(names[0], str):
-            raise TypeError(f"{cls.__name__} must declare its key `type: Literal['<name>']`")
-        return names[0]
+        return _type_name(cls)
 
     @abstractmethod
     def sink_id(self) -> str:
@@ -99,6 +95,17 @@ class SinkSettings(StrictModel):
     @abstractmethod
     def build(self, target: SinkTarget, clients: PassClients) -> Sink:
         """The engine's sink for this config; ConfigError if a secret reference cannot be resolved."""
+
+
+@functools.cache
+def _type_name(cls: type[SinkSettings]) -> str:
+    # Once per class: a sink's id asks for it, 10,000 times in a fleet's config, and pydantic's model_fields
+    # is slow to reach.
+    field = cls.model_fields.get("type")
+    names = get_args(field.annotation) if field is not None and get_origin(field.annotation) is Literal else ()
+    if len(names) != 1 or not isinstance(names[0], str):
+        raise TypeError(f"{cls.__name__} must declare its key `type: Literal['<name>']`")
+    return str(names[0])
 
 
 S = TypeVar("S", bound=type[SinkSettings])
