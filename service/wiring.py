@@ -55,9 +55,13 @@ async def open_pass(
     retry: RetryPolicy | None = None,
     backoff: VerifyBackoff | None = None,
     store: StateStore | None = None,
+    processes: int = 1,
 ) -> AsyncIterator[tuple[Engine, list[TargetContext]]]:
-    """The engine of one pass and each target's context, on clients shared by the targets; closed after."""
-    async with PassResources(config, clock=clock, metrics=metrics, retry=retry, store=store) as resources:
+    """The engine of one pass and each target's context, on clients shared by the targets; closed after.
+    ``processes``: how many processes run this pass at once (workers times shards), which share each vault's
+    request budget (a tenant's stays in one process)."""
+    async with PassResources(config, clock=clock, metrics=metrics, retry=retry, store=store,
+                             processes=processes) as resources:
         engine = Engine(clock, resources.store, metrics, backoff=backoff or VerifyBackoff())
         yield engine, [resources.context(target) for target in targets]
 
@@ -74,8 +78,10 @@ class PassResources:
         retry: RetryPolicy | None = None,
         environ: Mapping[str, str] | None = None,
         store: StateStore | None = None,
+        processes: int = 1,
     ) -> None:
         self.config = config
+        self._vault_limit = VAULT_LIMIT.shared(processes)
         self.clock = clock
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
@@ -145,7 +151,7 @@ class PassResources:
         key, credential = self._credential(identity, tenant_id)
         if (key, vault_url) not in self._vaults:
             client = secret_client(vault_url, credential, self._session, verify_challenge_resource=verify)
-            budget = self._vault_budgets.setdefault(vault_url, Budget(VAULT_LIMIT))
+            budget = self._vault_budgets.setdefault(vault_url, Budget(self._vault_limit))
             vault = KeyVault(client, vault_url, self.retry, self.metrics, budget)
             self._closers.append(client.close)
             self._closers.append(vault.close)  # before the client: a listing still running stops first

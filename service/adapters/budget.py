@@ -32,6 +32,11 @@ class Limit:
         """Tokens gained a second."""
         return (self.requests - self.burst) / self.window
 
+    def shared(self, processes: int) -> Limit:
+        """This limit split evenly over ``processes`` that spend it at once without telling each other (a
+        pass's workers and the Indexed Job's pods all reading one vault): together they stay within it."""
+        return Limit(max(1, self.requests // max(1, processes)), self.window)
+
 
 # Microsoft's documented limits, with a margin for the other callers an app or a vault may have.
 GRAPH_LIMIT = Limit(3_000)  # Graph: ~3,500 requests / 10 s per app per tenant (directory reads and writes)

@@ -72,3 +72,23 @@ async def test_callers_go_in_the_order_they_came() -> None:
     await asyncio.gather(*(caller(n) for n in range(30)))
 
     assert order == list(range(30))
+
+
+async def flat_out(budget: Budget, clock: FakeTime, requests: int) -> list[float]:
+    """When each of ``requests`` single requests went, sent as fast as ``budget`` lets them."""
+    stamps = []
+    for _ in range(requests):
+        await budget.take()
+        stamps.append(clock.now)
+    return stamps
+
+
+@pytest.mark.parametrize("processes", [2, 3, 4], ids=lambda n: f"{n} processes")
+async def test_processes_sharing_a_vault_stay_within_its_limit_together(processes: int) -> None:
+    limit, clock = Limit(400, 10.0), FakeTime()
+    budgets = [Budget(limit.shared(processes), monotonic=clock.monotonic, sleep=clock.sleep)
+               for _ in range(processes)]
+
+    runs = await asyncio.gather(*(flat_out(b, clock, limit.requests * 3 // processes) for b in budgets))
+
+    assert most_in_any_window(sorted(itertools.chain(*runs)), limit.window) <= limit.requests
