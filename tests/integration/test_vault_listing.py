@@ -157,7 +157,22 @@ async def test_a_vault_mostly_holding_other_secrets_is_given_up_after_a_few_page
     with pytest.raises(NotListed):
         await vault.current("app-000")
 
-    assert listing_pages(world) == [200, 200], "2 x 2 secrets + a page: given up after the second page"
+    assert listing_pages(world) == [200, 200], "no more pages than its 2 secrets read alone would take requests"
+
+
+async def test_a_vault_shared_with_other_processes_secrets_is_listed_while_that_costs_fewer_requests(
+    world: World, vault: KeyVault
+) -> None:
+    # Another worker's or shard's targets keep their secrets in the same vault: 10 of its 60 are this one's.
+    names = seed_secrets(world, 60)
+    vault.wanted = 10
+    world.emu.reset_requests()
+
+    found = await asyncio.gather(*(vault.current(n) for n in names[::6]))
+
+    assert [v.tags["key-id"] if v else None for v in found] == [f"k{i}" for i in range(0, 60, 6)]
+    assert listing_pages(world) == [200, 200, 200], "3 pages instead of 10 reads alone"
+    assert secret_reads(world) == []
 
 
 async def test_a_listing_the_vault_refuses_leaves_each_sink_to_read_its_own_secret(
