@@ -30,6 +30,11 @@ class Event(StrEnum):
     SINK_UPDATED = "sink.updated"
     SINK_FAILED = "sink.failed"  # one sink refused the new secret (the others still get it)
     ROTATION_FAILED = "rotation.failed"
+    ROTATION_DEFERRED = "rotation.deferred"  # a creation or retirement waits for the next maintenance window
+    ROTATION_WINDOW_OVERRIDDEN = "rotation.window_overridden"  # rotated outside the windows: expiry comes first
+    # Notifications to people (notify:)
+    NOTIFY_SENT = "notify.sent"  # a webhook took a message (kind, channel, host)
+    NOTIFY_FAILED = "notify.failed"  # a webhook could not be told; the pass is not failed for it
     # Worker processes of a pass (run --workers, the daemon's passes)
     WORKER_STARTED = "worker.started"
     WORKER_FINISHED = "worker.finished"
@@ -45,6 +50,7 @@ class Event(StrEnum):
     DAEMON_STOPPED = "daemon.stopped"
     DAEMON_PASS_FAILED = "daemon.pass_failed"  # noqa: S105 - an event name, not a password
     DAEMON_FAILED = "daemon.failed"
+    DAEMON_WINDOW_WAKE = "daemon.window_wake"  # the next pass moved forward to a maintenance window's opening
     HTTP_CONNECTIONS_FULL = "http.connections_full"
     HTTP_FAILED = "http.failed"
     HTTP_BAD_REQUEST = "http.bad_request"
@@ -87,6 +93,8 @@ class Reason(StrEnum):
     CAP_REACHED = "cap_reached"
     NO_ROOM_FOR_RETRY = "no_room_for_retry"  # a push-only target must keep a slot for re-sending by rotation
     COMPETING_STATE_STORE = "competing_state_store"  # another state store answered this one's answer: no ping-pong
+    # wait
+    OUTSIDE_WINDOW = "outside_window"  # creations and retirements wait for the next maintenance window
 
 
 class FailureReason(StrEnum):

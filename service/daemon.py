@@ -217,6 +217,7 @@ class Daemon:
         try:
             results = await run_pass(self._config, clock=self._clock, metrics=self._metrics, options=self._options)
             report = PassReport.of(started_at, self._clock.now(), self._clock.monotonic() - started, results)
+            self._wake_at_window(results)
         except Exception as error:  # noqa: BLE001 - a pass that cannot run must not stop the daemon: the next may
             report = self._broken_pass(started_at, self._clock.monotonic() - started, error)
         finally:
@@ -225,6 +226,21 @@ class Daemon:
             self._passes += 1
             self._last = report
             self._changed.notify_all()
+
+    def _wake_at_window(self, results: Sequence[TargetResult]) -> None:
+        """Move the next pass forward to the opening of a maintenance window that something waits for, when the
+        schedule would fire later: a schedule that never fires inside a window would leave every rotation to
+        the safety override (service/policy/window.py). The schedule goes on as before after that pass."""
+        openings = [r.plan.waiting.waits_until for r in results
+                    if r.plan is not None and r.plan.waiting is not None and r.plan.waiting.waits_until is not None]
+        if not openings or self._job is None or self._stopping:
+            return
+        # The scheduler runs on the system clock; the engine's clock may differ from it (the emulator's does).
+        at = datetime.now(UTC) + (min(openings) - self._clock.now())
+        scheduled = getattr(self._job, "next_run_time", None)
+        if scheduled is None or at < scheduled:
+            self._job.modify(next_run_time=at)
+            self._log.info(Event.DAEMON_WINDOW_WAKE, at=iso(min(openings)), instead_of=iso(scheduled))
 
     def _broken_pass(self, started_at: datetime, seconds: float, error: Exception) -> PassReport:
         reason = error.reason if isinstance(error, ServiceError) else FailureReason.UNEXPECTED

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from service.catalogue import Reason as Reason  # defined with every other word operators see
 from service.clock import STAMP, iso
+from service.windows import Window
 
 DEFAULT_MARKER = "secret-rotator"
 
@@ -130,6 +131,7 @@ class Kind(StrEnum):
     RESYNC = "resync"
     RETIRE = "retire"
     BLOCKED = "blocked"
+    WAIT = "wait"  # creations and retirements waiting for a maintenance window: nothing is done, nothing failed
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,9 @@ class Action:
     ``supersedes`` (creations and re-syncs) names the credentials a push sink's consumer may hold without
     this store's receipt saying so (receipts lost, or another state store pushed): the push's receipt
     records them as handed out, so that they go as superseded after the grace period, never as orphans.
+
+    ``window_overridden`` (a creation outside every maintenance window) says why it cannot wait for the next
+    one; ``waits_until`` (a WAIT action) is when that window opens (see service/policy/window.py).
     """
 
     kind: Kind
@@ -154,6 +159,8 @@ class Action:
     source: str | None = None
     after_rotation: bool = False
     supersedes: frozenset[str] = frozenset()
+    window_overridden: str | None = None
+    waits_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,8 @@ class Policy:
     max_credentials: int = 4
     retire_unmanaged: bool = False
     marker: str = DEFAULT_MARKER
+    windows: tuple[Window, ...] = ()  # none: a change may be made at any time
+    window_margin: timedelta = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -225,8 +234,13 @@ class Plan:
 
     @property
     def healthy(self) -> bool:
-        """Nothing to do."""
-        return not self.actions
+        """Nothing to do now (what waits for a maintenance window is not done now)."""
+        return all(a.kind is Kind.WAIT for a in self.actions)
+
+    @property
+    def waiting(self) -> Action | None:
+        """The action that stands for what waits for a maintenance window, if anything does."""
+        return next((a for a in self.actions if a.kind is Kind.WAIT), None)
 
 
 # -- bootstrap: an app registration as an admin sees it ------------------------------------------

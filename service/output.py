@@ -39,6 +39,8 @@ def _action(action: Action) -> dict[str, Any]:
         "sink": action.sink,
         "source": action.source,
         "after_rotation": action.after_rotation,
+        "window_overridden": action.window_overridden,
+        "waits_until": iso(action.waits_until),
     }
 
 
@@ -47,7 +49,8 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
     targets = []
     for r in results:
         plan = r.plan
-        status = "error" if r.outcome is Outcome.FAILED else ("healthy" if plan and plan.healthy else "changes")
+        status = "error" if r.outcome is Outcome.FAILED else ("changes" if not plan or not plan.healthy
+                                                                else "waiting" if plan.waiting else "healthy")
         targets.append(
             {
                 "target": r.target,
@@ -105,7 +108,8 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                  "readable": h.readable, "known": h.known}
                 for h in plan.holdings
             ]
-            entry["notes"] = list(plan.notes)
+            # What waits for a maintenance window is no action of `status`, but an operator asks why.
+            entry["notes"] = list(plan.notes) + ([plan.waiting.message] if plan.waiting is not None else [])
         targets.append(entry)
     return {"targets": targets}
 

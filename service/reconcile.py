@@ -230,6 +230,8 @@ class Engine:
                 for intent in result.plan.claims:
                     # Before the plan acts on it (an orphan's retirement): see policy.claims.
                     await self._store.add_intent(ctx.name, intent)
+                if result.plan.waiting is not None:
+                    _log_wait(result.plan.waiting, log)
                 if result.plan.healthy:
                     result.outcome = Outcome.HEALTHY
                     self._log_healthy(app, result.plan, log)
@@ -254,15 +256,17 @@ class Engine:
         result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:
             facts = await self._glance(ctx, apps, flags)
+            plan = None if facts.corrupt else self._plan(ctx, facts, flags, setting_aside=False)
         except ServiceError as error:
             result.error = error
+        except Exception:  # noqa: BLE001  # a bug: the locked pass meets it again, and reports it as it does
+            return None
         else:
-            if facts.corrupt:
-                return None
-            plan = self._plan(ctx, facts, flags, setting_aside=False)
-            if not plan.healthy or plan.claims:
+            if plan is None or not plan.healthy or plan.claims:
                 return None
             result.outcome, result.plan, result.app = Outcome.HEALTHY, plan, facts.app
+            if plan.waiting is not None:
+                _log_wait(plan.waiting, log)
             self._log_healthy(facts.app, plan, log)
         await self._report_credentials(ctx, result)
         self._report(ctx, result, log)
@@ -326,6 +330,11 @@ class Engine:
                 continue  # the new secret is not in every sink: a later pass plans this again
             if action.kind is Kind.CREATE and errors:
                 break  # a retirement that was to make room failed: creating now would exceed the cap
+            if action.kind is Kind.WAIT:
+                continue  # said before the plan was applied (_log_wait)
+            if action.window_overridden:
+                log.warning(Event.ROTATION_WINDOW_OVERRIDDEN, reason=action.reason.value,
+                            detail=action.window_overridden)
             try:
                 if action.kind is Kind.BLOCKED:
                     raise ServiceError(action.message, reason=FailureReason.POLICY_VIOLATION,
@@ -515,6 +524,12 @@ class Engine:
             return list(await asyncio.gather(*(self.plan_target(ctx, flags, apps) for ctx in contexts)))
         finally:
             await apps.close()
+
+
+def _log_wait(action: Action, log: Any) -> None:
+    """``rotation.deferred``: what waits for the next maintenance window, and when it opens."""
+    log.info(Event.ROTATION_DEFERRED, reason=action.reason.value, opens_at=iso(action.waits_until),
+             detail=action.message)
 
 
 def _current(app: App, in_use: frozenset[str]) -> Credential | None:

@@ -102,6 +102,13 @@ async def run_pass(
         results = await reconcile(targets, metrics)
     else:
         results = []  # a shard no tenant falls in: nothing to open
+    if config.notify:
+        # Never raises: a webhook that fails is logged and the pass's outcome stands. Imported here: aiohttp
+        # only in a pass that has someone to tell (the daemon's parent process stays small).
+        from service.adapters.notifier import send_notices
+        from service.notify import notices
+
+        await send_notices(config.notify, notices(results), config.cloud.ca_bundle)
     seconds = clock.monotonic() - started
     metrics.pass_duration.observe(seconds)
     log.info(Event.RUN_FINISHED, seconds=round(seconds, 3), **count_outcomes(results))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from service.config.clouds import Cloud, IdentityConfig, ca_bundle_problem
 from service.config.document import Config, SinkConfig, Target, repeated
+from service.config.notify import notify_problems
 from service.config.policy import PolicyOverrides, merge_policy, policy_problems
 from service.config.problems import Loc, Problem
 from service.config.references import SecretRef
@@ -52,6 +53,7 @@ def cross_checks(data: Mapping[str, Any], config: Config | None, environ: Mappin
         *(problem for target in parts.targets for problem in _repeated_sinks(target)),
         *_reference_problems(parts, environ),
         *_ca_bundle_problem(parts),
+        *notify_problems(data, environ),
     ]
 
 
@@ -148,9 +150,15 @@ def _policy_problems(parts: _Parts) -> Iterator[Problem]:
         if target.policy is None:
             continue
         overrides = tuple(getattr(target.policy, key) for key in PolicyOverrides.model_fields)
-        if overrides not in checked:
-            checked[overrides] = policy_problems(merge_policy(parts.defaults, target.policy))
-        for problem in checked[overrides]:
+        try:
+            found = checked.get(overrides)
+        except TypeError:  # a key whose value is a list (a target's own windows): checked every time
+            overrides, found = (), None
+        if found is None:
+            found = policy_problems(merge_policy(parts.defaults, target.policy))
+            if overrides:
+                checked[overrides] = found
+        for problem in found:
             if problem in inherited:
                 if problem not in told:
                     told.add(problem)

@@ -17,6 +17,7 @@ from pydantic_core import CoreSchema
 
 from service.config.clouds import Cloud, IdentityConfig
 from service.config.fields import GUID, DurationOrZero, StrictModel
+from service.config.notify import NotifyConfig
 from service.config.policy import PolicyOverrides, merge_policy
 from service.durations import format_duration
 from service.errors import ConfigError
@@ -194,6 +195,13 @@ class Config(StrictModel):
         description="Where the push sinks' receipts are kept: what Dime.Scheduler was last given, which it "
         "cannot be asked. Default: files in /var/lib/secret-rotator.",
         examples=[{"backend": "kubernetes", "name": "secret-rotator-state"}],
+    )
+    notify: list[NotifyConfig] = Field(
+        default_factory=list, json_schema_extra={"default": []},
+        description="Teams or Slack incoming webhooks told when a rotation is done or has failed (`run` and "
+        "`daemon`): at most one message per target and kind per pass, never a secret. A webhook that cannot be "
+        "reached is logged (notify.failed) and never fails the pass. Default: none.",
+        examples=[[{"type": "teams", "url": {"env": "TEAMS_WEBHOOK_URL"}}]],
     )
     targets: list[Target] = Field(
         min_length=1,

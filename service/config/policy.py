@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from service.config.fields import Duration, StrictModel
+from service.config.windows import MaintenanceWindow
 from service.durations import format_duration
 from service.model import Policy
 
@@ -72,6 +73,23 @@ class PolicyOverrides(StrictModel):
         examples=["secret-rotator"],
     )
 
+    windows: list[MaintenanceWindow] | None = Field(
+        default=None,
+        description="Maintenance windows: new secrets are created and old ones removed only while one is open "
+        "(in `run` and `daemon` alike; `plan` says when the next opens). Safety beats the window: when the "
+        "secret in use would expire, or come within window_margin of it, before the next window opens, the "
+        "rotation happens at once and logs rotation.window_overridden. A target's list replaces the one in "
+        "defaults; [] means any time. Built-in: none, any time.",
+        examples=[[{"days": ["mon-fri"], "start": "08:00", "end": "17:00", "time_zone": "Europe/Amsterdam"}]],
+    )
+    window_margin: Duration | None = Field(
+        default=None,
+        description="With windows: rotate outside a window when the secret in use would otherwise come within "
+        "this long of its expiry before the next window opens (the last moment a rotation may be left to). "
+        "Built-in: 3d.",
+        examples=["3d"],
+    )
+
     @model_validator(mode="after")
     def _one_renewal_rule(self) -> PolicyOverrides:
         if self.renew_before is not None and self.renew_before_ratio is not None:
@@ -90,6 +108,8 @@ def merge_policy(*layers: PolicyOverrides) -> Policy:
         if "renew_before" in given:
             values.pop("renew_before_ratio", None)
         values.update(given)
+    if "windows" in values:
+        values["windows"] = tuple(w.window() for w in values["windows"])
     return Policy(**values)
 
 
@@ -105,6 +125,11 @@ def policy_problems(policy: Policy) -> list[str]:
         )
     if policy.grace_period >= policy.lifetime:
         problems.append("grace_period must be shorter than lifetime, else old secrets pile up to max_credentials")
+    if policy.windows and policy.window_margin >= policy.lifetime:
+        problems.append(
+            f"window_margin ({format_duration(policy.window_margin)}) must be shorter than lifetime "
+            f"({format_duration(policy.lifetime)}), else every pass would rotate outside the windows"
+        )
     if policy.verify_timeout <= timedelta(0):
         problems.append("verify_timeout must be positive")
     return problems

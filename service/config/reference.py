@@ -41,7 +41,7 @@ examples: `config/example.yaml` and `config/examples/`.
 """
 
 # Section titles for the schema's definitions that are not reached by one obvious key path.
-_TITLES = {"SecretRef": "secret references"}
+_TITLES = {"SecretRef": "secret references", "MaintenanceWindow": "maintenance windows"}
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 

@@ -1,9 +1,10 @@
 """The Emulator: one HTTPS port serving Entra, Graph, Key Vault, the push receiver and a control API.
 
 Routing is by the first path segment (`v1.0` Graph, `secrets`/`deletedsecrets` Key Vault,
-`dimescheduler` the receiver, `_emulator` control, anything else Entra's `/{tenant}/...`), so the SDKs
-can use `emu.url` as authority host and vault URL at once. A middleware adds default latency and the
-injected faults to every route but the control API, and records each request.
+`dimescheduler` the receiver, `hooks` the Teams and Slack webhooks, `_emulator` control, anything else
+Entra's `/{tenant}/...`), so the SDKs can use `emu.url` as authority host and vault URL at once. A
+middleware adds default latency and the injected faults to every route but the control API, and records
+each request.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from service.emulator.fault_responses import fault_response
 from service.emulator.faults import Fault, FaultSet, RequestInfo
 from service.emulator.graph import GraphService
 from service.emulator.graph_batch import GraphBatch
+from service.emulator.hooks import HOOKS_PATH, Hooks
 from service.emulator.keyvault import KeyVaultService, SecretVersion
 from service.emulator.receiver import Receiver
 from service.emulator.tokens import TokenSigner
@@ -81,6 +83,8 @@ def classify(path: str) -> str:
         return "receiver"
     if first == "_emulator":
         return "control"
+    if first == "hooks":
+        return "hooks"
     return "entra"
 
 
@@ -107,6 +111,7 @@ class Emulator:
         self.graph = GraphService(self.directory, self.signer, lambda: self.url, issuers)
         self.keyvault = KeyVaultService(self.clock, self.signer, lambda: self.url, issuers)
         self.receiver = Receiver(self.directory, receiver_api_key, verify_signin=verify_pushed_secrets)
+        self.hooks = Hooks()  # a Teams and a Slack incoming webhook, for `notify:`
         self.faults = FaultSet()
         self.graph_batch = GraphBatch(self.graph, self.faults, lambda r, service, status: self._record(
             r, service, status, inner=True))
@@ -137,6 +142,10 @@ class Emulator:
     @property
     def receiver_url(self) -> str:
         return f"{self.url}{RECEIVER_PATH}"
+
+    def hook_url(self, kind: str) -> str:
+        """The URL of the emulated ``teams`` or ``slack`` incoming webhook (a secret, as the real ones are)."""
+        return f"{self.url}{HOOKS_PATH}/{kind}/{self.hooks.token}"
 
     @property
     def ca_file(self) -> Path:
@@ -289,6 +298,8 @@ class Emulator:
             return await self.graph.handle(request, graph_segments)
         if service == "keyvault":
             return await self.keyvault.handle(request, segments)
+        if service == "hooks":
+            return await self.hooks.handle(request, [s for s in segments[1:] if s])
         if service == "receiver":
             if request.path.rstrip("/") != RECEIVER_PATH:
                 raise web.HTTPNotFound()

@@ -11,6 +11,7 @@ are DESIGN.md's "rotation protocol", step 2, each a small named function (cert-m
 - blocking.py: when that rotation must wait (another state store competing, no room under the cap);
 - retirement.py: which credentials may go (orphan, superseded, revoked);
 - plan.py: the answers put together, in the order apply must take them;
+- window.py: what of them waits for a maintenance window, and when safety cannot wait;
 - notes.py: what `plan` and `status` say that is no action;
 - standings.py: what is becoming of each credential, for `status`, by the same rules;
 - history.py: whether a plan needs what the sinks ever recorded, or only what they hold now.

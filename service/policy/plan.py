@@ -2,7 +2,8 @@
 
 :func:`plan` asks the retirement rules (service/policy/retirement.py) which credentials may go, the
 rotation chain (rotation.py) whether to create one and why, and, if so, the blocking rules (blocking.py)
-whether it must wait; then it orders what is left so that a pass that dies at any point leaves every
+whether it must wait; then it orders what is left, and the maintenance windows (window.py) say what of it
+may happen now so that a pass that dies at any point leaves every
 consumer working.
 """
 
@@ -17,6 +18,7 @@ from service.policy.blocking import BLOCKING, room_needed
 from service.policy.facts import EARLIEST, Facts, first, may_be_held
 from service.policy.retirement import retirements, revocations
 from service.policy.rotation import ROTATION, Why, lagging, sources
+from service.policy.window import windowed
 
 
 def plan(
@@ -34,6 +36,11 @@ def plan(
     credentials another host or state store created (:func:`~service.policy.facts.foreign`).
     """
     facts = Facts.of(now, credentials, holdings, policy, flags or NO_FLAGS, intents)
+    return windowed(facts, unwindowed(facts))
+
+
+def unwindowed(facts: Facts) -> list[Action]:
+    """The actions as if a maintenance window were open now."""
     retiring = retirements(facts)
     why = first(rule(facts) for rule in ROTATION)
     if why is None:

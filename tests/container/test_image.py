@@ -107,6 +107,19 @@ def test_config_check_accepts_the_shipped_example(podman: Podman, image: str) ->
     assert "OK, 1 target(s): dime-exchange" in done.stdout
 
 
+def test_the_image_knows_the_time_zones_maintenance_windows_name(podman: Podman, image: str) -> None:
+    # zoneinfo reads the base's tz database (or the tzdata wheel): a base without either would refuse
+    # every `windows:` entry as "not a time zone this system knows".
+    example = ROOT / "config" / "examples" / "maintenance-windows.yaml"
+    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none",
+                  "--volume", f"{example}:{MOUNTED}/config.yaml:ro",
+                  "--env", "DIMESCHEDULER_API_KEY=not-a-real-key",
+                  image, "config", "check", f"{MOUNTED}/config.yaml", check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert "dime-exchange" in done.stdout
+
+
 def test_config_check_names_the_missing_environment_variable_and_exits_2(podman: Podman, image: str) -> None:
     done = podman("run", "--rm", *LOCKED_DOWN, "--network=none",
                   "--volume", f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",

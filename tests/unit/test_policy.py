@@ -22,6 +22,7 @@ from service.policy.rotation import (
     renewal_due,
     revoke_previous_asked,
 )
+from service.windows import Window
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -65,6 +66,8 @@ def describe(action: Action) -> str:
         words.append("after rotation")
     if action.supersedes:
         words.append(f"supersedes {' '.join(sorted(action.supersedes))}")
+    if action.window_overridden:
+        words.append("overriding the window")
     return " ".join(words)
 
 
@@ -115,6 +118,8 @@ THEIRS1 = cred("theirs1", age=12 * HOUR)
 ANSWER = cred("answer", age=6 * HOUR)
 OLD_ANSWER = cred("answer", age=25 * HOUR)
 THEIRS2 = cred("theirs2", age=HOUR)
+# Monday to Friday, office hours in Amsterdam: closed at NOW (a Sunday); opens Monday 06:00Z.
+WEEKDAYS = Window(frozenset(range(5)), 8 * 60, 17 * 60, "Europe/Amsterdam")
 ROOMY = Policy(max_credentials=6)  # enough that the cap decides nothing
 ANSWERED = (*made_here(FIRST), *made_here(ANSWER, reason=Reason.FOREIGN_CREDENTIAL))
 
@@ -510,6 +515,14 @@ CASES: dict[str, Case] = {
     ),
     "a target with a readable sink needs no slot for a repair": Case(
         [HAND, HAND2, DUE], [keyvault("cur"), push("cur")], ["create renewal_due"]
+    ),
+    # --- maintenance windows (the whole table: tests/unit/test_window_policy.py) ------------------------
+    "a due rotation outside every maintenance window waits for the next one": Case(
+        [DUE], [keyvault("cur")], ["wait outside_window"], policy=Policy(windows=(WEEKDAYS,))
+    ),
+    "a rotation outside the windows that cannot wait goes ahead and says why": Case(
+        [cred("cur", age=88 * DAY)], [keyvault("cur")], ["create renewal_due overriding the window"],
+        policy=Policy(windows=(WEEKDAYS,)),
     ),
     "a blocked rotation still plans the retirements it can": Case(
         [HAND, HAND2, cred("orphan", age=HOUR), DUE, cred("young", age=MINUTE)],

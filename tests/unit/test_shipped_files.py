@@ -76,6 +76,7 @@ EXAMPLES: dict[str, Callable[[Config], bool]] = {
     "managed-identity.yaml": lambda c: c.credential.type == "managed_identity",
     "webhook.yaml": lambda c: any(s.type == "webhook" for t in c.targets for s in t.sinks),
     "kubernetes-state.yaml": lambda c: c.state.backend == "kubernetes",
+    "maintenance-windows.yaml": lambda c: all(c.policy(t).windows for t in c.targets),
 }
 
 
