@@ -24,10 +24,12 @@ import pytest
 from aiohttp import web
 
 from service.adapters.graph import GraphDirectory
+from service.adapters.graph_reads import GraphReads
 from service.adapters.keyvault import KeyVault
 from service.adapters.state_file import FileStateStore
 from service.adapters.state_kubernetes import KubernetesStateStore
 from service.errors import DEFAULT_HINTS, FailureReason, OutcomeUnknown, RemoteError
+from service.metrics import Metrics
 from service.model import DEFAULT_MARKER, App, Intent, credential_name
 from service.ports import MAX_INTENTS, Receipt
 from service.retry import RetryPolicy
@@ -226,6 +228,30 @@ async def test_read_app_rides_out_one_503(kit: Kit, read: ReadPath) -> None:
 
     assert app.object_id == kit.world.app_object_id
     assert [r.status for r in graph_reads(kit.emu)] == [503, 200]
+
+
+class CountingCredential:
+    """The rotator's real credential, counting the tokens asked of it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.asked = inner, 0
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self.asked += 1
+        return await self.inner.get_token(*scopes, **kwargs)
+
+
+async def test_graph_reads_ask_for_a_token_once_and_reuse_it(kit: Kit) -> None:
+    credential = CountingCredential(kit.credential())
+    endpoints = kit.endpoints
+    reads = GraphReads(kit.session, credential, kit.world.tenant, endpoints.graph_url,  # type: ignore[arg-type]
+                       endpoints.graph_scope, QUICK, Metrics())
+
+    for _ in range(3):
+        await reads.read_app(kit.world.app_id)
+    await reads.read_apps([kit.world.app_id, _app_not_owned(kit.world)])
+
+    assert credential.asked == 1
 
 
 async def test_read_app_with_a_wrong_rotator_secret_is_permission_denied_by_entra(kit: Kit, read: ReadPath) -> None:
