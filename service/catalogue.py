@@ -29,6 +29,9 @@ class Event(StrEnum):
     CREDENTIAL_COMPENSATION_FAILED = "credential.compensation_failed"  # a secret no one has could not be removed
     SINK_UPDATED = "sink.updated"
     SINK_FAILED = "sink.failed"  # one sink refused the new secret (the others still get it)
+    # retire_on: usage (Entra's sign-in activity report)
+    CONSUMER_LAGGING = "consumer.lagging"  # a superseded secret is kept: no evidence its consumer switched
+    EVIDENCE_UNAVAILABLE = "evidence.unavailable"  # the report cannot be read: the grace period alone decides
     ROTATION_FAILED = "rotation.failed"
     ROTATION_DEFERRED = "rotation.deferred"  # a creation or retirement waits for the next maintenance window
     ROTATION_WINDOW_OVERRIDDEN = "rotation.window_overridden"  # rotated outside the windows: expiry comes first
@@ -63,7 +66,8 @@ class Event(StrEnum):
 CONTRACT_EVENTS = frozenset({
     Event.RUN_STARTED, Event.RUN_FINISHED, Event.TARGET_HEALTHY, Event.CREDENTIAL_CREATED,
     Event.CREDENTIAL_VERIFIED, Event.SINK_UPDATED, Event.CREDENTIAL_RETIRED, Event.CREDENTIAL_EXPIRING,
-    Event.ROTATION_FAILED, Event.STATE_CORRUPT, Event.STATE_SET_ASIDE,
+    Event.ROTATION_FAILED, Event.STATE_CORRUPT, Event.STATE_SET_ASIDE, Event.CONSUMER_LAGGING,
+    Event.EVIDENCE_UNAVAILABLE,
 })
 
 
@@ -86,6 +90,8 @@ class Reason(StrEnum):
     # retire
     ORPHAN = "orphan"
     SUPERSEDED = "superseded"
+    # retire_on: usage: the sign-in report never showed the switch, and the secret has expired: it works for no one
+    SUPERSEDED_EXPIRED = "superseded_expired"
     REVOKED = "revoked"
     # retire, never planned: apply takes back a new secret that never worked or that no sink took
     COMPENSATION = "compensation"
@@ -108,3 +114,13 @@ class FailureReason(StrEnum):
     SINK_FAILED = "sink_failed"
     CONFIG_ERROR = "config_error"
     UNEXPECTED = "unexpected"
+
+
+class EvidenceGap(StrEnum):
+    """Why Entra's sign-in activity report gave no evidence for ``retire_on: usage`` (the ``reason`` of an
+    ``evidence.unavailable`` event); the grace period alone decides meanwhile."""
+
+    NO_PERMISSION = "no_permission"  # 401/403: the rotator lacks AuditLog.Read.All
+    NOT_IN_THIS_CLOUD = "not_in_this_cloud"  # 400/404: the (beta, global-only) report is not there
+    NO_DATA = "no_data"  # the report answered no row for the app
+    UNREADABLE = "unreadable"  # anything else: throttled, 5xx, network; the next pass tries again

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from service.model import DEFAULT_MARKER, Credential
+from service.model import DEFAULT_MARKER, Credential, MissingEvidence
 
 PREFIX = "secret_rotator"
 _ExpiryLabels = tuple[str, str, str, str]  # target, key_id, managed, in_use
@@ -70,6 +70,20 @@ class Metrics:
             buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
             registry=self.registry,
         )
+        self.consumer_lagging = Gauge(
+            f"{PREFIX}_consumer_lagging_seconds",
+            "retire_on: usage: a superseded secret kept because the sign-in report shows no switch of its "
+            "consumer; the value is the time since its successor was handed out",
+            ["target", "key_id"],
+            registry=self.registry,
+        )
+        self.evidence_unavailable = Gauge(
+            f"{PREFIX}_evidence_unavailable",
+            "retire_on: usage: 1 while the sign-in report gives no evidence (the grace period alone decides), by why",
+            ["target", "reason"],
+            registry=self.registry,
+        )
+        self._evidence_series: dict[str, tuple[list[str], list[str]]] = {}
         self.remote_calls = Counter(
             f"{PREFIX}_remote_calls",
             "Calls to Graph, Key Vault, Entra and push endpoints, by outcome (ok, transient, error)",
@@ -93,6 +107,21 @@ class Metrics:
         for labels, value in series:
             self.credential_expiry.labels(*labels).set(value)
         self._expiry_series[target] = series
+
+    def evidence(self, target: str, now: datetime, lagging: Iterable[MissingEvidence], gap: str | None) -> None:
+        """Replace the target's lagging-consumer and unavailable-evidence series with this pass's."""
+        old_keys, old_gaps = self._evidence_series.pop(target, ([], []))
+        for key_id in old_keys:
+            self.consumer_lagging.remove(target, key_id)
+        for reason in old_gaps:
+            self.evidence_unavailable.remove(target, reason)
+        keys = []
+        for lag in lagging:
+            self.consumer_lagging.labels(target, lag.key_id).set((now - lag.handed_out).total_seconds())
+            keys.append(lag.key_id)
+        if gap is not None:
+            self.evidence_unavailable.labels(target, gap).set(1)
+        self._evidence_series[target] = (keys, [gap] if gap is not None else [])
 
     def observer(self, service: str, operation: str) -> Callable[[str], None]:
         """A callback for service.retry that counts each attempt's outcome."""

@@ -5,10 +5,12 @@ Plain frozen dataclasses with no I/O, shared by the pure planner and the adapter
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from service.catalogue import EvidenceGap
 from service.catalogue import Reason as Reason  # defined with every other word operators see
 from service.clock import STAMP, iso
 from service.windows import Window
@@ -178,6 +180,52 @@ class Policy:
     marker: str = DEFAULT_MARKER
     windows: tuple[Window, ...] = ()  # none: a change may be made at any time
     window_margin: timedelta = timedelta(days=3)
+    retire_on: str = "grace_period"  # or "usage": also wait for the sign-in report to show the switch
+    usage_lag: timedelta = timedelta(hours=6)
+
+    @property
+    def on_usage(self) -> bool:
+        """Superseded credentials wait for evidence that the consumers switched (``retire_on: usage``)."""
+        return self.retire_on == "usage"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What Entra's sign-in activity report says of one app's credentials (``retire_on: usage``).
+
+    ``last_sign_in`` maps a key id to the last time a token was issued for it, as far as the report shows
+    (it lags); a key id missing has no sign-in on record. ``gap`` says why the report gave no evidence (then
+    ``last_sign_in`` is empty and the grace period alone decides), with ``detail`` and ``hint`` for the event.
+    """
+
+    last_sign_in: Mapping[str, datetime] = field(default_factory=dict)
+    gap: EvidenceGap | None = None
+    detail: str | None = None
+    hint: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """The report was read and has data for the app."""
+        return self.gap is None
+
+
+@dataclass(frozen=True)
+class MissingEvidence:
+    """Why a superseded credential is kept under ``retire_on: usage``: what the sign-in report has not shown.
+
+    ``key_id`` is the superseded credential, ``in_use`` what the sinks hold now, ``handed_out`` when the last
+    sink took its credential, ``last_sign_in`` the report's last sign-in of each of them (None: none on
+    record), ``missing`` the evidence that is missing, in words. ``lagging``: the report speaks against the
+    switch (no sign-in with the new secret, or the old one still signing in), rather than only being too
+    young to tell (``usage_lag`` since the handout has not run yet).
+    """
+
+    key_id: str
+    in_use: tuple[str, ...]
+    handed_out: datetime
+    last_sign_in: Mapping[str, datetime | None]
+    missing: str
+    lagging: bool
 
 
 @dataclass(frozen=True)
@@ -217,6 +265,8 @@ class Standing:
     retire_after: datetime | None = None
     due: bool = False
     pending: bool = False
+    last_sign_in: datetime | None = None  # the sign-in report's, with retire_on: usage (None: none or not read)
+    missing: str | None = None  # the evidence a superseded credential waits for, with retire_on: usage
 
 
 @dataclass(frozen=True)
@@ -231,6 +281,8 @@ class Plan:
     notes: tuple[str, ...] = ()  # facts an operator should know that are no action (an unknown holding)
     claims: tuple[Intent, ...] = ()  # lost answers found on the app: `run` records their key ids first
     standings: tuple[Standing, ...] = ()  # what is becoming of each credential of the app (for `status`)
+    usage: Usage | None = None  # the sign-in report as gathered (retire_on: usage only)
+    lagging: tuple[MissingEvidence, ...] = ()  # superseded credentials kept: their consumer shows no switch
 
     @property
     def healthy(self) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from service import redact
 from service.clock import iso
 from service.errors import RemoteError, ServiceError
-from service.model import Action, State
+from service.model import Action, Plan, State
 from service.reconcile import Outcome, TargetResult
 from service.tables import table
 
@@ -60,6 +60,7 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
                 "actions": [_action(a) for a in plan.actions] if plan else [],
                 "notes": list(plan.notes) if plan else [],
                 "error": _error(r.error),
+                **({"evidence": _evidence(plan)} if plan and plan.usage is not None else {}),
             }
         )
     return {"targets": targets}
@@ -101,6 +102,8 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                         "renew_at": iso(said.renew_at) if said else None,
                         "retire_after": iso(said.retire_after) if said else None,
                         "retire_due": said.due if said else False,
+                        "last_sign_in": iso(said.last_sign_in) if said else None,
+                        "missing_evidence": said.missing if said else None,
                     }
                 )
             entry["sinks"] = [
@@ -110,8 +113,27 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
             ]
             # What waits for a maintenance window is no action of `status`, but an operator asks why.
             entry["notes"] = list(plan.notes) + ([plan.waiting.message] if plan.waiting is not None else [])
+            if plan.usage is not None:
+                entry["evidence"] = _evidence(plan)
         targets.append(entry)
     return {"targets": targets}
+
+
+def _evidence(plan: Plan) -> dict[str, Any]:
+    """retire_on: usage: whether the sign-in report gave evidence, and which consumers show no switch."""
+    usage = plan.usage
+    assert usage is not None
+    return {
+        "available": usage.available,
+        "gap": usage.gap.value if usage.gap else None,
+        "detail": usage.detail,
+        "hint": usage.hint,
+        "lagging": [
+            {"key_id": lag.key_id, "in_use": list(lag.in_use), "handed_out": iso(lag.handed_out),
+             "last_sign_in": {k: iso(v) for k, v in lag.last_sign_in.items()}, "missing": lag.missing}
+            for lag in plan.lagging
+        ],
+    }
 
 
 def render_json(document: dict[str, Any]) -> str:
@@ -149,6 +171,10 @@ def _state(c: dict[str, Any]) -> str:
     if state in (State.SUPERSEDED, State.ORPHAN):
         if c["retire_due"]:
             return f"{state}, retired by the next run"
+        if c.get("missing_evidence"):
+            # The target's note says which evidence; the date is the grace period's end or, for a consumer
+            # that shows no switch, the secret's own end.
+            return f"{state}, waits for evidence of the switch, at the latest {_when(c['retire_after'])}"
         if c["retire_after"]:
             return f"{state}, retire after {_when(c['retire_after'])}"
         return f"{state}, retire once every sink has held its successor for the grace period"
@@ -173,7 +199,9 @@ def render_status_table(document: dict[str, Any]) -> str:
             continue
         title = f"{t['target']}" + (f": app {app['display_name']} ({app['app_id']})" if app else "")
         lines.append(title + (f", renews at {_when(t['renew_at'])}" if t.get("renew_at") else ""))
-        rows = [["", "KEY ID", "HINT", "MANAGED", "STATE", "EXPIRES", "DAYS", "RENEW AT", "HELD BY"]]
+        usage = "evidence" in t  # retire_on: usage: each credential's last sign-in, as the report shows it
+        rows = [["", "KEY ID", "HINT", "MANAGED", "STATE", "EXPIRES", "DAYS", "RENEW AT", "HELD BY"]
+                + (["LAST SIGN-IN"] if usage else [])]
         for c in t["credentials"]:
             days = c["expires_in_days"]
             rows.append(
@@ -183,6 +211,7 @@ def render_status_table(document: dict[str, Any]) -> str:
                     "expired" if c["expired"] else ("-" if days is None else f"{days:g}"),
                     _when(c["renew_at"]), ", ".join(c["held_by"]) or "-",
                 ]
+                + ([_when(c["last_sign_in"])] if usage else [])
             )
         lines.extend(table(rows))
         for s in t["sinks"]:

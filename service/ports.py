@@ -76,6 +76,24 @@ class Directory(Protocol):
         ...
 
 
+class SignInReport(Protocol):
+    """Entra's sign-in activity report for one tenant: Graph's (beta) ``reports/appCredentialSignInActivities``.
+
+    Read only for a target with ``retire_on: usage``. The report lags behind the sign-ins by hours, exists in
+    the global cloud only, and needs the application permission AuditLog.Read.All (or Directory.Read.All).
+    """
+
+    async def last_sign_ins(self, client_id: str) -> dict[str, datetime]:
+        """Each credential (key id, lowercase) of the app with this appId and its last sign-in the report shows;
+        {} when it shows none.
+
+        Raises RemoteError(permission_denied) when the caller may not read the report, RemoteError with status
+        400 or 404 where the report does not exist (a national cloud), RemoteError(transient=True) for
+        throttling, 5xx and network trouble after the adapter's retries.
+        """
+        ...
+
+
 class Verifier(Protocol):
     """Entra ID's token endpoint, asked with a given secret."""
 

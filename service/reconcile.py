@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from service import logs, policy
 from service.bulk_reads import BulkApps
-from service.catalogue import Event
+from service.catalogue import Event, EvidenceGap
 from service.clock import iso
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, StateCorrupt, VerificationFailed
@@ -34,10 +34,13 @@ from service.model import (
     Plan,
     Policy,
     Reason,
+    State,
+    Usage,
     credential_name,
 )
-from service.ports import Clock, Directory, Sink, StateStore, Verifier
+from service.ports import Clock, Directory, SignInReport, Sink, StateStore, Verifier
 from service.secret import Secret
+from service.usage import read_usage
 
 
 @dataclass
@@ -51,6 +54,7 @@ class TargetContext:
     directory: Directory
     verifier: Verifier
     sinks: Sequence[Sink]
+    sign_ins: SignInReport | None = None  # Entra's sign-in activity report, for ``retire_on: usage``
 
     @property
     def pushes(self) -> bool:
@@ -67,6 +71,7 @@ class Gathered:
     holdings: list[Holding]
     intents: tuple[Intent, ...] = ()
     corrupt: list[StateCorrupt] = field(default_factory=list)
+    usage: Usage | None = None  # Entra's sign-in report (retire_on: usage only)
 
 
 class Outcome(StrEnum):
@@ -88,6 +93,10 @@ class TargetResult:
     error: ServiceError | None = None
     done: list[Action] = field(default_factory=list)
     marker: str = DEFAULT_MARKER  # the target's display-name marker: which credentials are managed
+
+
+async def _nothing() -> None:
+    return None
 
 
 def count_outcomes(results: Sequence[TargetResult]) -> dict[str, int]:
@@ -136,9 +145,12 @@ class Engine:
 
     # --- gather and plan (read-only) -------------------------------------------------------------
 
-    async def gather(self, ctx: TargetContext, *, app: App | None = None, history: bool = True) -> Gathered:
-        """Read the app (unless given: read in bulk), what each sink holds and (for a target with a push sink)
-        this store's intents. ``history=False``: the sinks may say only what they hold now (Sink.read).
+    async def gather(
+        self, ctx: TargetContext, *, app: App | None = None, history: bool = True, usage: bool = True
+    ) -> Gathered:
+        """Read the app (unless given: read in bulk), what each sink holds, (for a target with a push sink) this
+        store's intents and (with ``retire_on: usage``, unless ``usage`` is False) Entra's sign-in report.
+        ``history=False``: the sinks may say only what they hold now (Sink.read).
 
         A state document that cannot be read is no failure: it is reported in ``corrupt``, and what it
         would have said counts as unknown (a push sink holding anything, no credential this store's own).
@@ -152,8 +164,17 @@ class Engine:
                 intents = await self._store.intents(ctx.name)
             except StateCorrupt as error:
                 corrupt.append(error)
-        holdings = await asyncio.gather(*(self._read(sink, app, corrupt, history) for sink in ctx.sinks))
-        return Gathered(app, list(holdings), intents, corrupt)
+        holdings, report = await asyncio.gather(
+            asyncio.gather(*(self._read(sink, app, corrupt, history) for sink in ctx.sinks)),
+            self._usage(ctx) if usage else _nothing(),
+        )
+        return Gathered(app, list(holdings), intents, corrupt, report)
+
+    async def _usage(self, ctx: TargetContext) -> Usage | None:
+        """Entra's sign-in report for a ``retire_on: usage`` target (read beside the sinks), else None."""
+        if not ctx.policy.on_usage or ctx.sign_ins is None:
+            return None
+        return await read_usage(ctx.sign_ins, ctx.client_id)
 
     async def _glance(self, ctx: TargetContext, apps: BulkApps, flags: Flags) -> Gathered:
         """The target as the pass's bulk reads show it: its app from its tenant's batch, its sinks from what
@@ -161,7 +182,8 @@ class Engine:
         app = await apps.app(ctx.directory, ctx.client_id)
         facts = await self.gather(ctx, app=app, history=False)
         if not facts.corrupt and policy.needs_history(app.credentials, facts.holdings, ctx.policy, flags):
-            facts = await self.gather(ctx, app=app)
+            # The sign-in report, if any, as already read: it says the same whatever the sinks recorded.
+            facts = replace(await self.gather(ctx, app=app, usage=False), usage=facts.usage)
         return facts
 
     async def _read(self, sink: Sink, app: App, corrupt: list[StateCorrupt], history: bool = True) -> Holding:
@@ -176,18 +198,22 @@ class Engine:
     def _plan(self, ctx: TargetContext, facts: Gathered, flags: Flags, *, setting_aside: bool) -> Plan:
         now = self._clock.now()
         app, holdings = facts.app, facts.holdings
-        actions = policy.plan(now, app.credentials, holdings, ctx.policy, flags, facts.intents)
+        actions = policy.plan(now, app.credentials, holdings, ctx.policy, flags, facts.intents, facts.usage)
         in_use = frozenset(policy.in_use(app.credentials, holdings))
         current = _current(app, in_use)
         renew_at = policy.renewal_time(current, ctx.policy) if current else None
         then = "this run moves it aside" if setting_aside else "the next `run` moves it aside"
         notes = tuple(
             [f"{error}: planned as if it were lost; {then} (kept for a look)" for error in facts.corrupt]
-            + policy.notes(now, app.credentials, holdings, ctx.policy, facts.intents)
+            + policy.notes(now, app.credentials, holdings, ctx.policy, facts.intents, facts.usage)
         )
         claims = policy.claims(app.credentials, facts.intents)
-        standings = tuple(policy.standings(now, app.credentials, holdings, ctx.policy, facts.intents))
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims, standings)
+        standings = tuple(policy.standings(now, app.credentials, holdings, ctx.policy, facts.intents, facts.usage))
+        lagging = tuple(policy.lagging_consumers(
+            policy.Facts.of(now, app.credentials, holdings, ctx.policy, flags, facts.intents, facts.usage)
+        ))
+        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims, standings,
+                    facts.usage, lagging)
 
     def _warn_corrupt(self, facts: Gathered, log: Any) -> None:
         for error in facts.corrupt:
@@ -209,8 +235,11 @@ class Engine:
 
     # --- one target ------------------------------------------------------------------------------
 
-    async def reconcile_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
+    async def reconcile_target(
+        self, ctx: TargetContext, flags: Flags = NO_FLAGS, *, usage: Usage | None = None
+    ) -> TargetResult:
         """One target's pass under the store's lock: gather, plan, record claims, apply; report how it ended.
+        ``usage``: Entra's sign-in report as this pass already read it for the target (None: read it now).
 
         Never raises: a failure (a bug included) ends as a FAILED result with one ``rotation.failed``.
         """
@@ -218,10 +247,13 @@ class Engine:
         result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:
             async with self._store.lock(ctx.name):
-                facts = await self.gather(ctx)
+                facts = await self.gather(ctx, usage=usage is None)
+                if usage is not None:
+                    facts = replace(facts, usage=usage)
                 app = result.app = facts.app
                 self._warn_corrupt(facts, log)
                 result.plan = self._plan(ctx, facts, flags, setting_aside=bool(facts.corrupt))
+                self._report_evidence(ctx, result.plan, log)
                 if facts.corrupt:
                     # Before anything is written: the store never overwrites what it cannot read. What the
                     # documents said stays unknown to the plan; the first push writes a fresh receipt.
@@ -247,11 +279,14 @@ class Engine:
         self._report(ctx, result, log)
         return result
 
-    async def _check_healthy(self, ctx: TargetContext, apps: BulkApps, flags: Flags) -> TargetResult | None:
+    async def _check_healthy(
+        self, ctx: TargetContext, apps: BulkApps, flags: Flags
+    ) -> tuple[TargetResult | None, Usage | None]:
         """A target's pass from the pass's bulk reads, without its lock, when nothing is to be done: healthy
         (or failed, when it cannot be read, as the locked pass would fail). None when anything is to be done,
         a lost answer to record or state to set aside: then reconcile_target reads it again, fresh, under the
-        target's lock, so that two passes at once still converge and a crash leaves what it always left."""
+        target's lock, so that two passes at once still converge and a crash leaves what it always left; with
+        the sign-in report read here, which it need not read again."""
         log = logs.get_logger(target=ctx.name)
         result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:
@@ -260,17 +295,18 @@ class Engine:
         except ServiceError as error:
             result.error = error
         except Exception:  # noqa: BLE001  # a bug: the locked pass meets it again, and reports it as it does
-            return None
+            return None, None
         else:
             if plan is None or not plan.healthy or plan.claims:
-                return None
+                return None, facts.usage
             result.outcome, result.plan, result.app = Outcome.HEALTHY, plan, facts.app
+            self._report_evidence(ctx, plan, log)
             if plan.waiting is not None:
                 _log_wait(plan.waiting, log)
             self._log_healthy(facts.app, plan, log)
         await self._report_credentials(ctx, result)
         self._report(ctx, result, log)
-        return result
+        return result, None
 
     def _log_healthy(self, app: App, plan: Plan, log: Any) -> None:
         current = _current(app, plan.in_use)
@@ -286,12 +322,33 @@ class Engine:
             # apply added or removed credentials and changed what the sinks hold: without a second read
             # the gauges (and the expiry alerts) would describe the app as it was, until the next pass.
             try:
-                after = await self.gather(ctx)
+                after = await self.gather(ctx, usage=False)  # the gauges need no sign-in report
             except ServiceError:
                 pass  # keep the gathered picture; the next pass corrects it
             else:
                 credentials, in_use = after.app.credentials, policy.in_use(after.app.credentials, after.holdings)
         self._metrics.credentials(ctx.name, credentials, in_use, ctx.policy.marker)
+
+    def _report_evidence(self, ctx: TargetContext, plan: Plan, log: Any) -> None:
+        """With ``retire_on: usage``: a report that gave no evidence, once a pass, and each consumer that shows
+        no switch (its superseded secret is kept); both as metrics too."""
+        now = self._clock.now()
+        usage = plan.usage
+        # No data is only worth a warning when a superseded secret waits on it (a new target has no sign-ins yet).
+        matters = usage is not None and (usage.gap is not EvidenceGap.NO_DATA or any(
+            s.state is State.SUPERSEDED for s in plan.standings))
+        if usage is not None and usage.gap is not None and matters:
+            log.warning(Event.EVIDENCE_UNAVAILABLE, reason=usage.gap.value, detail=usage.detail, hint=usage.hint,
+                        fallback="grace_period")
+        for lag in plan.lagging:
+            log.warning(
+                Event.CONSUMER_LAGGING, key_id=lag.key_id, in_use=list(lag.in_use),
+                handed_out=iso(lag.handed_out), days_since_handout=round((now - lag.handed_out) / timedelta(days=1), 1),
+                last_sign_in={k: iso(v) for k, v in lag.last_sign_in.items()}, missing=lag.missing,
+                hint="the consumer still signs in with the old secret or not with the new one: see docs/runbook.md",
+            )
+        if ctx.policy.on_usage:
+            self._metrics.evidence(ctx.name, now, plan.lagging, usage.gap if usage is not None else None)
 
     def _report(self, ctx: TargetContext, result: TargetResult, log: Any) -> None:
         now = self._clock.now()
@@ -505,12 +562,12 @@ class Engine:
         apps = BulkApps((ctx.directory, ctx.client_id) for ctx in contexts)
 
         async def one(ctx: TargetContext) -> TargetResult:
-            settled = await self._check_healthy(ctx, apps, flags)
+            settled, usage = await self._check_healthy(ctx, apps, flags)
             if settled is not None:
                 return settled
             limit = limits.setdefault(ctx.tenant_id, asyncio.Semaphore(per_tenant))
             async with limit:
-                return await self.reconcile_target(ctx, flags)
+                return await self.reconcile_target(ctx, flags, usage=usage)
 
         try:
             return list(await asyncio.gather(*(one(ctx) for ctx in contexts)))

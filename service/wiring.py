@@ -38,10 +38,11 @@ from service.sinks.registry import SinkTarget
 from service.stores import build_store
 
 if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
+    from msgraph.graph_service_client import GraphServiceClient
 
     from service.adapters.graph_admin import GraphAdmin
     from service.adapters.graph_sdk import GraphWrites
+    from service.adapters.sign_in_activity import GraphSignInReport
     from service.bootstrap import Store
 
 
@@ -92,6 +93,9 @@ class PassResources:
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self._credentials: dict[str, SingleFlightCredential] = {}
         self._directories: dict[tuple[str, str], GraphDirectory] = {}
+        self._graph_clients: dict[tuple[str, str], GraphServiceClient] = {}
+        self._reports: dict[tuple[str, str], GraphSignInReport] = {}
+        self._graph_budgets: dict[tuple[str, str], Budget] = {}
         self._vaults: dict[tuple[str, str], KeyVault] = {}
         self._vault_budgets: dict[str, Budget] = {}  # Key Vault counts a vault's operations, whoever calls
         self._proxies = ProxyLookup()
@@ -128,23 +132,48 @@ class PassResources:
         if (key, tenant_id) not in self._directories:
             endpoints = self._endpoints
             # Graph's budget is the rotator app's in the tenant: reads and writes spend the same one.
-            budget = Budget(GRAPH_LIMIT)
+            budget = self._graph_budgets[(key, tenant_id)] = Budget(GRAPH_LIMIT)
             reads = GraphReads(self._session, credential, tenant_id, endpoints.graph_url, endpoints.graph_scope,
                                self.retry, self.metrics, budget)
             self._directories[(key, tenant_id)] = GraphDirectory(
-                reads, lambda: self._graph_writes(credential, tenant_id, budget)
+                reads, lambda: self._graph_writes(identity, tenant_id)
             )
         return self._directories[(key, tenant_id)]
 
-    def _graph_writes(self, credential: AsyncTokenCredential, tenant_id: str, budget: Budget) -> GraphWrites:
+    def _graph_writes(self, identity: IdentityConfig, tenant_id: str) -> GraphWrites:
         # Here, not at the top: a pass that writes nothing never imports msgraph-sdk, kiota or httpx.
-        from service.adapters.graph_sdk import GraphWrites, graph_service_client
+        from service.adapters.graph_sdk import GraphWrites
 
-        endpoints = self._endpoints
-        client, http = graph_service_client(credential, tenant_id, endpoints.graph_url, endpoints.graph_scope,
-                                            self._tls)
-        self._closers.append(http.aclose)
-        return GraphWrites(client, tenant_id, self.retry, self.metrics, budget)
+        key, _ = self._credential(identity, tenant_id)
+        return GraphWrites(self._graph(identity, tenant_id), tenant_id, self.retry, self.metrics,
+                           self._graph_budgets[(key, tenant_id)])
+
+    def _graph(self, identity: IdentityConfig, tenant_id: str) -> GraphServiceClient:
+        """The tenant's msgraph-sdk client (the writes, the sign-in report), built on first use."""
+        from service.adapters.graph_sdk import graph_service_client
+
+        key, credential = self._credential(identity, tenant_id)
+        if (key, tenant_id) not in self._graph_clients:
+            endpoints = self._endpoints
+            client, http = graph_service_client(
+                credential, tenant_id, endpoints.graph_url, endpoints.graph_scope, self._tls
+            )
+            self._closers.append(http.aclose)
+            self._graph_clients[(key, tenant_id)] = client
+        return self._graph_clients[(key, tenant_id)]
+
+    def _sign_in_report(self, identity: IdentityConfig, tenant_id: str) -> GraphSignInReport:
+        """The tenant's sign-in activity report, on the same Graph client (and token) as its writes; only a
+        ``retire_on: usage`` target asks for it, so only such a pass imports msgraph-sdk to read."""
+        from service.adapters.sign_in_activity import GraphSignInReport
+
+        key, _ = self._credential(identity, tenant_id)
+        if (key, tenant_id) not in self._reports:
+            client = self._graph(identity, tenant_id)
+            self._reports[(key, tenant_id)] = GraphSignInReport(
+                client, tenant_id, self._endpoints.graph_url, self.retry, self.metrics
+            )
+        return self._reports[(key, tenant_id)]
 
     def vault(self, identity: IdentityConfig, tenant_id: str, vault_url: str, *, verify: bool) -> KeyVault:
         """The Key Vault client of ``vault_url`` as ``identity``: one per identity and vault in a pass."""
@@ -180,6 +209,7 @@ class PassResources:
             client_id=target.client_id,
             policy=policy,
             directory=self._directory(identity, target.tenant_id),
+            sign_ins=self._sign_in_report(identity, target.tenant_id) if policy.on_usage else None,
             verifier=self.verifier,
             sinks=[sink.build(SinkTarget(target.name, target.tenant_id, target.client_id, policy), clients)
                    for sink in target.sinks],

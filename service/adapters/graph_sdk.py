@@ -68,7 +68,7 @@ from service.retry import RetryPolicy, retrying
 from service.secret import Secret
 
 T = TypeVar("T")
-_ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}  # how the generated builders map errors
+ODATA_ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}  # how the generated builders map errors
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The secretText of an addPassword answer as it stands in the raw JSON, closing quote or not.
 _SECRET_TEXT = re.compile(r'"secretText"\s*:\s*"((?:[^"\\]|\\.)*)')
@@ -235,7 +235,8 @@ class GraphWrites:
                 await self._budget.take()
             try:
                 # The raw body, not the SDK's model: the secret is registered before anything parses it.
-                return await adapter.send_primitive_async(builder.to_post_request_information(body), "bytes", _ERRORS)
+                request = builder.to_post_request_information(body)
+                return await adapter.send_primitive_async(request, "bytes", ODATA_ERRORS)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never sent: safe to try again.
                 raise translate(exc, target=target, operation="addPassword") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -89,6 +89,23 @@ class PolicyOverrides(StrictModel):
         "Built-in: 3d.",
         examples=["3d"],
     )
+    retire_on: Literal["grace_period", "usage"] | None = Field(
+        default=None,
+        description="What must be true before a superseded secret is removed. grace_period: every sink has held "
+        "its successor for grace_period. usage: that too, and Entra's sign-in activity report shows the new "
+        "secret signing in after it was handed out and the old one no longer (needs the application permission "
+        "AuditLog.Read.All; global cloud only). A consumer that never switches is reported (consumer.lagging) "
+        "and its old secret kept until it expires; when the report cannot be read, grace_period applies. "
+        "Built-in: grace_period.",
+        examples=["usage"],
+    )
+    usage_lag: Duration | None = Field(
+        default=None,
+        description="With retire_on: usage, how late a sign-in may show in Entra's report (it lags by hours), and "
+        "how long after the handout a consumer may still sign in with the old secret while it switches. "
+        "Built-in: 6h.",
+        examples=["6h"],
+    )
 
     @model_validator(mode="after")
     def _one_renewal_rule(self) -> PolicyOverrides:
@@ -130,6 +147,8 @@ def policy_problems(policy: Policy) -> list[str]:
             f"window_margin ({format_duration(policy.window_margin)}) must be shorter than lifetime "
             f"({format_duration(policy.lifetime)}), else every pass would rotate outside the windows"
         )
+    if policy.retire_on == "usage" and policy.usage_lag >= policy.lifetime:
+        problems.append("usage_lag must be shorter than lifetime, else no evidence could ever arrive in time")
     if policy.verify_timeout <= timedelta(0):
         problems.append("verify_timeout must be positive")
     return problems

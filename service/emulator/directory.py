@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from service.emulator.clock import Clock
+from service.emulator.sign_ins import SignInLog
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -38,6 +39,7 @@ GRAPH_APP_ROLES: dict[str, str] = {
     "Policy.Read.All": "246dd0d5-5bd0-4def-940b-0421030a5b68",
     "Policy.Read.ApplicationConfiguration": "37730810-e9ba-4e46-b07e-8ca78d182097",
     "Directory.Read.All": "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
+    "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
 }
 
 # Directory role template ids (the `wids` claim of a delegated token).
@@ -288,6 +290,7 @@ class Directory:
         self.tenants: dict[str, Tenant] = {}
         self.replication_delay = timedelta(0)
         self.password_cap = 10
+        self.sign_ins = SignInLog()
 
     # -- lookups (callers hold the lock or accept a racy read) --------------------------------------
 
@@ -495,6 +498,16 @@ class Directory:
             raise DirectoryError(
                 "Request_ResourceNotFound", f"No password credential found with keyId '{key_id}'.", status=404
             )
+
+    def sign_in(self, tenant: Tenant, app: AppRecord, secret: str) -> SecretCheck:
+        """Judge a client secret as :meth:`check_secret` does and, when it gets a token, record the sign-in
+        with that credential (what the sign-in activity report shows)."""
+        with self.lock:
+            check = self.check_secret(app, secret)
+            if check is SecretCheck.OK:
+                record = next(p for p in app.passwords if p.matches(secret))
+                self.sign_ins.record(self.clock.now(), tenant.tenant_id, app.app_id, app.object_id, record.key_id)
+            return check
 
     def check_secret(self, app: AppRecord, secret: str) -> SecretCheck:
         """Judge a client secret as the token endpoint does, at the emulator's current time."""

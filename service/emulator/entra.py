@@ -410,7 +410,7 @@ class EntraService:
             secret = form.get("client_secret") or basic_secret
             assertion = form.get("client_assertion")
             if secret:
-                check = self.directory.check_secret(app, secret)
+                check = self.directory.sign_in(tenant, app, secret)
                 if check is SecretCheck.EXPIRED:
                     raise expired_secret(client_id)
                 if check is SecretCheck.INVALID:

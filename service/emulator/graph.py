@@ -1,4 +1,5 @@
-"""Microsoft Graph v1.0: applications, passwords, service principals, app role assignments, owners.
+"""Microsoft Graph v1.0: applications, passwords, service principals, app role assignments, owners; and of
+beta, the one report the rotator reads (appCredentialSignInActivities, see sign_ins.py).
 
 Requests are authenticated with the emulator's access tokens (signature, expiry, audience, issuer) and
 authorized the way Entra does it: an app-only caller by its Graph app roles (Application.ReadWrite.OwnedBy
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from service.emulator import graph_shapes as shapes
+from service.emulator import sign_ins
 from service.emulator.callers import Caller, bearer_token
 from service.emulator.directory import (
     DIRECTORY_ROLES,
@@ -120,7 +122,7 @@ class GraphService:
 
     # -- entry -------------------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+    async def handle(self, request: web.Request, segments: list[str], version: str = "v1.0") -> web.StreamResponse:
         request_id = new_request_id()
         client_request_id = request.headers.get("client-request-id", request_id)
         now_text = self.directory.clock.now().strftime("%Y-%m-%dT%H:%M:%S")
@@ -134,7 +136,11 @@ class GraphService:
             if wait is not None:
                 raise GraphError(429, "TooManyRequests", "Too many requests, please retry later.",
                                  headers={"Retry-After": str(wait)})
-            response = await self._route(request, segments, caller, tenant)
+            response: web.StreamResponse
+            if version == "beta":
+                response = self._beta_route(request, segments, caller, tenant)
+            else:
+                response = await self._route(request, segments, caller, tenant)
         except GraphError as exc:
             return error_response(
                 exc.status,
@@ -246,6 +252,36 @@ class GraphService:
             if method == "GET"
             else bad_request("Request not applicable to target tenant.", "BadRequest")
         )
+
+    def _beta_route(self, request: web.Request, segments: list[str], caller: Caller, tenant: Tenant) -> web.Response:
+        log = self.directory.sign_ins
+        if segments != ["reports", "appCredentialSignInActivities"] or request.method != "GET" or not log.available:
+            # What a national cloud answers: it has no such report.
+            raise bad_request(f"Resource not found for the segment '{segments[-1] if segments else ''}'.",
+                              "BadRequest")
+        if not (caller.roles & sign_ins.REPORT_ROLES or caller.scopes & sign_ins.REPORT_ROLES):
+            raise GraphError(
+                403, "Authorization_RequestDenied",
+                "Calling principal does not have required MSGraph permissions AuditLog.Read.All",
+            )
+        try:
+            wanted = sign_ins.parse_filter(request.query.get("$filter"))
+        except sign_ins.UnsupportedFilter as exc:
+            raise bad_request(str(exc), "Request_UnsupportedQuery") from exc
+        rows: list[dict[str, Any]] = []
+        with self.directory.lock:
+            for entry in [] if log.empty else log.last_sign_ins(tenant.tenant_id, self.directory.clock.now()).values():
+                if wanted is not None and getattr(entry, "app_id" if wanted[0] == "appId" else "key_id") != wanted[1]:
+                    continue
+                app = self.directory.app_by_app_id(tenant, entry.app_id)
+                record = next((p for p in app.passwords if p.key_id.lower() == entry.key_id), None) if app else None
+                facts = sign_ins.CredentialFacts(record.created_at, record.end) if record else None
+                sp = self.directory.sp_by_app_id(tenant, entry.app_id)
+                rows.append(sign_ins.activity_json(entry, facts, sp.object_id if sp else None))
+        return json_response({
+            "@odata.context": f"{self.base_url()}/beta/$metadata#reports/appCredentialSignInActivities",
+            "value": rows,
+        })
 
     # -- authorization -----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Contract (DESIGN.md, "Push sink"): `POST` with `X-API-KEY`, `Content-Type: appli
 `Idempotency-Key`, and `{"tenantId", "clientId", "clientSecret", "expiresOn"}` plus any extra fields.
 A replay of the same key and body is answered 200 without a second delivery. Like the real connector
 would, it can try the received secret against the emulated Entra (on the model, honouring replication
-delay) and records whether that sign-in worked.
+delay) and records whether that sign-in worked; a sign-in that worked is in Entra's sign-in activity
+report, so that the rotator sees the consumer switch to the secret it pushed.
 """
 
 from __future__ import annotations
@@ -69,8 +70,7 @@ class Receiver:
         self._seen: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def signs_in(self, tenant_id: str, client_id: str, secret: str) -> bool:
-        """Whether the secret authenticates now, as the token endpoint would judge it."""
+    def _judge(self, tenant_id: str, client_id: str, secret: str, *, record: bool) -> bool:
         with self.directory.lock:
             tenant = self.directory.tenant(tenant_id)
             if tenant is None:
@@ -78,7 +78,16 @@ class Receiver:
             app = self.directory.app_by_app_id(tenant, client_id)
             if app is None or self.directory.sp_by_app_id(tenant, client_id) is None:
                 return False
-            return self.directory.check_secret(app, secret) is SecretCheck.OK
+            check = self.directory.sign_in(tenant, app, secret) if record else self.directory.check_secret(app, secret)
+            return check is SecretCheck.OK
+
+    def signs_in(self, tenant_id: str, client_id: str, secret: str) -> bool:
+        """Whether the secret authenticates now, as the token endpoint would judge it (no sign-in recorded)."""
+        return self._judge(tenant_id, client_id, secret, record=False)
+
+    def sign_in(self, tenant_id: str, client_id: str, secret: str) -> bool:
+        """Sign in with the secret, as Dime.Scheduler does once it has it: Entra records the sign-in."""
+        return self._judge(tenant_id, client_id, secret, record=True)
 
     def current_key_authenticates(self) -> bool:
         """Whether the most recently delivered secret signs in now (invariant I1 for the push sink)."""
@@ -127,7 +136,7 @@ class Receiver:
                     status=422,
                 )
         secret = body["clientSecret"]
-        signin_ok = self.signs_in(body["tenantId"], body["clientId"], secret) if self.verify_signin else None
+        signin_ok = self.sign_in(body["tenantId"], body["clientId"], secret) if self.verify_signin else None
         delivery = Delivery(
             received_at=self.directory.clock.now(),
             idempotency_key=key,

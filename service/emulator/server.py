@@ -41,6 +41,7 @@ from service.emulator.graph_batch import GraphBatch
 from service.emulator.hooks import HOOKS_PATH, Hooks
 from service.emulator.keyvault import KeyVaultService, SecretVersion
 from service.emulator.receiver import Receiver
+from service.emulator.sign_ins import SignInLog
 from service.emulator.tokens import TokenSigner
 from service.emulator.wire import TENANT_ID
 
@@ -75,7 +76,7 @@ class PasswordInfo:
 
 def classify(path: str) -> str:
     first = path.lstrip("/").split("/", 1)[0]
-    if first == "v1.0":
+    if first in ("v1.0", "beta"):
         return "graph"
     if first in ("secrets", "deletedsecrets"):
         return "keyvault"
@@ -189,6 +190,11 @@ class Emulator:
         return {"graph": self.graph.throttle.refused, "keyvault": self.keyvault.throttle.refused}
 
     @property
+    def sign_ins(self) -> SignInLog:
+        """Every sign-in with a client secret, and the sign-in activity report's knobs (lag, empty, available)."""
+        return self.directory.sign_ins
+
+    @property
     def vault_tenant_id(self) -> str | None:
         return self.keyvault.tenant_id
 
@@ -295,7 +301,7 @@ class Emulator:
             graph_segments = [s for s in segments[1:] if s]
             if graph_segments == ["$batch"] and request.method == "POST":
                 return await self.graph_batch.handle(request)
-            return await self.graph.handle(request, graph_segments)
+            return await self.graph.handle(request, graph_segments, version=segments[0])
         if service == "keyvault":
             return await self.keyvault.handle(request, segments)
         if service == "hooks":

@@ -10,6 +10,7 @@ are DESIGN.md's "rotation protocol", step 2, each a small named function (cert-m
 - rotation.py: whether to create a credential and why, a chain the first answer of which decides;
 - blocking.py: when that rotation must wait (another state store competing, no room under the cap);
 - retirement.py: which credentials may go (orphan, superseded, revoked);
+- evidence.py: with ``retire_on: usage``, whether Entra's sign-in report shows the consumers switched;
 - plan.py: the answers put together, in the order apply must take them;
 - window.py: what of them waits for a maintenance window, and when safety cannot wait;
 - notes.py: what `plan` and `status` say that is no action;
@@ -30,6 +31,7 @@ from service.policy.facts import (
 from service.policy.history import needs_history
 from service.policy.notes import notes
 from service.policy.plan import plan
+from service.policy.retirement import lagging_consumers
 from service.policy.standings import standings
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "claims",
     "foreign",
     "in_use",
+    "lagging_consumers",
     "lifetime_under",
     "may_be_held",
     "needs_history",

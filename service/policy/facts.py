@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from service.model import NO_FLAGS, Credential, Flags, Holding, Intent, Policy
+from service.model import NO_FLAGS, Credential, Flags, Holding, Intent, Policy, Usage
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)  # for sorting credentials without a date first
 _T = TypeVar("_T")
@@ -137,7 +137,7 @@ class Facts:
     the newest credential some sink holds; ``strangers`` the credentials another host or state store
     created that a push sink may hold (:func:`foreign`), and ``answerable`` those of them old enough to
     answer: one still in flight is waited for, since answered now it could reach the consumer after our
-    answer did.
+    answer did. ``usage`` is Entra's sign-in report (``retire_on: usage``; see service/policy/evidence.py).
     """
 
     now: datetime
@@ -152,6 +152,7 @@ class Facts:
     current: Credential | None
     strangers: tuple[Credential, ...]
     answerable: tuple[Credential, ...]
+    usage: Usage | None = None  # Entra's sign-in report, for retire_on: usage (None: not read)
 
     @classmethod
     def of(
@@ -162,6 +163,7 @@ class Facts:
         policy: Policy,
         flags: Flags = NO_FLAGS,
         intents: Sequence[Intent] = (),
+        usage: Usage | None = None,
     ) -> Facts:
         """The facts of one target's plan."""
         by_id = {c.key_id: c for c in credentials}
@@ -171,7 +173,7 @@ class Facts:
             now, credentials, holdings, policy, flags, intents, by_id, held,
             recorded=frozenset(recorded(credentials, holdings)),
             current=newest(by_id[k] for k in held.values() if k is not None),
-            strangers=strangers, answerable=(),
+            strangers=strangers, answerable=(), usage=usage,
         )
         return replace(facts, answerable=tuple(c for c in strangers if not facts.in_flight(c)))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from service.clock import iso
 from service.durations import format_duration
-from service.model import Credential, Holding, Intent, Policy
+from service.model import Credential, Holding, Intent, Policy, Usage
 from service.policy.facts import Facts, may_be_held
+from service.policy.retirement import awaiting_evidence, lagging_consumers
 
 
 def notes(
@@ -16,10 +18,12 @@ def notes(
     holdings: Sequence[Holding],
     policy: Policy | None = None,
     intents: Sequence[Intent] = (),
+    usage: Usage | None = None,
 ) -> list[str]:
     """What `plan` and `status` must say that is no action: each push sink whose holding is unknown, or
-    may be a credential another host or state store created."""
-    facts = Facts.of(now, credentials, holdings, policy or Policy(), intents=intents)
+    may be a credential another host or state store created; with ``retire_on: usage``, the sign-in report
+    that could not be read, and the evidence each superseded credential waits for."""
+    facts = Facts.of(now, credentials, holdings, policy or Policy(), intents=intents, usage=usage)
     live = ", ".join(c.key_id for c in may_be_held(now, credentials)) or "none is valid now"
     said = [
         f"no receipt: {h.sink} may hold any of these: {live}; none of them is retired until it has held a new "
@@ -42,4 +46,24 @@ def notes(
             for h in holdings
             if h.known and not h.readable
         ]
-    return said
+    return said + evidence_notes(facts)
+
+
+def evidence_notes(facts: Facts) -> list[str]:
+    """With ``retire_on: usage``: why the sign-in report gave no evidence, or what evidence each superseded
+    credential still waits for."""
+    usage = facts.usage
+    if not facts.policy.on_usage or usage is None:
+        return []
+    if usage.gap is not None:
+        return [
+            f"evidence unavailable ({usage.gap}): {usage.detail}; superseded secrets go after the grace period "
+            f"alone; fix: {usage.hint}"
+        ]
+    kept = {gap.key_id for gap in lagging_consumers(facts)}
+    return [
+        f"{'consumer lagging' if gap.key_id in kept else 'evidence missing'} for retiring {gap.key_id}: "
+        f"{gap.missing}" + (f"; kept until it expires ({iso(end)}) or the report shows the switch"
+                            if gap.key_id in kept and (end := facts.by_id[gap.key_id].end) else "")
+        for gap in awaiting_evidence(facts)
+    ]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from service.model import NO_FLAGS, Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason
+from service.model import NO_FLAGS, Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, Usage
 from service.policy.blocking import BLOCKING, room_needed
 from service.policy.facts import EARLIEST, Facts, first, may_be_held
 from service.policy.retirement import retirements, revocations
@@ -28,14 +28,16 @@ def plan(
     policy: Policy,
     flags: Flags | None = None,
     intents: Sequence[Intent] = (),
+    usage: Usage | None = None,
 ) -> list[Action]:
     """The actions for one target, in the order apply must take them.
 
     ``intents`` are the credentials this state store set out to create for the target (see
     :class:`service.model.Intent`); they tell its own lost ``addPassword`` answers (orphans) from
-    credentials another host or state store created (:func:`~service.policy.facts.foreign`).
+    credentials another host or state store created (:func:`~service.policy.facts.foreign`). ``usage`` is
+    Entra's sign-in report, read for ``retire_on: usage`` (service/policy/evidence.py).
     """
-    facts = Facts.of(now, credentials, holdings, policy, flags or NO_FLAGS, intents)
+    facts = Facts.of(now, credentials, holdings, policy, flags or NO_FLAGS, intents, usage)
     return windowed(facts, unwindowed(facts))
 
 

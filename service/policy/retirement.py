@@ -3,7 +3,9 @@
 A credential is retired only when this service may remove it (:meth:`Facts.ours`: its own by name, or
 ``retire_unmanaged``), no sink holds it and no other store's consumer may (:attr:`Facts.protected`), and a
 rule says why: :func:`orphan` (never handed out) or :func:`superseded` (handed out, and every sink has
-held its successor for the grace period). ``--revoke-previous`` adds :func:`revoked` after the rotation.
+held its successor for the grace period; with ``retire_on: usage`` also the sign-in report shows the switch,
+or the credential has expired: service/policy/evidence.py). ``--revoke-previous`` adds :func:`revoked` after
+the rotation.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from service.durations import format_duration
-from service.model import Action, Credential, Kind, Reason
+from service.model import Action, Credential, Kind, MissingEvidence, Reason
+from service.policy.evidence import evidence, missing
 from service.policy.facts import Facts, first, rounded
 
 RetireRule = Callable[[Facts, Credential], Action | None]
@@ -60,13 +63,22 @@ def superseded(facts: Facts, credential: Credential) -> Action | None:
         return None  # never handed out: the orphan rule's
     if not settled(facts):
         return None
-    return Action(
-        Kind.RETIRE,
-        Reason.SUPERSEDED,
+    message = (
         f"{credential.key_id}{_expired(facts, credential)} is superseded and every sink has held its successor "
-        f"for at least {format_duration(facts.policy.grace_period)}",
-        key_id=credential.key_id,
+        f"for at least {format_duration(facts.policy.grace_period)}"
     )
+    if evidence(facts) is None:
+        return Action(Kind.RETIRE, Reason.SUPERSEDED, message, key_id=credential.key_id)
+    gap = missing(facts, credential)
+    if gap is None:
+        return Action(Kind.RETIRE, Reason.SUPERSEDED, f"{message}, and the sign-in report shows the switch",
+                      key_id=credential.key_id)
+    if credential.expired(facts.now):
+        # It works for no one now, whoever still presents it: keeping it would only hold a slot.
+        return Action(Kind.RETIRE, Reason.SUPERSEDED_EXPIRED,
+                      f"{credential.key_id} has expired; the sign-in report never showed the switch ({gap.missing})",
+                      key_id=credential.key_id)
+    return None
 
 
 RETIREMENT: tuple[RetireRule, ...] = (orphan, superseded)
@@ -91,6 +103,32 @@ def retirements(facts: Facts) -> list[Action]:
         if action is not None:
             actions.append(action)
     return actions
+
+
+def lagging_consumers(facts: Facts) -> list[MissingEvidence]:
+    """The superseded credentials that only the sign-in report keeps (``retire_on: usage``): the grace period
+    has run, and the report shows no switch (``consumer.lagging``). Kept until the report shows it, or until
+    they expire."""
+    if not settled(facts):
+        return []
+    return [gap for gap in awaiting_evidence(facts) if gap.lagging]
+
+
+def awaiting_evidence(facts: Facts) -> list[MissingEvidence]:
+    """Each valid superseded credential this service may retire, with the evidence it waits for
+    (``retire_on: usage``); [] when no evidence is asked for."""
+    if evidence(facts) is None:
+        return []
+    found = []
+    for credential in facts.credentials:
+        if credential.key_id in facts.protected or not facts.ours(credential) or credential.expired(facts.now):
+            continue
+        if credential.managed(facts.policy.marker) and credential.key_id not in facts.recorded:
+            continue  # never handed out (the orphan rule's): no consumer to wait for
+        gap = missing(facts, credential)
+        if gap is not None:
+            found.append(gap)
+    return found
 
 
 def revoked(facts: Facts, credential: Credential) -> Action | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from service.model import Credential, Holding, Intent, Policy, Standing, State
+from service.model import Credential, Holding, Intent, Policy, Standing, State, Usage
+from service.policy.evidence import evidence
 from service.policy.facts import Facts, renewal_time
-from service.policy.retirement import known, settled
+from service.policy.retirement import awaiting_evidence, known, lagging_consumers, superseded
 
 
 def standings(
@@ -20,9 +21,11 @@ def standings(
     holdings: Sequence[Holding],
     policy: Policy,
     intents: Sequence[Intent] = (),
+    usage: Usage | None = None,
 ) -> list[Standing]:
-    """Each credential's :class:`State`, with when it renews (in use) or may go (superseded, orphan)."""
-    facts = Facts.of(now, credentials, holdings, policy, intents=intents)
+    """Each credential's :class:`State`, with when it renews (in use) or may go (superseded, orphan); with
+    ``retire_on: usage`` each one's last sign-in and the evidence a superseded one waits for."""
+    facts = Facts.of(now, credentials, holdings, policy, intents=intents, usage=usage)
     held = set(k for k in facts.held.values() if k)
     pending = {h.key_id for h in holdings if h.pending}
     strangers = {c.key_id for c in facts.strangers}
@@ -32,11 +35,15 @@ def standings(
         facts.held.get(h.sink) is not None and not h.pending and h.since is not None for h in holdings
     )
     settle_at = max(h.since for h in holdings if h.since is not None) + policy.grace_period if settles else None
+    waiting = {gap.key_id: gap for gap in awaiting_evidence(facts)}
+    kept = {gap.key_id for gap in lagging_consumers(facts)}
+    usage = evidence(facts)
+    seen = dict(usage.last_sign_in) if usage is not None else {}
     result = []
     for c in credentials:
         if c.key_id in held:
             result.append(Standing(c.key_id, State.IN_USE, renew_at=renewal_time(c, policy),
-                                   pending=c.key_id in pending))
+                                   pending=c.key_id in pending, last_sign_in=seen.get(c.key_id)))
         elif c.key_id in strangers:
             result.append(Standing(c.key_id, State.FOREIGN))
         elif not facts.ours(c):
@@ -47,6 +54,10 @@ def standings(
         elif not known(facts):
             result.append(Standing(c.key_id, State.MAY_BE_HELD))
         else:
-            result.append(Standing(c.key_id, State.SUPERSEDED, retire_after=settle_at,
-                                   due=settled(facts)))
+            gap = waiting.get(c.key_id)
+            # Kept for its consumer: it goes when the report shows the switch, at the latest once it expired.
+            after = c.end if c.key_id in kept else settle_at
+            result.append(Standing(c.key_id, State.SUPERSEDED, retire_after=after,
+                                   due=superseded(facts, c) is not None, last_sign_in=seen.get(c.key_id),
+                                   missing=gap.missing if gap else None))
     return result

@@ -70,6 +70,7 @@ def expiry(in_use: str) -> str:
 
 
 LAST_SUCCESS = f'secret_rotator_last_success_timestamp_seconds{{namespace="{NS}",target="dime"}}'
+LAGGING = f'secret_rotator_consumer_lagging_seconds{{namespace="{NS}",target="dime",key_id="k1"}}'
 FAILED_TARGET = {"namespace": NS, "target": "dime", "reason": "permission_denied", "severity": "warning"}
 
 
@@ -137,6 +138,16 @@ CASES = {
     ),
     "daemon: a daemon that is scraped does not raise SecretRotatorDown": Case(
         "daemon", "SecretRotatorDown", {'up{job="secret-rotator"}': "1x60"}, "20m"
+    ),
+    "daemon: a consumer the sign-in report shows lagging raises SecretRotatorConsumerLagging": Case(
+        "daemon",
+        "SecretRotatorConsumerLagging",
+        {LAGGING: f"{DAY}+60x60"},
+        "30m",
+        [{"namespace": NS, "target": "dime", "key_id": "k1", "severity": "warning"}],
+    ),
+    "daemon: no lagging consumer once the old secret is retired (its series is gone)": Case(
+        "daemon", "SecretRotatorConsumerLagging", {LAGGING: f"{DAY}+60x10 _x50", LAST_SUCCESS: "0x60"}, "30m"
     ),
     # --- cronjob ----------------------------------------------------------------------------------
     "cronjob: a Job that failed after the last successful run raises SecretRotatorJobFailed": Case(

@@ -43,6 +43,8 @@ SERVICE_METRICS = {
     "secret_rotator_pass_duration_seconds_count",
     "secret_rotator_pass_duration_seconds_sum",
     "secret_rotator_remote_calls_total",
+    "secret_rotator_consumer_lagging_seconds",
+    "secret_rotator_evidence_unavailable",
     "up",
 }
 KUBE_STATE_METRICS = {

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from service.catalogue import EvidenceGap
 from service.config.reference import anchor
 from service.errors import FailureReason
 from service.model import Reason
@@ -19,7 +20,8 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_URL = "https://github.com/secret-rotator/secret-rotator/blob/main/docs/runbook.md#"
 # What a blocked plan or a warning sends an operator to (plan's own words name the first one).
 MORE_SECTIONS = ("push-never-confirmed-no-room", "statecorrupt", "competing_state_store-and-foreign_credential",
-                 "no_room_for_retry", "cap_reached", "httpconnections_full", "credentialexpiring")
+                 "no_room_for_retry", "cap_reached", "httpconnections_full", "credentialexpiring",
+                 "consumerlagging", "evidenceunavailable")
 BLOCKED = (Reason.CAP_REACHED, Reason.NO_ROOM_FOR_RETRY, Reason.COMPETING_STATE_STORE)
 
 
@@ -103,3 +105,8 @@ def test_every_place_the_code_sends_an_operator_to_the_runbook_names_a_section()
 
     assert quoted
     assert {anchor(title) for title in quoted} <= set(sections())
+
+
+@pytest.mark.parametrize("gap", list(EvidenceGap), ids=[g.value for g in EvidenceGap])
+def test_every_reason_an_evidence_unavailable_event_gives_is_explained_in_its_section(gap: EvidenceGap) -> None:
+    assert f"`{gap.value}`" in sections()["evidenceunavailable"]

@@ -156,3 +156,40 @@ def test_a_target_that_cannot_be_read_stands_out_in_the_table_and_the_json(
     assert "ghost: FAILED, could not be read (not_found)" in table.splitlines()
     assert table.splitlines()[-1] == "FAILED: 1 of 2 target(s) could not be read: ghost"
     assert {t["target"]: t["status"] for t in json.loads(out)["targets"]} == {"dime-exchange": "ok", "ghost": "error"}
+
+
+def test_with_retire_on_usage_status_and_plan_show_last_sign_ins_and_a_lagging_consumer(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command line's clock is the system's: a grace period and usage_lag of a second, waited out.
+    world.defaults.update({"retire_on": "usage", "grace_period": "1s", "usage_lag": "1s"})
+    world.emu.receiver.verify_signin = False  # the test plays the consumer's sign-ins
+    world.emu.grant_app_role(world.tenant, world.rotator_object_id, "AuditLog.Read.All")
+    path = str(world.config_file())
+    cli(capsys, "run", "--config", path)
+    cli(capsys, "run", "--config", path, "--force")
+    old, new = world.emu.receiver.deliveries[0], world.emu.receiver.deliveries[-1]
+    time.sleep(2.5)
+    # One instance of the consumer took the new secret, another still signs in with the old one.
+    assert world.emu.receiver.sign_in(world.tenant, world.app_id, new.reveal())
+    assert world.emu.receiver.sign_in(world.tenant, world.app_id, old.reveal())
+
+    code, table, _ = cli(capsys, "status", "--config", path)
+    _, out, _ = cli(capsys, "status", "--config", path, "--output", "json")
+    plan_code, plan, _ = cli(capsys, "plan", "--config", path)
+
+    assert (code, plan_code) == (0, 0)
+    facts, table_rows = by_key(json.loads(out)), rows(table)
+    old_key, new_key = str(old.idempotency_key), str(new.idempotency_key)
+    assert table.splitlines()[1].endswith("LAST SIGN-IN")
+    assert facts[old_key]["last_sign_in"] is not None
+    assert facts[new_key]["last_sign_in"] is not None
+    assert table_rows[old_key][-1] == f"{facts[old_key]['last_sign_in'][:10]} {facts[old_key]['last_sign_in'][11:16]}Z"
+    assert facts[old_key]["retire_due"] is False
+    assert "still signed in at" in facts[old_key]["missing_evidence"]
+    assert table_rows[old_key][3].startswith("superseded, waits for evidence of the switch, at the latest ")
+    [lagging] = json.loads(out)["targets"][0]["evidence"]["lagging"]
+    assert (lagging["key_id"], lagging["in_use"]) == (old_key, [new_key])
+    assert f"note: consumer lagging for retiring {old_key}: {old_key} still signed in at" in table
+    assert f"note: consumer lagging for retiring {old_key}" in plan
+    assert old_key in {p.key_id for p in world.passwords()}

@@ -556,6 +556,33 @@ def test_each_target_gets_its_own_policy() -> None:
     assert [config.policy(t).lifetime for t in config.targets] == [30 * DAY, 60 * DAY]
 
 
+def test_retire_on_usage_is_opt_in_in_defaults_or_per_target_with_its_lag() -> None:
+    second = TARGET.removeprefix("targets:\n").replace("dime-exchange\n", "other\n", 1)
+    text = "defaults: {usage_lag: 3h}\n" + TARGET.replace("    sinks:", "    retire_on: usage\n    sinks:") + second
+    config = parse_config(text, "test.yaml", ENV)
+    policies = [config.policy(t) for t in config.targets]
+    assert [(p.retire_on, p.usage_lag) for p in policies] == [
+        ("usage", timedelta(hours=3)), ("grace_period", timedelta(hours=3))
+    ]
+    plain = parse_config(TARGET, "test.yaml", ENV)
+    assert plain.policy(plain.targets[0]).retire_on == "grace_period"
+
+
+def test_an_unknown_retire_on_names_the_key_and_the_choices() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("defaults: {retire_on: sign_ins}\n" + TARGET, "test.yaml", ENV)
+    assert "retire_on" in str(caught.value)
+    assert "usage" in str(caught.value)
+
+
+def test_a_usage_lag_as_long_as_the_lifetime_is_refused_with_retire_on_usage() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("defaults: {retire_on: usage, lifetime: 30d, usage_lag: 30d}\n" + TARGET, "test.yaml", ENV)
+    assert "usage_lag must be shorter than lifetime" in str(caught.value)
+    # Without retire_on: usage the lag is never used, so it is no problem.
+    parse_config("defaults: {lifetime: 30d, usage_lag: 30d}\n" + TARGET, "test.yaml", ENV)
+
+
 def test_a_per_target_renew_before_ratio_beats_a_default_renew_before() -> None:
     text = "defaults: {lifetime: 90d, renew_before: 30d}\n" + TARGET.replace(
         "    sinks:", "    renew_before_ratio: 0.5\n    sinks:"

@@ -61,6 +61,6 @@ def test_when_the_history_is_not_needed_the_plan_without_it_is_the_plan_with_it(
 
     if needs_history(s.credentials, glanced, s.policy, s.flags):
         return
-    without = plan(NOW, s.credentials, glanced, s.policy, s.flags, s.intents)
+    without = plan(NOW, s.credentials, glanced, s.policy, s.flags, s.intents, s.usage)
 
     assert without == s.plan()

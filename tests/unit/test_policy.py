@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason
+from service.catalogue import EvidenceGap
+from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, Usage
 from service.policy import Facts, claims, notes, plan, renewal_time
 from service.policy.blocking import BLOCKING, BlockRule, competing_state_store, no_room
 from service.policy.retirement import RETIREMENT, RetireRule, orphan, retirements, revoked, superseded
@@ -94,10 +95,20 @@ class Case:
     flags: Flags = field(default_factory=Flags)
     # None: this state store created every managed credential of the case (it recorded an intent for each).
     intents: tuple[Intent, ...] | None = None
+    usage: Usage | None = None  # Entra's sign-in report, for retire_on: usage
 
     def plan(self) -> list[Action]:
         intents = made_here(*self.credentials) if self.intents is None else self.intents
-        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags, intents)
+        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags, intents, self.usage)
+
+
+def signed_in(**ago: timedelta) -> Usage:
+    """The sign-in report: each credential's last sign-in, ``ago`` before NOW."""
+    return Usage(last_sign_in={key_id: NOW - before for key_id, before in ago.items()})
+
+
+ON_USAGE = Policy(retire_on="usage")  # usage_lag 6h
+SWITCHED = [keyvault("cur", held_for=2 * DAY, recorded=("old",)), push("cur", held_for=2 * DAY, recorded=("old",))]
 
 
 CUR = cred("cur", age=10 * DAY)  # the credential in use, far from due under the default policy
@@ -186,6 +197,49 @@ CASES: dict[str, Case] = {
         [cred("old", age=89 * DAY), CUR],
         [keyvault("cur", recorded=("old",)), push("old")],
         ["resync sink_lags cur to push from keyvault"],
+    ),
+    # --- retire_on: usage (evidence of the switch) ---------------------------------------------
+    "with retire_on usage an old secret goes once the new one signed in after the handout and the old one not": Case(
+        [OLD, CUR], SWITCHED, ["retire superseded old"], policy=ON_USAGE,
+        usage=signed_in(cur=HOUR, old=2 * DAY + HOUR),
+    ),
+    "with retire_on usage a consumer still signing in with the old secret keeps it": Case(
+        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=HOUR, old=2 * HOUR),
+    ),
+    "with retire_on usage no sign-in with the new secret since its handout keeps the old one": Case(
+        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=2 * DAY + MINUTE, old=3 * DAY),
+    ),
+    "with retire_on usage a sign-in in the very second of the handout (the verification's) is no evidence": Case(
+        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=2 * DAY, old=3 * DAY),
+    ),
+    "with retire_on usage a report without the new secret at all keeps the old one": Case(
+        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(old=3 * DAY),
+    ),
+    "with retire_on usage the old secret may sign in up to usage_lag after the handout": Case(
+        [OLD, CUR], SWITCHED, ["retire superseded old"], policy=ON_USAGE,
+        usage=signed_in(cur=HOUR, old=2 * DAY - 5 * HOUR),
+    ),
+    "with retire_on usage a lagging consumer's old secret goes once it has expired": Case(
+        [EXPIRED_OLD, CUR], SWITCHED, ["retire superseded_expired old"], policy=ON_USAGE,
+        usage=signed_in(cur=3 * DAY, old=11 * DAY),
+    ),
+    "with retire_on usage a report that cannot be read falls back to the grace period": Case(
+        [OLD, CUR], SWITCHED, ["retire superseded old"], policy=ON_USAGE,
+        usage=Usage(gap=EvidenceGap.NO_PERMISSION, detail="403", hint="grant AuditLog.Read.All"),
+    ),
+    "with retire_on usage the grace period still comes first": Case(
+        [OLD, CUR], [keyvault("cur", held_for=12 * HOUR, recorded=("old",))], [], policy=ON_USAGE,
+        usage=signed_in(cur=HOUR, old=DAY),
+    ),
+    "with retire_on usage a handout younger than usage_lag waits for the report to catch up": Case(
+        [OLD, CUR], [keyvault("cur", held_for=3 * HOUR, recorded=("old",))], [],
+        policy=Policy(retire_on="usage", grace_period=HOUR), usage=signed_in(cur=HOUR, old=DAY),
+    ),
+    "with retire_on grace_period the sign-in report decides nothing": Case(
+        [OLD, CUR], SWITCHED, ["retire superseded old"], usage=signed_in(cur=3 * DAY, old=MINUTE),
+    ),
+    "with retire_on usage an orphan needs no evidence: no consumer ever had it": Case(
+        [cred("stray", age=DAY), CUR], SWITCHED, ["retire orphan stray"], policy=ON_USAGE, usage=signed_in(old=DAY),
     ),
     # --- operator flags --------------------------------------------------------------------------
     "--force rotates a healthy target": Case(

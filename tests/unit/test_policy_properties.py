@@ -9,7 +9,20 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.model import Action, Credential, Flags, Holding, Intent, Kind, Policy, Reason, State, credential_name
+from service.catalogue import EvidenceGap
+from service.model import (
+    Action,
+    Credential,
+    Flags,
+    Holding,
+    Intent,
+    Kind,
+    Policy,
+    Reason,
+    State,
+    Usage,
+    credential_name,
+)
 from service.policy import claims, foreign, plan, renewal_time, standings
 from tests.conftest import examples
 
@@ -93,7 +106,21 @@ def policies(draw: st.DrawFn) -> Policy:
         max_credentials=draw(st.integers(2, 8)),
         retire_unmanaged=draw(st.booleans()),
         marker=MARKER,
+        retire_on=draw(st.sampled_from(["grace_period", "usage"])),
+        usage_lag=timedelta(minutes=draw(st.integers(0, 24 * 60))),
     )
+
+
+@st.composite
+def usages(draw: st.DrawFn, key_ids: list[str]) -> Usage | None:
+    """Entra's sign-in report: not read, unreadable, or a last sign-in for some of the credentials."""
+    kind = draw(st.sampled_from(["none", "gap", "read", "read", "read"]))
+    if kind == "none":
+        return None
+    if kind == "gap":
+        return Usage(gap=draw(st.sampled_from(list(EvidenceGap))), detail="d", hint="h")
+    chosen = draw(st.frozensets(st.sampled_from(key_ids))) if key_ids else frozenset()
+    return Usage(last_sign_in={k: ago(draw(minutes)) for k in sorted(chosen)})
 
 
 @st.composite
@@ -123,9 +150,10 @@ class Scenario:
     policy: Policy
     flags: Flags
     intents: tuple[Intent, ...] = ()
+    usage: Usage | None = None
 
     def plan(self) -> list[Action]:
-        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags, self.intents)
+        return plan(NOW, self.credentials, self.holdings, self.policy, self.flags, self.intents, self.usage)
 
     def foreign(self) -> list[Credential]:
         return foreign(NOW, self.credentials, self.holdings, self.policy, self.intents)
@@ -141,6 +169,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         # Operator flags are rare, as in life; with them every pass rotates and hides the other rules.
         Flags(force=draw(rarely), revoke_previous=draw(rarely)),
         draw(intents(creds)),
+        draw(usages([c.key_id for c in creds])),
     )
 
 
@@ -211,6 +240,31 @@ def no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grac
         assert not h.pending
         assert h.since is not None
         assert NOW - h.since >= s.policy.grace_period
+
+
+def with_retire_on_usage_a_live_superseded_credential_goes_only_on_the_reports_evidence(
+    s: Scenario, actions: list[Action]
+) -> None:
+    usage = s.usage
+    if not s.policy.on_usage or usage is None or not usage.available:
+        assert not any(a.reason is Reason.SUPERSEDED_EXPIRED for a in actions)
+        return
+    by_id = {c.key_id: c for c in s.credentials}
+    handed_out = max((h.since for h in s.holdings if h.since is not None), default=None)
+    for action in actions:
+        if action.reason is Reason.SUPERSEDED_EXPIRED:
+            assert by_id[str(action.key_id)].expired(NOW)
+        if action.reason is not Reason.SUPERSEDED:
+            continue
+        assert handed_out is not None
+        assert handed_out + s.policy.usage_lag <= NOW, "the report had no time to show the last sign-ins"
+        old = usage.last_sign_in.get(str(action.key_id))
+        assert old is None or old <= handed_out + s.policy.usage_lag, "the old secret still signed in"
+        for h in s.holdings:
+            seen = usage.last_sign_in.get(str(h.key_id))
+            first = min(x.since for x in s.holdings if x.key_id == h.key_id and x.since is not None)
+            assert seen is not None, "no sign-in with a credential in use"
+            assert seen > first, "no sign-in with a credential in use since it was handed out"
 
 
 def no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s: Scenario, actions: list[Action]) -> None:
@@ -293,6 +347,7 @@ def test_no_credential_is_removed_while_a_sink_holds_it_nor_before_its_time(s: S
     a_retirement_before_the_creation_only_makes_room_for_it(s, actions)
     no_superseded_credential_goes_before_every_sink_held_a_live_one_for_the_grace_period(s, actions)
     no_orphan_goes_before_in_flight_timeout_nor_if_a_sink_ever_recorded_it(s, actions)
+    with_retire_on_usage_a_live_superseded_credential_goes_only_on_the_reports_evidence(s, actions)
     an_unmanaged_credential_is_retired_only_when_the_config_says_so_or_it_leaked(s, actions)
     a_delivery_records_only_what_the_consumer_may_hold_and_never_what_may_still_be_in_flight(s, actions)
     an_answer_is_blocked_only_right_after_this_stores_own_answer(s, actions)
@@ -409,8 +464,10 @@ def test_a_steady_state_needs_nothing(s: Scenario) -> None:
 @FAST
 @given(scenarios())
 def test_status_says_due_exactly_for_what_the_plan_retires_and_names_every_credential_once(s: Scenario) -> None:
-    said = standings(NOW, s.credentials, s.holdings, s.policy, s.intents)
-    retired = {a.key_id: a.reason for a in s.plan() if a.kind is Kind.RETIRE and a.reason is not Reason.REVOKED}
+    said = standings(NOW, s.credentials, s.holdings, s.policy, s.intents, s.usage)
+    # An expired superseded credential the sign-in report never showed switched from is still "superseded".
+    retired = {a.key_id: Reason.SUPERSEDED if a.reason is Reason.SUPERSEDED_EXPIRED else a.reason
+               for a in s.plan() if a.kind is Kind.RETIRE and a.reason is not Reason.REVOKED}
 
     assert [x.key_id for x in said] == [c.key_id for c in s.credentials]
     due = {x.key_id: x.state for x in said if x.due}
