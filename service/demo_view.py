@@ -8,6 +8,7 @@ Everything written passes the redactor: key ids and dates only, never a secret.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,11 +20,17 @@ from service.tables import table
 
 _UP_AND_CLEAR = "\x1b[{n}F\x1b[J"  # to the start of the line n lines up, then clear to the end of the screen
 _HIDE_CURSOR, _SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
+_KEY_ID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
 def short(key_id: str | None) -> str:
     """A key id's first 8 characters: enough to tell a demo's few credentials apart."""
     return key_id[:8] if key_id else "-"
+
+
+def shorten_ids(text: str) -> str:
+    """``text`` (a plan note, an event's detail) with each full key id cut to :func:`short`'s 8 characters."""
+    return _KEY_ID.sub(r"\1", text)
 
 
 def span(delta: timedelta) -> str:
@@ -49,11 +56,13 @@ class Row:
     vault: str  # what Key Vault holds of it: "" or a word like "holds"
     dime: str  # the same for Dime.Scheduler
     state: str
+    signed_in: datetime | None = None  # its last sign-in as Entra's sign-in report shows it (it lags)
 
 
 def render_table(rows: list[Row], now: datetime) -> list[str]:
-    """The demo's credentials table at ``now``: one line per credential, what each consumer holds of it."""
-    header = ["KEY ID", "DISPLAY NAME", "MANAGED", "EXPIRES", "KEY VAULT", "DIME.SCHEDULER", "STATE"]
+    """The demo's credentials table at ``now``: one line per credential, what each consumer holds of it, and
+    its last sign-in as far as Entra's report shows it."""
+    header = ["KEY ID", "DISPLAY NAME", "MANAGED", "EXPIRES", "KEY VAULT", "DIME.SCHEDULER", "LAST SIGN-IN", "STATE"]
     cells = [header]
     for row in rows:
         if row.end is None:
@@ -62,8 +71,9 @@ def render_table(rows: list[Row], now: datetime) -> list[str]:
             expires = f"expired {span(now - row.end)} ago"
         else:
             expires = f"in {span(row.end - now)}"
+        signed_in = f"{span(now - row.signed_in)} ago" if row.signed_in is not None else "-"
         cells.append([short(row.key_id), row.name, "yes" if row.managed else "no", expires,
-                      row.vault or "-", row.dime or "-", row.state])
+                      row.vault or "-", row.dime or "-", signed_in, row.state])
     return table(cells)
 
 

@@ -89,6 +89,15 @@ class Receiver:
         """Sign in with the secret, as Dime.Scheduler does once it has it: Entra records the sign-in."""
         return self._judge(tenant_id, client_id, secret, record=True)
 
+    def sign_in_with_latest(self) -> bool:
+        """Dime.Scheduler's next sign-in, with the secret pushed to it last, as it makes them all day: Entra
+        records it (False: nothing was pushed yet, or the secret no longer gets a token)."""
+        with self._lock:
+            latest = self.deliveries[-1] if self.deliveries else None
+        if latest is None:
+            return False
+        return self.sign_in(latest.tenant_id, latest.client_id, latest.reveal())
+
     def current_key_authenticates(self) -> bool:
         """Whether the most recently delivered secret signs in now (invariant I1 for the push sink)."""
         with self._lock:

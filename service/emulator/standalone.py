@@ -1,7 +1,8 @@
 """The `secret-rotator emulator` command: serve the emulator on loopback with a ready-made setup.
 
 It seeds one tenant as an operator would find it (the Dime.Scheduler app with a hand-made secret that
-expires in ten days, and a rotator identity that owns it with Application.ReadWrite.OwnedBy), writes the
+expires in ten days, with which it has signed in, and a rotator identity that owns it with
+Application.ReadWrite.OwnedBy and may read the sign-in activity report, for ``retire_on: usage``), writes the
 rotator's secret and the receiver's API key to 0600 files, writes a config file for the service that
 points at all of it, prints where everything is (never a secret value), and serves until SIGINT/SIGTERM.
 """
@@ -27,6 +28,9 @@ from service.emulator.server import LOOPBACK_HOSTS, Emulator
 DIME_REDIRECT_URI = "https://app.dimescheduler.com/signin-microsoft"
 # The Graph permissions Dime.Scheduler's Exchange connector is granted (DESIGN.md, Bootstrap).
 DIME_GRAPH_ROLES = ("Calendars.ReadWrite", "MailboxSettings.ReadWrite", "User.Read.All")
+# The rotator's own: manage the secrets of the apps it owns, and read Entra's sign-in activity report, the
+# evidence ``retire_on: usage`` waits for (without it that setting falls back to the grace period).
+ROTATOR_GRAPH_ROLES = ("Application.ReadWrite.OwnedBy", "AuditLog.Read.All")
 SECRET_NAME = "dime-exchange-client-secret"
 DEFAULT_PORT = 8443
 
@@ -81,14 +85,18 @@ def to_yaml(value: Any, indent: int = 0) -> str:
 def seed(emu: Emulator, state_dir: Path) -> dict[str, Any]:
     """Seed the demo tenant and write the files; returns the config written to `config.yaml`."""
     tenant_id = emu.add_tenant()
-    rotator = emu.add_rotator(tenant_id)
+    rotator = emu.add_rotator(tenant_id, roles=ROTATOR_GRAPH_ROLES)
     dime = emu.add_app(tenant_id, "Dime.Scheduler", owners=[rotator.object_id], redirect_uris=[DIME_REDIRECT_URI])
     dime_sp = emu.directory.sp_by_app_id(emu.directory.require_tenant(tenant_id), dime.app_id)
     assert dime_sp is not None, "add_app creates the service principal"
     for role in DIME_GRAPH_ROLES:
         emu.grant_app_role(tenant_id, dime_sp.object_id, role)
     now = emu.clock.now()
-    emu.add_password(tenant_id, dime.app_id, start=now - timedelta(days=355), end=now + timedelta(days=10))
+    _, hand_made = emu.add_password(
+        tenant_id, dime.app_id, start=now - timedelta(days=355), end=now + timedelta(days=10)
+    )
+    # Dime.Scheduler uses it: Entra's sign-in report has a row for it, so retire_on: usage has data to go by.
+    emu.receiver.sign_in(tenant_id, dime.app_id, hand_made)
 
     secret_file = state_dir / "rotator-client-secret"
     api_key_file = state_dir / "receiver-api-key"

@@ -48,6 +48,24 @@ async def test_a_push_is_recorded_and_its_secret_signs_in(
     assert not emu.receiver.current_key_authenticates()
 
 
+async def test_the_receiver_signs_in_again_with_what_it_was_pushed_last_and_entra_records_each_sign_in(
+    emu: Emulator, http: aiohttp.ClientSession, pushed: dict[str, str]
+) -> None:
+    assert not emu.receiver.sign_in_with_latest(), "nothing pushed yet"
+    await push(http, emu, pushed)
+    [at_push] = emu.sign_ins.entries()
+    emu.clock.advance(timedelta(minutes=5))
+
+    assert emu.receiver.sign_in_with_latest()
+
+    [_, later] = emu.sign_ins.entries()
+    assert later.key_id == at_push.key_id
+    assert later.at - at_push.at >= timedelta(minutes=5)
+    emu.clock.advance(timedelta(days=31))  # the secret has expired: no token, nothing recorded
+    assert not emu.receiver.sign_in_with_latest()
+    assert len(emu.sign_ins.entries()) == 2
+
+
 async def test_a_replay_with_the_same_key_and_body_is_not_a_second_delivery(
     emu: Emulator, http: aiohttp.ClientSession, pushed: dict[str, str]
 ) -> None:

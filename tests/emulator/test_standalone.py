@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from service.config.loading import load_config
 from service.emulator import Emulator
-from service.emulator.standalone import main
+from service.emulator.standalone import main, seed
+from service.metrics import Metrics
+from service.runner import plan_pass
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,6 +28,24 @@ def test_a_non_loopback_host_is_refused(capsys: pytest.CaptureFixture[str]) -> N
     # The address is only parsed and refused, never bound.
     assert main(["--host", "0.0.0.0", "--port", "0"]) == 2  # noqa: S104
     assert "loopback" in capsys.readouterr().err
+
+
+async def test_the_seeded_rotator_may_read_the_sign_in_report_so_retire_on_usage_works_by_hand(
+    tmp_path: Path,
+) -> None:
+    async with Emulator(state_dir=tmp_path / "emulator") as emu:
+        config = seed(emu, tmp_path)
+        config["defaults"] = {"retire_on": "usage"}
+        path = tmp_path / "usage.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        [result] = await plan_pass(load_config(path), clock=emu.clock, metrics=Metrics())
+
+    assert result.plan is not None, result.error
+    usage = result.plan.usage
+    assert usage is not None
+    assert usage.gap is None, f"{usage.gap}: {usage.detail}"
+    [hand_made] = emu.passwords(config["targets"][0]["tenant_id"], config["targets"][0]["client_id"])
+    assert set(usage.last_sign_in) == {hand_made.key_id}, "Dime.Scheduler's sign-in with its hand-made secret"
 
 
 @pytest.mark.slow
