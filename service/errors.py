@@ -105,6 +105,13 @@ class RemoteError(ServiceError):
         self.code = code
         self.retry_after = retry_after
 
+    def about(self, target: str) -> RemoteError:
+        """The same failure, naming ``target`` (one of many things a single answer failed: apps in a batch)."""
+        return type(self)(
+            self.message, service=self.service, target=target, reason=self.reason, transient=self.transient,
+            status=self.status, code=self.code, retry_after=self.retry_after, hint=self.hint,
+        )
+
     def __str__(self) -> str:
         detail = ", ".join(
             part

@@ -90,6 +90,9 @@ class Holding:
     credential of the app, so ``recorded`` proves nothing and no credential may be taken for an orphan.
     A receipt can also be stale (another state store pushed since): the planner finds that out from the
     app's credentials and this store's :class:`Intent` s, not from the holding.
+    ``history`` is False when only what the sink holds now was read (a Key Vault secret's current version
+    from the pass's listing of the vault): ``recorded`` then names that alone, and says nothing about the
+    app's other credentials (see :func:`service.policy.needs_history`).
     """
 
     sink: str
@@ -99,6 +102,7 @@ class Holding:
     pending: bool = False
     recorded: frozenset[str] = frozenset()
     known: bool = True
+    history: bool = True
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ Reads never write. No error text carries a secret value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from service.errors import RemoteError
 from service.model import App, Credential, Holding, Intent, Permission, Principal, Registration
 from service.secret import Secret
 
@@ -43,6 +44,11 @@ class Directory(Protocol):
         Raises RemoteError(not_found) when no app has this appId, (permission_denied) when the caller
         may not read it.
         """
+        ...
+
+    async def read_apps(self, client_ids: Iterable[str]) -> Mapping[str, App | RemoteError]:
+        """Many apps at once (Graph batches), by appId: each app, or the RemoteError that ``read_app`` would
+        raise for it (same reason, status, code and hint). Raises nothing itself."""
         ...
 
     async def add_password(self, object_id: str, display_name: str, end: datetime) -> tuple[Credential, Secret]:
@@ -111,10 +117,22 @@ class VaultVersion:
     tags: dict[str, str]
 
 
+class NotListed(Exception):
+    """The vault is not listed in this pass (too few of its secrets are wanted, the listing was refused, or
+    the vault holds far more secrets than the pass reads): read the secret itself."""
+
+
 class Vault(Protocol):
     """Azure Key Vault secrets, for one vault. Errors name the vault and the secret (never its value):
     RemoteError(permission_denied) when the caller may not use the secret, (not_found) for a vault or
     secret that is not there where one is needed, (sink_failed) for anything else the vault refuses."""
+
+    async def current(self, name: str) -> VaultVersion | None:
+        """The current version's properties of ``name`` (its tags, ``created``, enabled; ``version`` may be
+        empty), or None when the vault has no such secret, from one listing of the vault shared by the whole
+        pass. Raises NotListed when this pass does not list the vault; never RemoteError (a listing that
+        fails is NotListed: reading the secret itself says what is wrong)."""
+        ...
 
     async def list_versions(self, name: str) -> list[VaultVersion]:
         """Every version of the secret ``name`` (all pages, in no particular order: take "newest" from
@@ -255,12 +273,14 @@ class Sink(Protocol):
         """Its secret can be read back, so other sinks can be re-synced from it."""
         ...
 
-    async def read(self, app: App) -> Holding:
+    async def read(self, app: App, *, history: bool = True) -> Holding:
         """What the sink holds now, given the app as gathered (to name the credential a secret belongs to).
 
         A sink that cannot be read back answers from its receipt: ``known`` False when it has none. Raises
         RemoteError when the sink (or the state store) cannot be asked, StateCorrupt when its receipts cannot
-        be read: the engine takes that for an unknown holding.
+        be read: the engine takes that for an unknown holding. ``history=False``: only what it holds now is
+        needed (the holding's ``recorded`` may then name just that, with ``history`` False), so the sink may
+        answer from the pass's bulk reads (a vault listed once).
         """
         ...
 

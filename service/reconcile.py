@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from service import logs, policy
+from service.bulk_reads import BulkApps
 from service.catalogue import Event, EvidenceGap
 from service.clock import iso
 from service.durations import format_duration
@@ -144,14 +145,18 @@ class Engine:
 
     # --- gather and plan (read-only) -------------------------------------------------------------
 
-    async def gather(self, ctx: TargetContext, *, usage: bool = True) -> Gathered:
-        """Read the app, what each sink holds, (for a target with a push sink) this store's intents and (with
-        ``retire_on: usage``, unless ``usage`` is False) Entra's sign-in report.
+    async def gather(
+        self, ctx: TargetContext, *, app: App | None = None, history: bool = True, usage: bool = True
+    ) -> Gathered:
+        """Read the app (unless given: read in bulk), what each sink holds, (for a target with a push sink) this
+        store's intents and (with ``retire_on: usage``, unless ``usage`` is False) Entra's sign-in report.
+        ``history=False``: the sinks may say only what they hold now (Sink.read).
 
         A state document that cannot be read is no failure: it is reported in ``corrupt``, and what it
         would have said counts as unknown (a push sink holding anything, no credential this store's own).
         """
-        app = await ctx.directory.read_app(ctx.client_id)
+        if app is None:
+            app = await ctx.directory.read_app(ctx.client_id)
         corrupt: list[StateCorrupt] = []
         intents: tuple[Intent, ...] = ()
         if ctx.pushes:
@@ -160,7 +165,7 @@ class Engine:
             except StateCorrupt as error:
                 corrupt.append(error)
         holdings, report = await asyncio.gather(
-            asyncio.gather(*(self._read(sink, app, corrupt) for sink in ctx.sinks)),
+            asyncio.gather(*(self._read(sink, app, corrupt, history) for sink in ctx.sinks)),
             self._usage(ctx) if usage else _nothing(),
         )
         return Gathered(app, list(holdings), intents, corrupt, report)
@@ -171,9 +176,19 @@ class Engine:
             return None
         return await read_usage(ctx.sign_ins, ctx.client_id)
 
-    async def _read(self, sink: Sink, app: App, corrupt: list[StateCorrupt]) -> Holding:
+    async def _glance(self, ctx: TargetContext, apps: BulkApps, flags: Flags) -> Gathered:
+        """The target as the pass's bulk reads show it: its app from its tenant's batch, its sinks from what
+        they hold now, and the whole of their history only if the plan depends on it."""
+        app = await apps.app(ctx.directory, ctx.client_id)
+        facts = await self.gather(ctx, app=app, history=False)
+        if not facts.corrupt and policy.needs_history(app.credentials, facts.holdings, ctx.policy, flags):
+            # The sign-in report, if any, as already read: it says the same whatever the sinks recorded.
+            facts = replace(await self.gather(ctx, app=app, usage=False), usage=facts.usage)
+        return facts
+
+    async def _read(self, sink: Sink, app: App, corrupt: list[StateCorrupt], history: bool = True) -> Holding:
         try:
-            return await sink.read(app)
+            return await sink.read(app, history=history)
         except StateCorrupt as error:
             # One document holds all of a target's receipts: each of its push sinks meets the same error.
             if all(seen.where != error.where for seen in corrupt):
@@ -204,10 +219,13 @@ class Engine:
         for error in facts.corrupt:
             log.warning(Event.STATE_CORRUPT, where=error.where, error=str(error), hint=error.hint)
 
-    async def plan_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
-        """What a pass would do, without writing anything (the `plan` and `status` commands)."""
+    async def plan_target(
+        self, ctx: TargetContext, flags: Flags = NO_FLAGS, apps: BulkApps | None = None
+    ) -> TargetResult:
+        """What a pass would do, without writing anything (the `plan` and `status` commands); ``apps``: the
+        pass's bulk reads of the apps, if it has them."""
         try:
-            facts = await self.gather(ctx)
+            facts = await (self._glance(ctx, apps, flags) if apps is not None else self.gather(ctx))
         except ServiceError as error:
             return TargetResult(ctx.name, Outcome.FAILED, error=error, marker=ctx.policy.marker)
         self._warn_corrupt(facts, logs.get_logger(target=ctx.name))
@@ -217,8 +235,11 @@ class Engine:
 
     # --- one target ------------------------------------------------------------------------------
 
-    async def reconcile_target(self, ctx: TargetContext, flags: Flags = NO_FLAGS) -> TargetResult:
+    async def reconcile_target(
+        self, ctx: TargetContext, flags: Flags = NO_FLAGS, *, usage: Usage | None = None
+    ) -> TargetResult:
         """One target's pass under the store's lock: gather, plan, record claims, apply; report how it ended.
+        ``usage``: Entra's sign-in report as this pass already read it for the target (None: read it now).
 
         Never raises: a failure (a bug included) ends as a FAILED result with one ``rotation.failed``.
         """
@@ -226,7 +247,9 @@ class Engine:
         result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
         try:
             async with self._store.lock(ctx.name):
-                facts = await self.gather(ctx)
+                facts = await self.gather(ctx, usage=usage is None)
+                if usage is not None:
+                    facts = replace(facts, usage=usage)
                 app = result.app = facts.app
                 self._warn_corrupt(facts, log)
                 result.plan = self._plan(ctx, facts, flags, setting_aside=bool(facts.corrupt))
@@ -243,9 +266,7 @@ class Engine:
                     _log_wait(result.plan.waiting, log)
                 if result.plan.healthy:
                     result.outcome = Outcome.HEALTHY
-                    current = _current(app, result.plan.in_use)
-                    log.info(Event.TARGET_HEALTHY, key_id=current.key_id if current else None,
-                             renew_at=iso(result.plan.renew_at))
+                    self._log_healthy(app, result.plan, log)
                 else:
                     await self._apply(ctx, app, result, log)
                     result.outcome = Outcome.CHANGED
@@ -257,6 +278,39 @@ class Engine:
         await self._report_credentials(ctx, result)
         self._report(ctx, result, log)
         return result
+
+    async def _check_healthy(
+        self, ctx: TargetContext, apps: BulkApps, flags: Flags
+    ) -> tuple[TargetResult | None, Usage | None]:
+        """A target's pass from the pass's bulk reads, without its lock, when nothing is to be done: healthy
+        (or failed, when it cannot be read, as the locked pass would fail). None when anything is to be done,
+        a lost answer to record or state to set aside: then reconcile_target reads it again, fresh, under the
+        target's lock, so that two passes at once still converge and a crash leaves what it always left; with
+        the sign-in report read here, which it need not read again."""
+        log = logs.get_logger(target=ctx.name)
+        result = TargetResult(ctx.name, Outcome.FAILED, marker=ctx.policy.marker)
+        try:
+            facts = await self._glance(ctx, apps, flags)
+            plan = None if facts.corrupt else self._plan(ctx, facts, flags, setting_aside=False)
+        except ServiceError as error:
+            result.error = error
+        except Exception:  # noqa: BLE001  # a bug: the locked pass meets it again, and reports it as it does
+            return None, None
+        else:
+            if plan is None or not plan.healthy or plan.claims:
+                return None, facts.usage
+            result.outcome, result.plan, result.app = Outcome.HEALTHY, plan, facts.app
+            self._report_evidence(ctx, plan, log)
+            if plan.waiting is not None:
+                _log_wait(plan.waiting, log)
+            self._log_healthy(facts.app, plan, log)
+        await self._report_credentials(ctx, result)
+        self._report(ctx, result, log)
+        return result, None
+
+    def _log_healthy(self, app: App, plan: Plan, log: Any) -> None:
+        current = _current(app, plan.in_use)
+        log.info(Event.TARGET_HEALTHY, key_id=current.key_id if current else None, renew_at=iso(plan.renew_at))
 
     async def _report_credentials(self, ctx: TargetContext, result: TargetResult) -> None:
         """The expiry gauges as the pass left the app: read again after apply changed it, else as gathered."""
@@ -501,15 +555,32 @@ class Engine:
     async def run(
         self, contexts: Sequence[TargetContext], flags: Flags = NO_FLAGS, *, per_tenant: int = 4
     ) -> list[TargetResult]:
-        """Reconcile every target, concurrently, at most ``per_tenant`` at a time in one tenant."""
+        """Reconcile every target, concurrently: first from the pass's bulk reads (each tenant's apps in
+        Graph batches, each vault listed once), which settle every healthy target; each of the others is
+        then reconciled under its lock, at most ``per_tenant`` at a time in one tenant."""
         limits: dict[str, asyncio.Semaphore] = {}
+        apps = BulkApps((ctx.directory, ctx.client_id) for ctx in contexts)
 
         async def one(ctx: TargetContext) -> TargetResult:
+            settled, usage = await self._check_healthy(ctx, apps, flags)
+            if settled is not None:
+                return settled
             limit = limits.setdefault(ctx.tenant_id, asyncio.Semaphore(per_tenant))
             async with limit:
-                return await self.reconcile_target(ctx, flags)
+                return await self.reconcile_target(ctx, flags, usage=usage)
 
-        return list(await asyncio.gather(*(one(ctx) for ctx in contexts)))
+        try:
+            return list(await asyncio.gather(*(one(ctx) for ctx in contexts)))
+        finally:
+            await apps.close()
+
+    async def plan_all(self, contexts: Sequence[TargetContext], flags: Flags = NO_FLAGS) -> list[TargetResult]:
+        """:meth:`plan_target` for every target, from the pass's bulk reads."""
+        apps = BulkApps((ctx.directory, ctx.client_id) for ctx in contexts)
+        try:
+            return list(await asyncio.gather(*(self.plan_target(ctx, flags, apps) for ctx in contexts)))
+        finally:
+            await apps.close()
 
 
 def _log_wait(action: Action, log: Any) -> None:

@@ -7,7 +7,6 @@ over worker processes (``--workers N``, service.workers), and logs ``run.started
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,7 +89,10 @@ async def run_pass(
     shard = {"shard": str(options.shard)} if options.shard is not None else {}
     log.info(Event.RUN_STARTED, targets=len(targets), force=options.flags.force,
              revoke_previous=options.flags.revoke_previous, workers=len(groups), **shard)
-    reconcile = functools.partial(_reconcile, config, clock=clock, options=options, store=store)
+    # Every process of the pass (this run's workers, the other shards' pods) reads the same vaults at once.
+    processes = len(groups) * (options.shard.count if options.shard is not None else 1)
+    reconcile = functools.partial(_reconcile, config, clock=clock, options=options, store=store,
+                                  processes=processes)
     # One group runs in this process, unless the caller (the daemon) keeps no pass in its own.
     if len(groups) > 1 or (spread and options.isolated and targets):
         from service.workers import run_in_workers
@@ -121,12 +123,14 @@ async def _reconcile(
     clock: Clock,
     options: PassOptions,
     store: StateStore | None,
+    processes: int = 1,
 ) -> list[TargetResult]:
-    """The targets' pass in this process, on clients shared by them (a worker's whole pass)."""
+    """The targets' pass in this process, on clients shared by them (a worker's whole pass); ``processes``:
+    how many run the pass at once."""
     from service.wiring import open_pass  # the SDKs: a parent that only runs workers never imports them
 
     async with open_pass(config, targets, clock=clock, metrics=metrics, retry=options.retry, backoff=options.backoff,
-                         store=store) as (engine, contexts):
+                         store=store, processes=processes) as (engine, contexts):
         return await engine.run(contexts, options.flags, per_tenant=config.concurrency_per_tenant)
 
 
@@ -137,7 +141,7 @@ async def plan_pass(
     from service.wiring import open_pass
 
     async with open_pass(config, select_targets(config, only), clock=clock, metrics=metrics) as (engine, contexts):
-        return list(await asyncio.gather(*(engine.plan_target(ctx, flags) for ctx in contexts)))
+        return await engine.plan_all(contexts, flags)
 
 
 def exit_code(results: Sequence[TargetResult]) -> int:

@@ -4,6 +4,9 @@ Clients are created once per pass and shared by all targets: one aiohttp session
 credential per identity, one Graph client per (identity, tenant), one Key Vault client per
 (identity, vault), so connections, Key Vault challenges and tokens are paid once, not per target.
 Each sink type builds its engine-side sink from them (service/sinks/registry.py: PassClients).
+So are the request budgets (one per tenant for Graph, one per vault), the proxies (looked up once per
+host) and the secrets references name (read once per pass, however many targets name the same file).
+Graph's SDK, used only for writes, is imported when a pass first writes.
 Bootstrap's clients (the admin's sign-in, Graph admin, Key Vault) are built here too; the state store
 in service/stores.py (which the daemon checks without importing the SDKs).
 """
@@ -16,12 +19,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from service.adapters.budget import GRAPH_LIMIT, VAULT_LIMIT, Budget
 from service.adapters.entra import EntraVerifier, SingleFlightCredential, rotator_credential
-from service.adapters.graph import GraphDirectory, graph_service_client
+from service.adapters.graph import GraphDirectory
+from service.adapters.graph_reads import GraphReads
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
-from service.adapters.sign_in_activity import GraphSignInReport
-from service.adapters.transport import aiohttp_session, tls_context
+from service.adapters.transport import ProxyLookup, aiohttp_session, tls_context
 from service.config.clouds import Endpoints, IdentityConfig
 from service.config.document import Config, Target
 from service.config.references import SecretRef
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
     from msgraph.graph_service_client import GraphServiceClient
 
     from service.adapters.graph_admin import GraphAdmin
+    from service.adapters.graph_sdk import GraphWrites
+    from service.adapters.sign_in_activity import GraphSignInReport
     from service.bootstrap import Store
 
 
@@ -50,9 +56,13 @@ async def open_pass(
     retry: RetryPolicy | None = None,
     backoff: VerifyBackoff | None = None,
     store: StateStore | None = None,
+    processes: int = 1,
 ) -> AsyncIterator[tuple[Engine, list[TargetContext]]]:
-    """The engine of one pass and each target's context, on clients shared by the targets; closed after."""
-    async with PassResources(config, clock=clock, metrics=metrics, retry=retry, store=store) as resources:
+    """The engine of one pass and each target's context, on clients shared by the targets; closed after.
+    ``processes``: how many processes run this pass at once (workers times shards), which share each vault's
+    request budget (a tenant's stays in one process)."""
+    async with PassResources(config, clock=clock, metrics=metrics, retry=retry, store=store,
+                             processes=processes) as resources:
         engine = Engine(clock, resources.store, metrics, backoff=backoff or VerifyBackoff())
         yield engine, [resources.context(target) for target in targets]
 
@@ -69,8 +79,10 @@ class PassResources:
         retry: RetryPolicy | None = None,
         environ: Mapping[str, str] | None = None,
         store: StateStore | None = None,
+        processes: int = 1,
     ) -> None:
         self.config = config
+        self._vault_limit = VAULT_LIMIT.shared(processes)
         self.clock = clock
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
@@ -83,7 +95,11 @@ class PassResources:
         self._directories: dict[tuple[str, str], GraphDirectory] = {}
         self._graph_clients: dict[tuple[str, str], GraphServiceClient] = {}
         self._reports: dict[tuple[str, str], GraphSignInReport] = {}
+        self._graph_budgets: dict[tuple[str, str], Budget] = {}
         self._vaults: dict[tuple[str, str], KeyVault] = {}
+        self._vault_budgets: dict[str, Budget] = {}  # Key Vault counts a vault's operations, whoever calls
+        self._proxies = ProxyLookup()
+        self._resolved: dict[tuple[str | None, str | None], Secret] = {}
 
     async def __aenter__(self) -> PassResources:
         self._tls = tls_context(self._endpoints.ca_bundle)
@@ -111,7 +127,31 @@ class PassResources:
             self._closers.append(credential.close)
         return key, self._credentials[key]
 
+    def _directory(self, identity: IdentityConfig, tenant_id: str) -> GraphDirectory:
+        key, credential = self._credential(identity, tenant_id)
+        if (key, tenant_id) not in self._directories:
+            endpoints = self._endpoints
+            # Graph's budget is the rotator app's in the tenant: reads and writes spend the same one.
+            budget = self._graph_budgets[(key, tenant_id)] = Budget(GRAPH_LIMIT)
+            reads = GraphReads(self._session, credential, tenant_id, endpoints.graph_url, endpoints.graph_scope,
+                               self.retry, self.metrics, budget)
+            self._directories[(key, tenant_id)] = GraphDirectory(
+                reads, lambda: self._graph_writes(identity, tenant_id)
+            )
+        return self._directories[(key, tenant_id)]
+
+    def _graph_writes(self, identity: IdentityConfig, tenant_id: str) -> GraphWrites:
+        # Here, not at the top: a pass that writes nothing never imports msgraph-sdk, kiota or httpx.
+        from service.adapters.graph_sdk import GraphWrites
+
+        key, _ = self._credential(identity, tenant_id)
+        return GraphWrites(self._graph(identity, tenant_id), tenant_id, self.retry, self.metrics,
+                           self._graph_budgets[(key, tenant_id)])
+
     def _graph(self, identity: IdentityConfig, tenant_id: str) -> GraphServiceClient:
+        """The tenant's msgraph-sdk client (the writes, the sign-in report), built on first use."""
+        from service.adapters.graph_sdk import graph_service_client
+
         key, credential = self._credential(identity, tenant_id)
         if (key, tenant_id) not in self._graph_clients:
             endpoints = self._endpoints
@@ -122,15 +162,11 @@ class PassResources:
             self._graph_clients[(key, tenant_id)] = client
         return self._graph_clients[(key, tenant_id)]
 
-    def _directory(self, identity: IdentityConfig, tenant_id: str) -> GraphDirectory:
-        key, _ = self._credential(identity, tenant_id)
-        if (key, tenant_id) not in self._directories:
-            client = self._graph(identity, tenant_id)
-            self._directories[(key, tenant_id)] = GraphDirectory(client, tenant_id, self.retry, self.metrics)
-        return self._directories[(key, tenant_id)]
-
     def _sign_in_report(self, identity: IdentityConfig, tenant_id: str) -> GraphSignInReport:
-        """The tenant's sign-in activity report, on the same Graph client (and token) as its directory."""
+        """The tenant's sign-in activity report, on the same Graph client (and token) as its writes; only a
+        ``retire_on: usage`` target asks for it, so only such a pass imports msgraph-sdk to read."""
+        from service.adapters.sign_in_activity import GraphSignInReport
+
         key, _ = self._credential(identity, tenant_id)
         if (key, tenant_id) not in self._reports:
             client = self._graph(identity, tenant_id)
@@ -144,13 +180,23 @@ class PassResources:
         key, credential = self._credential(identity, tenant_id)
         if (key, vault_url) not in self._vaults:
             client = secret_client(vault_url, credential, self._session, verify_challenge_resource=verify)
+            budget = self._vault_budgets.setdefault(vault_url, Budget(self._vault_limit))
+            vault = KeyVault(client, vault_url, self.retry, self.metrics, budget)
             self._closers.append(client.close)
-            self._vaults[(key, vault_url)] = KeyVault(client, vault_url, self.retry, self.metrics)
+            self._closers.append(vault.close)  # before the client: a listing still running stops first
+            self._vaults[(key, vault_url)] = vault
         return self._vaults[(key, vault_url)]
 
     def pusher(self, request: PushRequest) -> HttpPusher:
         """An HTTPS push over the pass's shared session."""
-        return HttpPusher(self._session, request, self.retry, self.metrics)
+        return HttpPusher(self._session, request, self.retry, self.metrics, proxy=self._proxies(request.url))
+
+    def resolve(self, reference: SecretRef) -> Secret:
+        """The secret a reference names, read once per pass (an API key file many targets share)."""
+        key = (reference.env, str(reference.file) if reference.file is not None else None)
+        if key not in self._resolved:
+            self._resolved[key] = reference.resolve(self.environ)
+        return self._resolved[key]
 
     def context(self, target: Target) -> TargetContext:
         """The target with the pass's clients: its directory, the verifier, its sinks built by their types."""
@@ -187,10 +233,12 @@ class _TargetClients:
         return self._resources.clock
 
     def resolve(self, reference: SecretRef) -> Secret:
-        return reference.resolve(self._resources.environ)
+        return self._resources.resolve(reference)
 
     def vault(self, vault_url: str, *, verify_challenge_resource: bool) -> Vault:
-        return self._resources.vault(self._identity, self._tenant_id, vault_url, verify=verify_challenge_resource)
+        vault = self._resources.vault(self._identity, self._tenant_id, vault_url, verify=verify_challenge_resource)
+        vault.wanted += 1  # one more target reads this vault: how the pass decides to list it
+        return vault
 
     def pusher(
         self,
@@ -220,6 +268,7 @@ async def bootstrap_clients(
     directory, and the Key Vault of ``store`` when the first secret is to be stored there."""
     # Here, not at the top: a pass never needs Graph's admin models, which take a while to import.
     from service.adapters.graph_admin import GraphAdmin, device_code_credential
+    from service.adapters.graph_sdk import GraphWrites, graph_service_client
 
     tls = tls_context(cloud.ca_bundle)
     async with contextlib.AsyncExitStack() as stack:
@@ -238,4 +287,6 @@ async def bootstrap_clients(
                                     verify_challenge_resource=store.verify_challenge_resource)
             stack.push_async_callback(secrets.close)
             vault = KeyVault(secrets, store.vault_url, retry)
-        yield GraphAdmin(client, tenant_id, cloud.graph_url, retry), GraphDirectory(client, tenant_id, retry), vault
+        reads = GraphReads(session, credential, tenant_id, cloud.graph_url, cloud.graph_scope, retry)
+        writes = GraphWrites(client, tenant_id, retry)
+        yield GraphAdmin(client, tenant_id, cloud.graph_url, retry), GraphDirectory(reads, lambda: writes), vault

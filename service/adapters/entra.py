@@ -32,7 +32,7 @@ from azure.identity.aio import (
 
 from service import redact
 from service.adapters.sign_in import sign_in_failed
-from service.adapters.transport import AnswerRefused, azure_client_kwargs
+from service.adapters.transport import AnswerRefused, azure_client_kwargs, proxy_kwargs
 from service.config.clouds import Endpoints, IdentityConfig
 from service.errors import ConfigError, FailureReason, RemoteError
 from service.redact import clip
@@ -124,7 +124,8 @@ def rotator_credential(
 def _azure_credential(
     identity: IdentityConfig, cloud: Endpoints, session: aiohttp.ClientSession, default_tenant: str
 ) -> AsyncTokenCredential:
-    common = {**_cloud_kwargs(cloud), **azure_client_kwargs(session), "additionally_allowed_tenants": ["*"]}
+    common = {**_cloud_kwargs(cloud), **azure_client_kwargs(session, cloud.authority_host),
+              "additionally_allowed_tenants": ["*"]}
     tenant = identity.tenant_id or default_tenant
     if identity.type == "client_secret":
         # Both present: the config's validator checked it.
@@ -215,16 +216,14 @@ class EntraVerifier:
     def __init__(self, cloud: Endpoints, session: aiohttp.ClientSession) -> None:
         self._cloud = cloud
         self._session = session
+        self._proxy = proxy_kwargs(cloud.authority_host)  # looked up once, not per try
 
     async def try_token(self, tenant_id: str, client_id: str, secret: Secret) -> None:
         """:meth:`service.ports.Verifier.try_token`: one client-credentials request with a fresh credential object."""
         target = f"app {client_id} in tenant {tenant_id}"
         credential = ClientSecretCredential(
-            tenant_id,
-            client_id,
-            secret.reveal(),
-            **_cloud_kwargs(self._cloud),
-            **azure_client_kwargs(self._session),
+            tenant_id, client_id, secret.reveal(), **_cloud_kwargs(self._cloud), **azure_client_kwargs(self._session),
+            **self._proxy,
         )
         try:
             token = await credential.get_token(self._cloud.graph_scope)

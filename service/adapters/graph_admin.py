@@ -45,7 +45,7 @@ from msgraph.generated.models.web_application import WebApplication
 from msgraph.graph_service_client import GraphServiceClient
 
 from service.adapters.entra import register_token
-from service.adapters.graph import credential_from_sdk, graph_read, translate
+from service.adapters.graph_sdk import credential_from_sdk, graph_read, translate
 from service.adapters.transport import AnswerRefused
 from service.config.clouds import Endpoints
 from service.errors import FailureReason, OutcomeUnknown, RemoteError

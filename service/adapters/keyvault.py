@@ -3,12 +3,22 @@
 One :class:`KeyVault` per vault in a pass, shared by every target that writes to it, so the vault's
 401 challenge and the token are paid once. Redirects are never followed (transport.py): a vault that
 answers 3xx to a write has not written. Error text is the vault's structured code and message, clipped.
+
+The current version of many secrets comes from one listing of the vault per pass (``GET /secrets``, 25 a
+page, every nextLink followed), started by the first :meth:`KeyVault.current` and shared by all: each
+caller is answered as soon as the page naming its secret arrives. The listing is not used when fewer than
+two targets of the pass read the vault, and given up (:class:`service.ports.NotListed`: read the secret
+itself) when the vault refuses it (a role on single secrets cannot list the vault) or when the vault holds
+so many other secrets that listing costs more than reading the pass's own one by one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -20,9 +30,11 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
+from service.adapters.budget import VAULT_LIMIT, Budget
 from service.adapters.sign_in import SIGN_IN_CLIP
 from service.adapters.transport import AnswerRefused, azure_client_kwargs, host_of
 from service.adapters.utc import as_utc
@@ -30,13 +42,14 @@ from service.config.fields import is_loopback
 from service.errors import ConfigError, FailureReason, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
-from service.ports import VaultVersion
+from service.ports import NotListed, VaultVersion
 from service.redact import clip
 from service.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after, retrying
 from service.secret import Secret
 
 T = TypeVar("T")
 SERVICE = "keyvault"
+PAGE = 25  # secrets a listing page holds at most (Key Vault's limit)
 
 
 def secret_client(
@@ -52,7 +65,7 @@ def secret_client(
         vault_url,
         credential,
         verify_challenge_resource=verify_challenge_resource,
-        **azure_client_kwargs(session),
+        **azure_client_kwargs(session, vault_url),
     )
 
 
@@ -65,6 +78,44 @@ def _version(properties: SecretProperties) -> VaultVersion:
         enabled=properties.enabled is not False,
         tags=dict(properties.tags or {}),
     )
+
+
+def _listing_page(data: object, vault_url: str, target: str) -> tuple[list[tuple[VaultVersion, str]], str | None]:
+    """A page of ``GET /secrets``: each secret's current version (no version id) and name, and the nextLink,
+    which must stay on the vault (a token is sent along)."""
+
+    def unreadable(what: str) -> RemoteError:
+        return RemoteError(f"the vault's listing {what}", service=SERVICE, target=target,
+                           reason=FailureReason.SINK_FAILED, transient=False)
+
+    if not isinstance(data, dict) or not isinstance(data.get("value"), list):
+        raise unreadable("is not a page of secrets")
+    items = []
+    for item in data["value"]:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or "/secrets/" not in item["id"]:
+            raise unreadable("holds an item that is not a secret")
+        attributes = item["attributes"] if isinstance(item.get("attributes"), dict) else {}
+        tags = item["tags"] if isinstance(item.get("tags"), dict) else {}
+        items.append((VaultVersion(
+            version="",
+            created=_unix(attributes.get("created")),
+            expires_on=_unix(attributes.get("exp")),
+            enabled=attributes.get("enabled") is not False,
+            tags={str(k): str(v) for k, v in tags.items()},
+        ), item["id"].split("/secrets/", 1)[1].split("/", 1)[0]))
+    next_link = data.get("nextLink")
+    if next_link is not None and (not isinstance(next_link, str) or _origin(next_link) != _origin(vault_url)):
+        raise unreadable("points its next page away from the vault")
+    return items, next_link or None
+
+
+def _unix(value: object) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int | float) else None
+
+
+def _origin(url: str) -> tuple[str, str | None, int]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError:
@@ -132,21 +183,35 @@ class KeyVault:
     """:class:`service.ports.Vault` for one vault."""
 
     def __init__(
-        self, client: SecretClient, vault_url: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS
+        self, client: SecretClient, vault_url: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS,
+        budget: Budget | None = None,
     ) -> None:
         self._client = client
         self._vault_url = vault_url
         self._retry = retry
         self._metrics = metrics
+        self.budget = budget or Budget(VAULT_LIMIT)
+        # How many targets of the pass read a secret of this vault (wiring counts them as it builds sinks).
+        self.wanted = 0
+        self._listing: asyncio.Task[None] | None = None
+        self._listed: dict[str, VaultVersion] = {}
+        self._waiting: dict[str, asyncio.Future[VaultVersion | None]] = {}
+        self._finished = False
+        self._given_up = False
+        self.pages = 0  # listing pages read this pass
 
-    async def _call(self, call: Callable[[], Awaitable[T]], name: str, operation: str) -> T:
-        target = f"{self._vault_url}/secrets/{name}"
+    async def _call(self, call: Callable[[], Awaitable[T]], name: str, operation: str, *, target: str = "") -> T:
+        target = target or f"{self._vault_url}/secrets/{name}"
 
         async def once() -> T:
+            await self.budget.take()
             try:
                 return await call()
             except (HttpResponseError, ServiceRequestError, ServiceResponseError, AnswerRefused) as exc:
-                raise translate(exc, target=target, operation=operation) from None
+                error = translate(exc, target=target, operation=operation)
+                if error.status == 429 and error.retry_after is not None:
+                    self.budget.pause(min(error.retry_after, self._retry.max_delay))
+                raise error from None
             except ValueError as exc:
                 if "challenge resource" not in str(exc):
                     raise
@@ -158,6 +223,88 @@ class KeyVault:
                 ) from None
 
         return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, operation))
+
+    # --- the pass's one listing ------------------------------------------------------------------
+
+    async def current(self, name: str) -> VaultVersion | None:
+        """The current version of ``name`` as this pass's listing of the vault shows it; None: no such
+        secret. NotListed when the pass reads this vault secret by secret."""
+        if self.wanted < 2:
+            raise NotListed(f"only {self.wanted} target(s) read {self._vault_url}")
+        key = name.lower()
+        if key in self._listed:
+            return self._listed[key]
+        if self._listing is None:
+            self._listing = asyncio.create_task(self._list_all())
+        if self._finished:
+            return None
+        if self._given_up:
+            raise NotListed(f"{self._vault_url} was not listed")
+        waiter = self._waiting.get(key)
+        if waiter is None:
+            waiter = self._waiting[key] = asyncio.get_running_loop().create_future()
+        return await waiter
+
+    async def _list_all(self) -> None:
+        """Page through the vault, answering each waiter when its secret shows up; at the end, answer the
+        rest: None (listed, not there), or NotListed (the listing failed or ran past its pages)."""
+        # Listing costs a page per 25 secrets of the vault, reading one by one at least a request per target:
+        # never more pages than the pass's own secrets read alone would take requests (a vault may serve pages
+        # shorter than asked for, and hold other secrets: other apps', other shards' or workers'), so that a
+        # listing given up costs at most as much again as reading alone.
+        continuation: str | None = None
+        try:
+            while True:
+                if self.pages >= self.wanted:
+                    raise NotListed(f"{self._vault_url} holds far more secrets than this pass reads")
+                items, continuation = await self._page(continuation)
+                self.pages += 1
+                for version, item_name in items:
+                    key = item_name.lower()
+                    self._listed[key] = version
+                    waiter = self._waiting.pop(key, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(version)
+                if not continuation:
+                    break
+        except Exception as exc:  # noqa: BLE001  # whatever stops the listing, each secret is read alone
+            self._given_up = True
+            for waiter in self._waiting.values():
+                if not waiter.done():
+                    waiter.set_exception(NotListed(str(exc)))
+        else:
+            self._finished = True
+            for waiter in self._waiting.values():
+                if not waiter.done():
+                    waiter.set_result(None)
+        self._waiting.clear()
+
+    async def _page(self, next_link: str | None) -> tuple[list[tuple[VaultVersion, str]], str | None]:
+        """One page of the listing, sent through the SDK's pipeline (its challenge and token) but read here:
+        the SDK's models cost more CPU than the rest of a healthy target's pass."""
+        target = f"{self._vault_url}/secrets"
+
+        async def once() -> tuple[list[tuple[VaultVersion, str]], str | None]:
+            request = HttpRequest("GET", next_link or f"/secrets?maxresults={PAGE}")
+            response = await self._client.send_request(request)
+            if response.status_code >= 300:
+                raise HttpResponseError(response=response)
+            try:
+                data = json.loads(response.content)
+            except ValueError:
+                data = None  # not JSON: _listing_page says so, without quoting it
+            return _listing_page(data, self._vault_url, target)
+
+        return await self._call(once, "", "list the vault's secrets", target=target)
+
+    async def close(self) -> None:
+        """Stop a listing still running (a pass that ended before it needed the rest)."""
+        if self._listing is not None and not self._listing.done():
+            self._listing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listing
+
+    # --- one secret ------------------------------------------------------------------------------
 
     async def list_versions(self, name: str) -> list[VaultVersion]:
         """:meth:`service.ports.Vault.list_versions`; [] for a secret that does not exist."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import aiohttp
 
-from service.adapters.transport import host_of
+from service.adapters.transport import env_proxy, host_of
 from service.errors import FailureReason, OutcomeUnknown, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics
@@ -48,10 +49,15 @@ class HttpPusher:
         request: PushRequest,
         retry: RetryPolicy,
         metrics: Metrics = DEFAULT_METRICS,
+        proxy: str | Literal["env"] | None = "env",
     ) -> None:
+        """``proxy``: the proxy for ``request.url`` (None: none) as the pass looked it up once for every
+        push to that host, or ``"env"``: look it up now."""
         self._session = session
         self._request = request
         self._metrics = metrics
+        # Looked up once: the session does not read the environment on every request.
+        self._proxy = env_proxy(request.url) if proxy == "env" else proxy
         self._retry = RetryPolicy(
             attempts=retry.attempts, base_delay=retry.base_delay, max_delay=retry.max_delay,
             budget=min(retry.budget, request.timeout),
@@ -77,6 +83,7 @@ class HttpPusher:
                     data=body,
                     headers=headers,
                     allow_redirects=False,
+                    proxy=self._proxy,
                     timeout=aiohttp.ClientTimeout(total=min(60.0, request.timeout)),
                 ) as response:
                     if 200 <= response.status < 300:

@@ -17,7 +17,8 @@ from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.graph_service_client import GraphServiceClient
 
-from service.adapters.graph import ODATA_ERRORS, SERVICE, graph_read, parse_time
+from service.adapters.graph_errors import SERVICE, parse_time
+from service.adapters.graph_sdk import ODATA_ERRORS, graph_read
 from service.errors import FailureReason, RemoteError
 from service.metrics import DEFAULT as DEFAULT_METRICS
 from service.metrics import Metrics

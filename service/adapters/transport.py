@@ -1,7 +1,8 @@
 """HTTP plumbing shared by every adapter in a pass: one TLS context, one aiohttp session.
 
-The Azure SDKs' async transports and the push sink share one aiohttp session (one connection pool);
-Graph's SDK speaks httpx, so each Graph client gets an httpx client built on the same TLS context.
+The Azure SDKs' async transports, Graph's reads and the push sink share one aiohttp session (one
+connection pool); Graph's SDK, used for writes only, speaks httpx: transport_httpx.py builds its client on
+the same TLS context, with the same guards.
 
 Both guard what comes back: redirects are never followed (a write would carry its secret, or its bearer
 token, to wherever the answer points), and no body is read past a limit (a hostile or broken endpoint
@@ -12,14 +13,14 @@ success body over BODY_LIMIT is refused with :class:`AnswerRefused`.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import httpx
+from aiohttp.helpers import get_env_proxy_for_url
 from azure.core.pipeline.transport import AioHttpTransport
+from yarl import URL
 
 from service import __version__
 from service.local_files import read_ca_bundle
@@ -133,14 +134,41 @@ def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
 
 
 def aiohttp_session(context: ssl.SSLContext, *, limit: int = 100) -> aiohttp.ClientSession:
-    # Environment proxies are honoured, as operators behind a proxy expect (HTTPS_PROXY, NO_PROXY).
-    """The one aiohttp session of a pass: TLS ``context``, capped bodies, proxies from the environment."""
+    """The pass's one session. It does not read the environment on every request (``trust_env`` would look
+    for a proxy and a netrc in a thread, twice a request): each client of a pass asks :func:`env_proxy` once
+    for its host and names that proxy on its requests, so HTTPS_PROXY and NO_PROXY are honoured all the same."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=context, limit=limit, limit_per_host=limit),
-        trust_env=True,
+        trust_env=False,
         headers={"User-Agent": USER_AGENT},
         response_class=CappedResponse,
     )
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTP(S)_PROXY unless NO_PROXY exempts its host; the
+    proxy's credentials from its URL or ~/.netrc), or None for a direct connection."""
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None
+    if auth is not None:
+        proxy = proxy.with_user(auth.login).with_password(auth.password)
+    return str(proxy)
+
+
+class ProxyLookup:
+    """:func:`env_proxy` per scheme, host and port, looked up once per pass however many targets go there."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str | None, int | None], str | None] = {}
+
+    def __call__(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname, parts.port)
+        if key not in self._found:
+            self._found[key] = env_proxy(url)
+        return self._found[key]
 
 
 def azure_transport(session: aiohttp.ClientSession) -> AioHttpTransport:
@@ -148,9 +176,10 @@ def azure_transport(session: aiohttp.ClientSession) -> AioHttpTransport:
     return AioHttpTransport(session=session, session_owner=False)
 
 
-def azure_client_kwargs(session: aiohttp.ClientSession) -> dict[str, Any]:
-    """Keyword arguments every Azure SDK client and credential of a pass gets."""
-    return {
+def azure_client_kwargs(session: aiohttp.ClientSession, url: str | None = None) -> dict[str, Any]:
+    """Keyword arguments every Azure SDK client and credential of a pass gets; ``url``: where it sends its
+    requests, whose proxy (if any) is looked up now, once."""
+    kwargs: dict[str, Any] = {
         "transport": azure_transport(session),
         # Retries are ours (service.retry): one budget, one notion of transient.
         "retry_total": 0,
@@ -159,60 +188,10 @@ def azure_client_kwargs(session: aiohttp.ClientSession) -> dict[str, Any]:
         # back as an HttpResponseError instead.
         "permit_redirects": False,
     }
+    return {**kwargs, **(proxy_kwargs(url) if url else {})}
 
 
-class _CappedStream(httpx.AsyncByteStream):
-    """A response body stream that ends (an error body) or fails (a success body) after ``limit`` bytes."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, status: int, origin: str | None, limit: int) -> None:
-        self._inner = inner
-        self._status = status
-        self._origin = origin
-        self._limit = limit
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        limit, read = self._limit, 0
-        async for chunk in self._inner:
-            if read + len(chunk) > limit:
-                await self._inner.aclose()  # unread: httpcore closes the connection rather than reuse it
-                if self._status < 400:
-                    raise AnswerRefused(self._status, f"answered more than the {limit} bytes read", origin=self._origin)
-                yield chunk[: limit - read]
-                return
-            read += len(chunk)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-async def _guard(response: httpx.Response) -> None:
-    """httpx's response hook, run before the body is read: refuse redirects, cap the body."""
-    origin, status = host_of(str(response.request.url)), response.status_code
-    if 300 <= status < 400:
-        await response.aclose()
-        raise redirect_refused(status, response.request.url, response.headers.get("Location"))
-    limit = body_limit(status)
-    if response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
-        # Asked for identity: httpx would inflate a compressed body after the cap, a bomb whole.
-        if status < 400:
-            await response.aclose()
-            raise AnswerRefused(status, "answered a compressed body although none was asked for", origin=origin)
-        del response.headers["Content-Encoding"]
-        limit = 0  # an error's status says enough; its body is dropped unread
-    assert isinstance(response.stream, httpx.AsyncByteStream)  # an AsyncClient's transport answers async streams
-    response.stream = _CappedStream(response.stream, status, origin, limit)
-
-
-def httpx_client(context: ssl.SSLContext, base_url: str, *, limit: int = 100) -> httpx.AsyncClient:
-    """The httpx client under msgraph-sdk: TLS ``context``, no redirects, capped bodies, no compression."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        verify=context,
-        timeout=httpx.Timeout(30.0, connect=10.0),
-        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-        trust_env=True,
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        follow_redirects=False,
-        event_hooks={"response": [_guard]},
-    )
+def proxy_kwargs(url: str) -> dict[str, Any]:
+    """The Azure SDK keyword naming the environment's proxy for ``url`` (none for a direct connection)."""
+    proxy = env_proxy(url)
+    return {"proxies": {urlsplit(url).scheme: proxy}} if proxy else {}

@@ -123,6 +123,9 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
             emu.default_latency = latency
         if "password_cap" in body:
             emu.password_cap = int(body["password_cap"])
+        if "graph_throttle" in body or "vault_throttle" in body:
+            emu.throttle(graph=_count(body, "graph_throttle"), vault=_count(body, "vault_throttle"),
+                         window=float(body.get("throttle_window_seconds", 10.0)))
         if "vault_page_limit" in body:
             limit = body["vault_page_limit"]
             emu.vault_page_limit = None if limit is None else int(limit)
@@ -137,6 +140,10 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
         tenant_id, user_object_id = _req(body, "tenant_id"), _req(body, "user_object_id")
         emu.sign_in_device_codes_as(tenant_id, user_object_id)
         return json_response({"tenant_id": tenant_id, "user_object_id": user_object_id})
+    if path == ["kv-scope-to-secrets"] and method == "POST":
+        object_id = _req(body, "object_id")
+        emu.kv_scope_to_secrets(object_id)
+        return json_response({"scoped_to_secrets": object_id})
     if path == ["kv-deny"] and method == "POST":
         object_id = _req(body, "object_id")
         emu.kv_deny(object_id)
@@ -168,10 +175,14 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
             return json_response({"cleared": True})
     if path == ["requests"]:
         if method == "GET":
-            counts = Counter(f"{r.service} {r.method} {r.status}" for r in emu.requests if r.service != "control")
-            by_service = Counter(r.service for r in emu.requests if r.service != "control")
+            sent = [r for r in emu.requests if r.service != "control" and not r.inner]
+            counts = Counter(f"{r.service} {r.method} {r.status}" for r in sent)
+            by_service = Counter(r.service for r in sent)
+            # The requests inside Graph batches, each counted apart from the batch that carried it.
+            inner = Counter(r.service for r in emu.requests if r.inner)
             return json_response(
-                {"total": sum(by_service.values()), "by_service": dict(by_service), "counts": dict(counts)}
+                {"total": sum(by_service.values()), "by_service": dict(by_service), "counts": dict(counts),
+                 "inner_by_service": dict(inner), "throttled": emu.throttled}
             )
         if method == "DELETE":
             emu.reset_requests()
@@ -185,7 +196,19 @@ def _settings(emu: Emulator) -> dict[str, Any]:
         "default_latency_seconds": emu.default_latency.total_seconds(),
         "password_cap": emu.password_cap,
         "vault_page_limit": emu.vault_page_limit,
+        "graph_throttle": emu.graph.throttle.limit,
+        "vault_throttle": emu.keyvault.throttle.limit,
+        "throttle_window_seconds": emu.graph.throttle.window,
     }
+
+
+def _count(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or value < 1:
+        raise ControlError(400, f"'{key}' must be a whole number of requests (at least 1) or null")
+    return value
 
 
 def _seed(emu: Emulator, path: list[str], body: dict[str, Any]) -> web.Response:

@@ -32,6 +32,7 @@ from service.emulator.directory import (
     SpRecord,
     Tenant,
 )
+from service.emulator.throttle import Throttle
 from service.emulator.tokens import TokenError, TokenSigner
 from service.emulator.wire import TENANT_ID, json_response, new_request_id, parse_iso, read_json
 
@@ -56,12 +57,16 @@ _BY_APP_ID = re.compile(r"^(applications|servicePrincipals)\(appId='([^']*)'\)$"
 
 
 class GraphError(Exception):
-    def __init__(self, status: int, code: str, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 def denied() -> GraphError:
@@ -105,6 +110,8 @@ class GraphService:
         self.signer = signer
         self.base_url = base_url
         self.issuers = issuers
+        # Graph's per-app-per-tenant budget; each request in a $batch counts on its own.
+        self.throttle = Throttle()
 
     @property
     def root(self) -> str:
@@ -120,11 +127,15 @@ class GraphService:
         client_request_id = request.headers.get("client-request-id", request_id)
         now_text = self.directory.clock.now().strftime("%Y-%m-%dT%H:%M:%S")
         try:
-            caller = self._authenticate(request)
+            caller = self.authenticate(request)
             request[TENANT_ID] = caller.tenant_id
             tenant = self.directory.tenant(caller.tenant_id)
             if tenant is None:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
+            wait = self.throttle.take(f"{caller.tenant_id}/{caller.app_id}")
+            if wait is not None:
+                raise GraphError(429, "TooManyRequests", "Too many requests, please retry later.",
+                                 headers={"Retry-After": str(wait)})
             response: web.StreamResponse
             if version == "beta":
                 response = self._beta_route(request, segments, caller, tenant)
@@ -139,6 +150,7 @@ class GraphService:
                 client_request_id=client_request_id,
                 now_text=now_text,
                 details=exc.details,
+                headers=exc.headers,
             )
         except DirectoryError as exc:
             return error_response(
@@ -154,7 +166,7 @@ class GraphService:
         response.headers["client-request-id"] = client_request_id
         return response
 
-    def _authenticate(self, request: web.Request) -> Caller:
+    def authenticate(self, request: web.Request) -> Caller:
         token = bearer_token(request)
         if token is None:
             raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
@@ -373,14 +385,20 @@ class GraphService:
 
     def _list_apps(self, request: web.Request, caller: Caller, tenant: Tenant) -> web.Response:
         self._require_read(caller, tenant, None)
-        visible = [a for a in tenant.apps.values() if self._visible_app(caller, a)]
-        items = [shapes.app_json(a, tenant) for a in sorted(visible, key=lambda a: a.created_at)]
         try:
-            items = shapes.filter_items(
-                items, request.query.get("$filter"), frozenset({"displayName", "appId", "id"}), "Application"
+            test = shapes.matcher(
+                request.query.get("$filter"), frozenset({"displayName", "appId", "id"}), "Application"
             )
         except shapes.QueryError as exc:
             raise bad_request(str(exc), "Request_UnsupportedQuery") from exc
+        # Filtered on the three filterable properties before the whole shape is built: a tenant may hold
+        # thousands of apps, and an `in` filter asks for 15 of them.
+        chosen = [
+            a for a in tenant.apps.values()
+            if test({"id": a.object_id, "appId": a.app_id, "displayName": a.display_name})
+            and self._visible_app(caller, a)
+        ]
+        items = [shapes.app_json(a, tenant) for a in sorted(chosen, key=lambda a: a.created_at)]
         return self._page(request, items, "applications", "application")
 
     async def _create_app(self, request: web.Request, caller: Caller, tenant: Tenant) -> web.Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -237,30 +238,51 @@ def app_policy_json(app: AppRecord, lifetime: timedelta, applies_after: str) -> 
 
 _EQ = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 _STARTSWITH = re.compile(r"^\s*startswith\(\s*(\w+)\s*,\s*'((?:[^']|'')*)'\s*\)\s*$", re.IGNORECASE)
+_IN = re.compile(r"^\s*(\w+)\s+in\s+\(((?:\s*'(?:[^']|'')*'\s*,?)*)\)\s*$", re.IGNORECASE)
+_IN_VALUE = re.compile(r"'((?:[^']|'')*)'")
+# Graph rewrites `in` into OR clauses and refuses more than this many.
+MAX_OR_CLAUSES = 15
 
 
-def filter_items(
-    items: list[dict[str, Any]], expression: str | None, allowed: frozenset[str], type_name: str
-) -> list[dict[str, Any]]:
-    """Apply `prop eq 'value'` or `startswith(prop,'value')`; anything else is refused as Graph does."""
+def matcher(expression: str | None, allowed: frozenset[str], type_name: str) -> Callable[[dict[str, Any]], bool]:
+    """A test for `prop eq 'v'`, `startswith(prop,'v')` or `prop in ('v1', ...)`; anything else is refused as
+    Graph does (QueryError). Graph compares ids and names case-insensitively."""
     if not expression:
-        return items
-    match = _EQ.match(expression)
-    starts = False
-    if match is None:
-        match = _STARTSWITH.match(expression)
-        starts = True
-    if match is None:
+        return lambda item: True
+    prop: str
+    if (match := _EQ.match(expression)) is not None:
+        prop, wanted = match.group(1), {match.group(2).replace("''", "'").lower()}
+        starts = False
+    elif (match := _STARTSWITH.match(expression)) is not None:
+        prop, prefix, starts = match.group(1), match.group(2).replace("''", "'").lower(), True
+    elif (match := _IN.match(expression)) is not None:
+        prop, starts = match.group(1), False
+        values = [v.replace("''", "'") for v in _IN_VALUE.findall(match.group(2))]
+        if not values:
+            raise QueryError("Unsupported Query.")
+        if len(values) > MAX_OR_CLAUSES:
+            raise QueryError(
+                "Too many child clauses specified in search filter expression containing 'OR' operators: "
+                f"{len(values)}. Max allowed: {MAX_OR_CLAUSES}."
+            )
+        wanted = {v.lower() for v in values}
+    else:
         raise QueryError("Unsupported Query.")
-    prop, value = match.group(1), match.group(2).replace("''", "'")
     if prop not in allowed:
         raise QueryError(
             f"Unsupported or invalid query filter clause specified for property '{prop}' of resource '{type_name}'."
         )
     if starts:
-        return [i for i in items if str(i.get(prop) or "").lower().startswith(value.lower())]
-    # Graph compares ids case-insensitively and names case-insensitively too.
-    return [i for i in items if str(i.get(prop) or "").lower() == value.lower()]
+        return lambda item: str(item.get(prop) or "").lower().startswith(prefix)
+    return lambda item: str(item.get(prop) or "").lower() in wanted
+
+
+def filter_items(
+    items: list[dict[str, Any]], expression: str | None, allowed: frozenset[str], type_name: str
+) -> list[dict[str, Any]]:
+    """The items that :func:`matcher` accepts."""
+    test = matcher(expression, allowed, type_name)
+    return [i for i in items if test(i)]
 
 
 def select(entity: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:

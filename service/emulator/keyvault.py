@@ -27,6 +27,7 @@ from aiohttp import web
 from service.emulator.callers import bearer_token
 from service.emulator.clock import Clock
 from service.emulator.directory import KEY_VAULT_APP_ID, KEY_VAULT_RESOURCE
+from service.emulator.throttle import Throttle
 from service.emulator.tokens import TokenError, TokenSigner, decode_unverified
 from service.emulator.wire import TENANT_ID, json_response, read_json, unix
 
@@ -36,12 +37,15 @@ RECOVERABLE_DAYS = 90
 
 
 class VaultError(Exception):
-    def __init__(self, status: int, code: str, message: str, *, inner: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, inner: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.inner = inner
+        self.retry_after = retry_after
 
 
 def error_json(code: str, message: str, inner: str | None = None) -> dict[str, Any]:
@@ -108,6 +112,10 @@ class KeyVaultService:
         self.secrets: dict[str, list[SecretVersion]] = {}
         self.deleted: dict[str, DeletedSecret] = {}
         self.denied: set[str] = set()
+        # Principals whose role is assigned on single secrets, not on the vault: they may not list the vault.
+        self.secret_scoped: set[str] = set()
+        # Key Vault's budget of operations per vault.
+        self.throttle = Throttle()
         # At most this many items a page, whatever `maxresults` asks, still with a nextLink while more remain.
         self.page_limit: int | None = None
 
@@ -142,6 +150,11 @@ class KeyVaultService:
         found = self.versions(name)
         return found[-1] if found else None
 
+    def scope_to_secrets(self, object_id: str) -> None:
+        """The principal's role reaches single secrets only: listing the vault's secrets is refused (403)."""
+        with self.lock:
+            self.secret_scoped.add(object_id.lower())
+
     def deny(self, object_id: str) -> None:
         with self.lock:
             self.denied.add(object_id.lower())
@@ -156,11 +169,20 @@ class KeyVaultService:
         try:
             if "api-version" not in request.query:
                 raise VaultError(400, "BadParameter", "The 'api-version' query parameter is missing.")
-            self._authorize(request)
+            self._authorize(request, listing=segments in (["secrets"], ["secrets", ""]))
+            wait = self.throttle.take("vault")
+            if wait is not None:
+                raise VaultError(
+                    429, "Throttled",
+                    "Request was not processed because too many requests were received. Reason: "
+                    "VaultRequestTypeLimitReached", retry_after=wait,
+                )
             with self.lock:
                 return await self._route(request, segments)
         except VaultError as exc:
-            headers = self._challenge_header() if exc.status == 401 else None
+            headers = self._challenge_header() if exc.status == 401 else {}
+            if exc.retry_after is not None:
+                headers["Retry-After"] = str(exc.retry_after)
             return json_response(error_json(exc.code, exc.message, exc.inner), status=exc.status, headers=headers)
 
     def _challenge_header(self) -> dict[str, str]:
@@ -169,7 +191,7 @@ class KeyVaultService:
             "WWW-Authenticate": f'Bearer authorization="{self.base_url()}/{tenant}", resource="{KEY_VAULT_RESOURCE}"'
         }
 
-    def _authorize(self, request: web.Request) -> None:
+    def _authorize(self, request: web.Request, *, listing: bool = False) -> None:
         token = bearer_token(request)
         if token is None:
             raise VaultError(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
@@ -199,10 +221,9 @@ class KeyVaultService:
             )
         oid = str(claims.get("oid", "")).lower()
         with self.lock:
-            if oid in self.denied:
-                action = "Microsoft.KeyVault/vaults/secrets/" + (
-                    "getSecret/action" if request.method == "GET" else "setSecret/action"
-                )
+            if oid in self.denied or (listing and oid in self.secret_scoped):
+                verb = "readMetadata" if listing else "getSecret" if request.method == "GET" else "setSecret"
+                action = f"Microsoft.KeyVault/vaults/secrets/{verb}/action"
                 raise VaultError(
                     403,
                     "Forbidden",

@@ -37,6 +37,7 @@ from service.emulator.entra import EntraService
 from service.emulator.fault_responses import fault_response
 from service.emulator.faults import Fault, FaultSet, RequestInfo
 from service.emulator.graph import GraphService
+from service.emulator.graph_batch import GraphBatch
 from service.emulator.hooks import HOOKS_PATH, Hooks
 from service.emulator.keyvault import KeyVaultService, SecretVersion
 from service.emulator.receiver import Receiver
@@ -58,6 +59,7 @@ class RequestRecord:
     status: int
     tenant_id: str | None
     at: datetime
+    inner: bool = False  # one of the requests inside a Graph `$batch` (the batch itself is another record)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class Emulator:
         self.receiver = Receiver(self.directory, receiver_api_key, verify_signin=verify_pushed_secrets)
         self.hooks = Hooks()  # a Teams and a Slack incoming webhook, for `notify:`
         self.faults = FaultSet()
+        self.graph_batch = GraphBatch(self.graph, self.faults, lambda r, service, status: self._record(
+            r, service, status, inner=True))
         self.default_latency = timedelta(0)
         self.requests: list[RequestRecord] = []
         self._url: str | None = None
@@ -173,6 +177,17 @@ class Emulator:
     @password_cap.setter
     def password_cap(self, value: int) -> None:
         self.directory.password_cap = value
+
+    def throttle(self, *, graph: int | None = None, vault: int | None = None, window: float = 10.0) -> None:
+        """Answer 429 beyond ``graph`` requests per ``window`` seconds per app and tenant (each request in a
+        `$batch` counting) and beyond ``vault`` operations per window on the vault; None: no limit."""
+        self.graph.throttle.limit, self.graph.throttle.window = graph, window
+        self.keyvault.throttle.limit, self.keyvault.throttle.window = vault, window
+
+    @property
+    def throttled(self) -> dict[str, int]:
+        """How many requests each service answered 429 because of :meth:`throttle`."""
+        return {"graph": self.graph.throttle.refused, "keyvault": self.keyvault.throttle.refused}
 
     @property
     def sign_ins(self) -> SignInLog:
@@ -284,6 +299,8 @@ class Emulator:
             return await handle_control(self, request, segments[1:])
         if service == "graph":
             graph_segments = [s for s in segments[1:] if s]
+            if graph_segments == ["$batch"] and request.method == "POST":
+                return await self.graph_batch.handle(request)
             return await self.graph.handle(request, graph_segments, version=segments[0])
         if service == "keyvault":
             return await self.keyvault.handle(request, segments)
@@ -365,7 +382,7 @@ class Emulator:
             return await fault_bodies.flood(fault, request)
         return fault_response(service, fault.status, fault.retry_after, self)
 
-    def _record(self, request: web.Request, service: str, status: int) -> None:
+    def _record(self, request: web.Request, service: str, status: int, *, inner: bool = False) -> None:
         tenant = request.get(TENANT_ID)
         self.requests.append(
             RequestRecord(
@@ -375,6 +392,7 @@ class Emulator:
                 status=status,
                 tenant_id=str(tenant).lower() if tenant else None,
                 at=self.clock.now(),
+                inner=inner,
             )
         )
 
@@ -568,6 +586,10 @@ class Emulator:
         if value is not None and value < 1:
             raise ValueError("vault_page_limit must be at least 1")
         self.keyvault.page_limit = value
+
+    def kv_scope_to_secrets(self, object_id: str) -> None:
+        """The principal's Key Vault role is on single secrets: it may read and write them, not list the vault."""
+        self.keyvault.scope_to_secrets(object_id)
 
     def kv_deny(self, object_id: str) -> None:
         self.keyvault.deny(object_id)

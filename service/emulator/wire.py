@@ -12,6 +12,8 @@ from aiohttp import web
 # The tenant a request was for, as each service learns it (the path for Entra, the token for Graph and
 # Key Vault); the request log and the fault hooks read it.
 TENANT_ID = web.RequestKey("tenant_id", str)
+# The body of a request inside a Graph `$batch` (which has no body of its own on the wire).
+INNER_BODY = web.RequestKey("inner_body", bytes)
 
 
 def iso(moment: datetime) -> str:
@@ -63,7 +65,7 @@ def json_response(
 
 async def read_json(request: web.Request) -> Any:
     """The JSON body, or None for an empty body; raises ValueError on malformed JSON."""
-    raw = await request.read()
+    raw = request[INNER_BODY] if INNER_BODY in request else await request.read()
     if not raw.strip():
         return None
     return json.loads(raw)

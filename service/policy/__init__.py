@@ -14,7 +14,8 @@ are DESIGN.md's "rotation protocol", step 2, each a small named function (cert-m
 - plan.py: the answers put together, in the order apply must take them;
 - window.py: what of them waits for a maintenance window, and when safety cannot wait;
 - notes.py: what `plan` and `status` say that is no action;
-- standings.py: what is becoming of each credential, for `status`, by the same rules.
+- standings.py: what is becoming of each credential, for `status`, by the same rules;
+- history.py: whether a plan needs what the sinks ever recorded, or only what they hold now.
 """
 
 from service.policy.facts import (
@@ -27,6 +28,7 @@ from service.policy.facts import (
     newest,
     renewal_time,
 )
+from service.policy.history import needs_history
 from service.policy.notes import notes
 from service.policy.plan import plan
 from service.policy.retirement import lagging_consumers
@@ -40,6 +42,7 @@ __all__ = [
     "lagging_consumers",
     "lifetime_under",
     "may_be_held",
+    "needs_history",
     "newest",
     "notes",
     "plan",

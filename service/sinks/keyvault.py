@@ -16,7 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from service.config.fields import HttpsUrl, is_loopback
 from service.config.references import SecretRef
 from service.model import DEFAULT_MARKER, App, Credential, Holding
-from service.ports import Sink, Vault, VaultVersion
+from service.ports import NotListed, Sink, Vault, VaultVersion
 from service.secret import Secret
 from service.sinks.registry import PassClients, SinkSettings, SinkTarget, register
 
@@ -108,10 +108,19 @@ class VaultSink:
         self.id = vault_sink_id(vault_url, name)
         self._versions: list[VaultVersion] = []
 
-    async def read(self, app: App) -> Holding:
+    async def read(self, app: App, *, history: bool = True) -> Holding:
         """:meth:`service.ports.Sink.read`: the latest version's ``key-id`` tag, or the one credential an untagged
-        secret's hint and expiry fit (adopted); every tagged version's key id is recorded.
+        secret's hint and expiry fit (adopted); every tagged version's key id is recorded. ``history=False``:
+        the current version from the pass's listing of the vault, when it is listed and tagged.
         """
+        if not history:
+            try:
+                held = await self._held_now()
+            except NotListed:
+                pass
+            else:
+                if held is not None:
+                    return held
         self._versions = await self._vault.list_versions(self._name)
         recorded = frozenset(v.tags[TAG_KEY_ID] for v in self._versions if TAG_KEY_ID in v.tags)
         latest = await self._latest()
@@ -125,6 +134,22 @@ class VaultSink:
             key_id = None  # another app's secret under this name: holds nothing of ours
         return Holding(self.id, key_id, latest.created, readable=True,
                        recorded=recorded | ({key_id} if key_id else set()))
+
+    async def _held_now(self) -> Holding | None:
+        """The holding from the pass's listing of the vault (its current version's tags); None when the
+        current version is untagged (adopting it reads its value: the whole read does that)."""
+        latest = await self._vault.current(self._name)
+        if latest is None:
+            # No such secret: it never had a version, so nothing is left out of what it recorded.
+            return Holding(self.id, None, None, readable=True)
+        if not latest.enabled:
+            return Holding(self.id, None, None, readable=True, history=False)
+        key_id = latest.tags.get(TAG_KEY_ID)
+        if key_id is None:
+            return None
+        if latest.tags.get(TAG_CLIENT_ID, self._client_id) != self._client_id:
+            return Holding(self.id, None, None, readable=True, history=False)
+        return Holding(self.id, key_id, latest.created, readable=True, recorded=frozenset({key_id}), history=False)
 
     async def _latest(self) -> VaultVersion | None:
         """The version a consumer reading the secret gets: the newest one.

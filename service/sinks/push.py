@@ -140,9 +140,10 @@ class PushSink:
         self._fields = fields  # static fields and tenantId/clientId under their configured names
         self._names = names  # the push contract's field names -> configured names
 
-    async def read(self, app: App) -> Holding:
+    async def read(self, app: App, *, history: bool = True) -> Holding:
         """The last receipt; with none, a holding that is unknown. StateCorrupt if the receipts cannot be
-        read: the engine takes that for an unknown holding too (and sets the document aside in `run`)."""
+        read: the engine takes that for an unknown holding too (and sets the document aside in `run`).
+        A receipt holds its whole history: ``history`` changes nothing."""
         receipt = await self._store.get(self._target, self.id)
         if receipt is None:
             return Holding(self.id, None, None, readable=False, known=False)

@@ -225,3 +225,46 @@ async def test_delete_makes_the_secret_not_found_and_its_name_unusable_until_pur
     assert (await call(http, "PUT", f"{emu.vault_url}/secrets/gone?{API}", vault_token, {"value": "w"}))[0] == 409
     assert (await call(http, "DELETE", f"{emu.vault_url}/deletedsecrets/gone?{API}", vault_token))[0] == 204
     assert (await call(http, "PUT", f"{emu.vault_url}/secrets/gone?{API}", vault_token, {"value": "w"}))[0] == 200
+
+
+async def test_a_principal_whose_role_is_on_single_secrets_may_read_one_but_not_list_the_vault(
+    emu: Emulator, http: aiohttp.ClientSession, vault_token: str, rotator: Identity
+) -> None:
+    await call(http, "PUT", f"{emu.vault_url}/secrets/one?{API}", vault_token, {"value": "v"})
+    emu.kv_scope_to_secrets(rotator.object_id)
+
+    read, _, _ = await call(http, "GET", f"{emu.vault_url}/secrets/one?{API}", vault_token)
+    listed, body, _ = await call(http, "GET", f"{emu.vault_url}/secrets?{API}&maxresults=25", vault_token)
+
+    assert read == 200
+    assert listed == 403
+    assert body["error"]["innererror"]["code"] == "ForbiddenByRbac"
+    assert "secrets/readMetadata/action" in body["error"]["message"]
+
+
+async def test_the_vault_lists_each_secrets_current_version_in_pages_of_maxresults(
+    emu: Emulator, http: aiohttp.ClientSession, vault_token: str
+) -> None:
+    for name in ("a", "b", "c"):
+        for n in range(2):
+            await call(http, "PUT", f"{emu.vault_url}/secrets/{name}?{API}", vault_token,
+                       {"value": "v", "tags": {"n": str(n)}})
+
+    pages = await _list_versions(http, f"{emu.vault_url}/secrets?{API}&maxresults=2", vault_token)
+
+    assert [len(p) for p in pages] == [2, 1]
+    items = [item for page in pages for item in page]
+    assert sorted(i["id"] for i in items) == [f"{emu.vault_url}/secrets/{n}" for n in ("a", "b", "c")]
+    assert all(i["tags"] == {"n": "1"} for i in items), "the current version's tags"
+    assert all("value" not in i for i in items)
+
+
+async def test_the_vault_throttles_beyond_its_budget_with_a_retry_after(
+    emu: Emulator, http: aiohttp.ClientSession, vault_token: str
+) -> None:
+    emu.throttle(vault=2, window=30)
+
+    statuses = [(await call(http, "GET", f"{emu.vault_url}/secrets?{API}", vault_token))[::2] for _ in range(3)]
+
+    assert [s for s, _ in statuses] == [200, 200, 429]
+    assert 1 <= int(statuses[2][1].headers["Retry-After"]) <= 30

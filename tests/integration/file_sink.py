@@ -54,7 +54,7 @@ class FileSink:
         versions: list[dict[str, Any]] = json.loads(self._path.read_text(encoding="utf-8"))
         return versions
 
-    async def read(self, app: App) -> Holding:
+    async def read(self, app: App, *, history: bool = True) -> Holding:
         versions = self._versions()
         recorded = frozenset(v["key_id"] for v in versions)
         if not versions:

@@ -19,7 +19,9 @@ from aiohttp import web
 from azure.core.credentials_async import AsyncTokenCredential
 
 from service.adapters.entra import EntraVerifier, rotator_credential
-from service.adapters.graph import GraphDirectory, graph_service_client
+from service.adapters.graph import GraphDirectory
+from service.adapters.graph_reads import GraphReads
+from service.adapters.graph_sdk import GraphWrites, graph_service_client
 from service.adapters.keyvault import KeyVault, secret_client
 from service.adapters.push import HttpPusher, PushRequest
 from service.adapters.transport import aiohttp_session, tls_context
@@ -57,12 +59,18 @@ class Kit:
         return credential
 
     def directory(self, retry: RetryPolicy = FAST_RETRY, *, secret_file: Path | None = None) -> GraphDirectory:
-        client, http = graph_service_client(
-            self.credential(secret_file), self.world.tenant, self.endpoints.graph_url, self.endpoints.graph_scope,
-            self.tls,
-        )
-        self.closers.append(http.aclose)
-        return GraphDirectory(client, self.world.tenant, retry, Metrics())
+        credential = self.credential(secret_file)
+        tenant, endpoints = self.world.tenant, self.endpoints
+        reads = GraphReads(self.session, credential, tenant, endpoints.graph_url, endpoints.graph_scope, retry,
+                           Metrics())
+
+        def writes() -> GraphWrites:
+            client, http = graph_service_client(credential, tenant, endpoints.graph_url, endpoints.graph_scope,
+                                                self.tls)
+            self.closers.append(http.aclose)
+            return GraphWrites(client, tenant, retry, Metrics())
+
+        return GraphDirectory(reads, writes)
 
     def vault(self, retry: RetryPolicy = FAST_RETRY, *, verify_challenge_resource: bool = False) -> KeyVault:
         client = secret_client(

@@ -23,11 +23,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from service.adapters.graph import GraphDirectory
+from service.adapters.graph_reads import GraphReads
 from service.adapters.keyvault import KeyVault
 from service.adapters.state_file import FileStateStore
 from service.adapters.state_kubernetes import KubernetesStateStore
 from service.errors import DEFAULT_HINTS, FailureReason, OutcomeUnknown, RemoteError
-from service.model import DEFAULT_MARKER, Intent, credential_name
+from service.metrics import Metrics
+from service.model import DEFAULT_MARKER, App, Intent, credential_name
 from service.ports import MAX_INTENTS, Receipt
 from service.retry import RetryPolicy
 from service.secret import Secret
@@ -36,7 +39,6 @@ from tests.integration.conftest import World, days
 from tests.integration.kit import Kit, calls, loopback_server, push_fields
 
 NAME = "dime-exchange-client-secret"
-APP_READ = r"^/v1\.0/applications\(appId="
 ADD_PASSWORD = r"/addPassword$"
 VAULT = r"^/secrets/"
 RECEIVER = r"^/dimescheduler/"
@@ -44,10 +46,51 @@ RECEIVER = r"^/dimescheduler/"
 QUICK = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, budget=10.0)
 
 
-# --- GraphDirectory.read_app ------------------------------------------------------------------------
+# --- GraphDirectory.read_app, alone and in a batch ----------------------------------------------------
+#
+# A pass reads a tenant's apps in Graph batches (read_apps) and an app alone (read_app) when it is the only
+# one, or again under its target's lock: both paths must answer alike, errors included.
+
+# A read of an app alone (applications(appId='...')) or in a batch (an `appId in (...)` filter, then the app
+# alone inside another batch when the filter did not return it).
+APP_READ = r"^/v1\.0/applications(\(appId=.*)?$"
 
 
-async def test_read_app_returns_the_app_and_its_credentials_in_one_get(kit: Kit) -> None:
+@dataclass(frozen=True)
+class ReadPath:
+    """One way of reading an app: alone, or in a batch; ``http`` the HTTP request it takes to Graph."""
+
+    batched: bool
+
+    async def __call__(self, directory: GraphDirectory, client_id: str) -> App:
+        if not self.batched:
+            return await directory.read_app(client_id)
+        found = (await directory.read_apps([client_id]))[client_id]
+        if isinstance(found, RemoteError):
+            raise found
+        return found
+
+    @property
+    def http(self) -> tuple[str, str]:
+        return ("POST", "/v1.0/$batch") if self.batched else ("GET", "/v1.0/applications(appId=")
+
+
+@pytest.fixture(params=[False, True], ids=["read alone", "read in a batch"])
+def read(request: pytest.FixtureRequest) -> ReadPath:
+    return ReadPath(batched=request.param)
+
+
+def graph_http(emu: Any) -> list[Any]:
+    """The HTTP requests Graph answered (a batch is one; the requests inside it are not)."""
+    return [r for r in calls(emu, "graph") if not r.inner]
+
+
+def graph_reads(emu: Any) -> list[Any]:
+    """The app reads Graph answered: GETs sent alone or inside a batch."""
+    return [r for r in calls(emu, "graph", "GET") if r.inner or not r.path.endswith("$batch")]
+
+
+async def test_read_app_returns_the_app_and_its_credentials_in_one_request(kit: Kit, read: ReadPath) -> None:
     world = kit.world
     now = world.clock.now().replace(microsecond=0)
     seeded: dict[str, tuple[str, datetime, datetime]] = {}
@@ -58,7 +101,7 @@ async def test_read_app_returns_the_app_and_its_credentials_in_one_get(kit: Kit)
     directory = kit.directory()
     world.emu.reset_requests()
 
-    app = await directory.read_app(world.app_id)
+    app = await read(directory, world.app_id)
 
     assert (app.object_id, app.app_id, app.display_name) == (world.app_object_id, world.app_id, "Dime.Scheduler")
     assert {c.key_id for c in app.credentials} == set(seeded)
@@ -73,7 +116,10 @@ async def test_read_app_returns_the_app_and_its_credentials_in_one_get(kit: Kit)
         assert credential.start is not None
         assert credential.end is not None
         assert credential.start.utcoffset() == credential.end.utcoffset() == timedelta(0)
-    assert [(r.method, r.status) for r in calls(world.emu, "graph")] == [("GET", 200)]
+    [http] = graph_http(world.emu)
+    assert (http.method, http.status) == (read.http[0], 200)
+    assert read.http[1] in http.path
+    assert [r.status for r in graph_reads(world.emu)] == [200]
 
 
 def _unknown_app(world: World) -> str:
@@ -97,25 +143,27 @@ def _unavailable_forever(world: World) -> str:
 @pytest.mark.parametrize(
     ("arrange", "reason", "transient", "status", "code", "gets"),
     [
-        pytest.param(_unknown_app, FailureReason.NOT_FOUND, False, 404, "Request_ResourceNotFound", 1,
-                     id="an appId no app has is not_found, permanent, asked once"),
-        pytest.param(_app_not_owned, FailureReason.PERMISSION_DENIED, False, 403, "Authorization_RequestDenied", 1,
-                     id="an app the rotator does not own is permission_denied, asked once"),
-        pytest.param(_throttled_forever, FailureReason.THROTTLED, True, 429, "TooManyRequests", QUICK.attempts,
+        pytest.param(_unknown_app, FailureReason.NOT_FOUND, False, 404, "Request_ResourceNotFound", (1, 2),
+                     id="an appId no app has is not_found, permanent, asked once (in a batch: then alone)"),
+        pytest.param(_app_not_owned, FailureReason.PERMISSION_DENIED, False, 403, "Authorization_RequestDenied",
+                     (1, 2), id="an app the rotator does not own is permission_denied (in a batch: once alone)"),
+        pytest.param(_throttled_forever, FailureReason.THROTTLED, True, 429, "TooManyRequests",
+                     (QUICK.attempts, QUICK.attempts),
                      id="a 429 that never stops is throttled after the policy's attempts"),
-        pytest.param(_unavailable_forever, FailureReason.UNEXPECTED, True, 503, "ServiceUnavailable", QUICK.attempts,
+        pytest.param(_unavailable_forever, FailureReason.UNEXPECTED, True, 503, "ServiceUnavailable",
+                     (QUICK.attempts, QUICK.attempts),
                      id="a 503 that never stops stays transient after the policy's attempts"),
     ],
 )
 async def test_read_app_fails_with_a_sorted_error(
-    kit: Kit, arrange: Callable[[World], str], reason: FailureReason, transient: bool, status: int, code: str,
-    gets: int,
+    kit: Kit, read: ReadPath, arrange: Callable[[World], str], reason: FailureReason, transient: bool, status: int,
+    code: str, gets: tuple[int, int],
 ) -> None:
     client_id = arrange(kit.world)
     directory = kit.directory(QUICK)
 
     with pytest.raises(RemoteError) as caught:
-        await directory.read_app(client_id)
+        await read(directory, client_id)
 
     error = caught.value
     assert (error.service, error.reason, error.transient, error.status, error.code) == (
@@ -123,7 +171,27 @@ async def test_read_app_fails_with_a_sorted_error(
     )
     assert client_id in error.target
     assert error.hint
-    assert len(calls(kit.emu, "graph", "GET")) == gets
+    assert len(graph_reads(kit.emu)) == gets[read.batched]
+
+
+async def test_an_app_read_in_a_batch_fails_exactly_as_the_same_read_alone(kit: Kit) -> None:
+    world = kit.world
+    unknown, theirs = str(uuid.uuid4()), _app_not_owned(world)
+    directory = kit.directory(QUICK)
+
+    batched = await directory.read_apps([world.app_id, unknown, theirs])
+    alone = {}
+    for client_id in (unknown, theirs):
+        with pytest.raises(RemoteError) as caught:
+            await directory.read_app(client_id)
+        alone[client_id] = caught.value
+
+    assert isinstance(batched[world.app_id], App)
+    for client_id, error in alone.items():
+        found = batched[client_id]
+        assert isinstance(found, RemoteError)
+        fields = ("service", "target", "reason", "transient", "status", "code", "hint", "message")
+        assert [getattr(found, f) for f in fields] == [getattr(error, f) for f in fields]
 
 
 @pytest.mark.parametrize(
@@ -134,46 +202,71 @@ async def test_read_app_fails_with_a_sorted_error(
     ],
 )
 async def test_read_app_waits_out_a_429_then_succeeds(
-    kit: Kit, retry_after: int, max_delay: float, wait: float
+    kit: Kit, read: ReadPath, retry_after: int, max_delay: float, wait: float
 ) -> None:
     directory = kit.directory(RetryPolicy(attempts=4, base_delay=0.01, max_delay=max_delay, budget=10.0))
-    await directory.read_app(kit.world.app_id)  # the token is fetched outside the timed part
+    await read(directory, kit.world.app_id)  # the token is fetched outside the timed part
     kit.emu.reset_requests()
     kit.emu.faults.add(APP_READ, "GET", "throttle", retry_after=retry_after, count=2)
 
     started = time.monotonic()
-    app = await directory.read_app(kit.world.app_id)
+    app = await read(directory, kit.world.app_id)
     elapsed = time.monotonic() - started
 
     assert app.app_id == kit.world.app_id
-    gets = calls(kit.emu, "graph", "GET")
+    gets = graph_reads(kit.emu)
     assert [r.status for r in gets] == [429, 429, 200]
     gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(gets)]
     assert all(wait * 0.9 <= gap < wait + 1.5 for gap in gaps), gaps
     assert 2 * wait * 0.9 <= elapsed < 2 * wait + 3.0
 
 
-async def test_read_app_rides_out_one_503(kit: Kit) -> None:
+async def test_read_app_rides_out_one_503(kit: Kit, read: ReadPath) -> None:
     kit.emu.faults.add(APP_READ, "GET", "status", status=503, retry_after=0, count=1)
 
-    app = await kit.directory().read_app(kit.world.app_id)
+    app = await read(kit.directory(), kit.world.app_id)
 
     assert app.object_id == kit.world.app_object_id
-    assert [r.status for r in calls(kit.emu, "graph", "GET")] == [503, 200]
+    assert [r.status for r in graph_reads(kit.emu)] == [503, 200]
 
 
-async def test_read_app_with_a_wrong_rotator_secret_is_permission_denied_by_entra(kit: Kit) -> None:
+class CountingCredential:
+    """The rotator's real credential, counting the tokens asked of it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.asked = inner, 0
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self.asked += 1
+        return await self.inner.get_token(*scopes, **kwargs)
+
+
+async def test_graph_reads_ask_for_a_token_once_and_reuse_it(kit: Kit) -> None:
+    credential = CountingCredential(kit.credential())
+    endpoints = kit.endpoints
+    reads = GraphReads(kit.session, credential, kit.world.tenant, endpoints.graph_url,  # type: ignore[arg-type]
+                       endpoints.graph_scope, QUICK, Metrics())
+
+    for _ in range(3):
+        await reads.read_app(kit.world.app_id)
+    await reads.read_apps([kit.world.app_id, _app_not_owned(kit.world)])
+
+    assert credential.asked == 1
+
+
+async def test_read_app_with_a_wrong_rotator_secret_is_permission_denied_by_entra(kit: Kit, read: ReadPath) -> None:
     wrong = kit.world.tmp / "wrong-rotator-secret"
     wrong.write_text("not-the-rotator-secret-at-all-0123456789")
     directory = kit.directory(secret_file=wrong)
 
     with pytest.raises(RemoteError) as caught:
-        await directory.read_app(kit.world.app_id)
+        await read(directory, kit.world.app_id)
 
     error = caught.value
     assert (error.service, error.reason, error.transient) == ("entra", FailureReason.PERMISSION_DENIED, False)
     assert "credential" in (error.hint or "")
     assert "AADSTS7000215" in str(error)
+    assert error.target == f"app {kit.world.app_id} in tenant {kit.world.tenant}"
     assert calls(kit.emu, "graph") == [], "Graph is never asked without a token"
 
 

@@ -98,8 +98,10 @@ def network_calls(emu: Emulator) -> list[str]:
 
 
 def writes(emu: Emulator) -> list[str]:
-    """Requests that could change something (token requests are POSTs that change nothing)."""
-    return [f"{r.method} {r.path}" for r in emu.requests if r.method != "GET" and r.service != "entra"]
+    """Requests that could change something (token requests are POSTs that change nothing; a Graph `$batch`
+    is a POST that carries requests, each recorded on its own, which count by their own methods)."""
+    return [f"{r.method} {r.path}" for r in emu.requests
+            if r.method != "GET" and r.service != "entra" and r.path != "/v1.0/$batch"]
 
 
 # --- a broken config or usage: exit 2, say where and how to fix it, contact nothing ---------------

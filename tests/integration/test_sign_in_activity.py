@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from service.adapters.graph import graph_service_client
+from service.adapters.graph_sdk import graph_service_client
 from service.adapters.sign_in_activity import GraphSignInReport, beta_url
 from service.emulator import RequestInfo
 from service.errors import FailureReason, RemoteError
