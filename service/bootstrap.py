@@ -141,8 +141,11 @@ async def gather(request: Request, admin: AppAdmin, vault: Vault | None) -> Fact
     graph = await admin.service_principal(GRAPH_APP_ID)
     if graph is None:
         raise RemoteError(
-            "the tenant has no Microsoft Graph service principal", service="graph",
-            target=f"tenant {request.tenant_id}", reason=FailureReason.NOT_FOUND, transient=False,
+            "the tenant has no Microsoft Graph service principal",
+            service="graph",
+            target=f"tenant {request.tenant_id}",
+            reason=FailureReason.NOT_FOUND,
+            transient=False,
             hint="check --tenant-id: every Entra tenant has Microsoft Graph's service principal",
         )
     principal = await admin.service_principal(app.app_id) if app else None
@@ -151,8 +154,9 @@ async def gather(request: Request, admin: AppAdmin, vault: Vault | None) -> Fact
     vault_key_id, foreign = None, False
     if request.store is not None and vault is not None:
         # Read before anything is created, so a vault the admin cannot write to stops bootstrap early.
-        sink = VaultSink(vault, request.store.vault_url, request.store.secret_name, app.app_id if app else "",
-                         request.marker)
+        sink = VaultSink(
+            vault, request.store.vault_url, request.store.secret_name, app.app_id if app else "", request.marker
+        )
         holding = await sink.read(_as_app(app))
         vault_key_id = holding.key_id
         foreign = holding.key_id is None and holding.since is not None
@@ -224,15 +228,18 @@ def _secret_step(request: Request, facts: Facts) -> Step:
     existing = existing_secret(facts.app, request.marker, facts.vault_key_id)
     if existing is None:
         where = f"store it in {request.store}" if request.store else "show it once"
-        return Step(StepKind.CLIENT_CREDENTIAL, Change.CREATE,
-                    f"add a secret named with the marker {request.marker!r}; {where}")
+        return Step(
+            StepKind.CLIENT_CREDENTIAL, Change.CREATE, f"add a secret named with the marker {request.marker!r}; {where}"
+        )
     text = f"{existing.display_name!r}, key id {existing.key_id}; not shown again"
     if request.store is not None:
         if existing.key_id == facts.vault_key_id:
             text += f"; held by {request.store}"
         else:
-            text += (f"; {request.store} does not hold it: `secret-rotator run` stores a fresh one "
-                     "(or re-run with --new-secret)")
+            text += (
+                f"; {request.store} does not hold it: `secret-rotator run` stores a fresh one "
+                "(or re-run with --new-secret)"
+            )
     return Step(StepKind.CLIENT_CREDENTIAL, Change.NONE, text)
 
 
@@ -250,21 +257,29 @@ def plan(request: Request, facts: Facts) -> list[Step]:
     app = facts.app
     steps: list[Step] = []
     if app is None:
-        steps.append(Step(
-            StepKind.APPLICATION, Change.CREATE,
-            f"create {request.name!r}: single tenant ({SIGN_IN_AUDIENCE}), web redirect URI {request.redirect_uri}, "
-            f"Microsoft Graph application permissions {', '.join(GRAPH_ROLES)}",
-        ))
+        steps.append(
+            Step(
+                StepKind.APPLICATION,
+                Change.CREATE,
+                f"create {request.name!r}: single tenant ({SIGN_IN_AUDIENCE}), "
+                f"web redirect URI {request.redirect_uri}, "
+                f"Microsoft Graph application permissions {', '.join(GRAPH_ROLES)}",
+            )
+        )
     else:
         note = ""
         if app.sign_in_audience != SIGN_IN_AUDIENCE:
             note = f"; its sign-in audience is {app.sign_in_audience}, not {SIGN_IN_AUDIENCE} (left as it is)"
-        steps.append(Step(StepKind.APPLICATION, Change.NONE,
-                          f"{app.display_name!r}, client id {app.app_id}{note}"))
+        steps.append(Step(StepKind.APPLICATION, Change.NONE, f"{app.display_name!r}, client id {app.app_id}{note}"))
         uris, permissions = _missing_settings(request, app)
         if uris is None and permissions is None:
-            steps.append(Step(StepKind.APP_SETTINGS, Change.NONE,
-                              "redirect URI and Microsoft Graph application permissions are requested"))
+            steps.append(
+                Step(
+                    StepKind.APP_SETTINGS,
+                    Change.NONE,
+                    "redirect URI and Microsoft Graph application permissions are requested",
+                )
+            )
         else:
             parts = []
             if uris is not None:
@@ -283,8 +298,13 @@ def plan(request: Request, facts: Facts) -> list[Step]:
         else:
             steps.append(Step(StepKind.CONSENT, Change.CREATE, "grant (application permission)", role=name))
     if request.owner is None:
-        steps.append(Step(StepKind.OWNER, Change.SKIP,
-                          "no --owner: the rotator then needs Application.ReadWrite.All instead of .OwnedBy"))
+        steps.append(
+            Step(
+                StepKind.OWNER,
+                Change.SKIP,
+                "no --owner: the rotator then needs Application.ReadWrite.All instead of .OwnedBy",
+            )
+        )
     elif request.owner.lower() in facts.owners:
         steps.append(Step(StepKind.OWNER, Change.NONE, f"{request.owner} owns the app"))
     else:
@@ -338,8 +358,10 @@ class StepFailed(ServiceError):
         self.needs = needs(error, kind) if error.reason is FailureReason.PERMISSION_DENIED else None
         hint = error.hint
         if self.needs and self.needs is not NEEDS_SIGN_IN:
-            hint = ("sign in with that privilege (or ask an administrator who has it) and run the same command "
-                    "again: it completes what is missing")
+            hint = (
+                "sign in with that privilege (or ask an administrator who has it) and run the same command "
+                "again: it completes what is missing"
+            )
         what = step.title if step else "reading what the tenant has"
         super().__init__(f"{what} failed: {error}", reason=error.reason, hint=hint)
 
@@ -392,8 +414,12 @@ class Outcome:
 
 def preview(request: Request, facts: Facts, steps: list[Step]) -> Outcome:
     """What --dry-run shows: each step's result as it would be."""
-    words = {Change.CREATE: Status.WOULD_CREATE, Change.UPDATE: Status.WOULD_UPDATE,
-             Change.NONE: Status.PRESENT, Change.SKIP: Status.SKIPPED}
+    words = {
+        Change.CREATE: Status.WOULD_CREATE,
+        Change.UPDATE: Status.WOULD_UPDATE,
+        Change.NONE: Status.PRESENT,
+        Change.SKIP: Status.SKIPPED,
+    }
     results = [StepResult(s, words[s.change], s.message) for s in steps]
     return Outcome(request, results, facts.app, facts.principal, dry_run=True, vault_key_id=facts.vault_key_id)
 
@@ -401,8 +427,9 @@ def preview(request: Request, facts: Facts, steps: list[Step]) -> Outcome:
 class _Applier:
     """Runs the steps in order; the first failure stops the run and is reported with what was made."""
 
-    def __init__(self, request: Request, facts: Facts, admin: AppAdmin, directory: Directory,
-                 vault: Vault | None, now: datetime) -> None:
+    def __init__(
+        self, request: Request, facts: Facts, admin: AppAdmin, directory: Directory, vault: Vault | None, now: datetime
+    ) -> None:
         self.request = request
         self.facts = facts
         self.admin = admin
@@ -490,8 +517,14 @@ class _Applier:
         except RemoteError:
             note = f"the new secret {credential.key_id} could not be removed again: the rotator removes it as an orphan"
         return RemoteError(
-            f"{error.message}; {note}", service=error.service, target=error.target, reason=error.reason,
-            transient=error.transient, status=error.status, code=error.code, hint=error.hint,
+            f"{error.message}; {note}",
+            service=error.service,
+            target=error.target,
+            reason=error.reason,
+            transient=error.transient,
+            status=error.status,
+            code=error.code,
+            hint=error.hint,
         )
 
     def made(self, results: list[StepResult]) -> list[str]:
@@ -529,8 +562,15 @@ async def apply(
         results.append(StepResult(step, status, detail))
     app = applier.app
     if app is not None and applier.issued is not None:
-        app = Registration(app.object_id, app.app_id, app.display_name, app.sign_in_audience, app.redirect_uris,
-                           app.permissions, (*app.credentials, applier.issued.credential))
+        app = Registration(
+            app.object_id,
+            app.app_id,
+            app.display_name,
+            app.sign_in_audience,
+            app.redirect_uris,
+            app.permissions,
+            (*app.credentials, applier.issued.credential),
+        )
     return Outcome(request, results, app, applier.principal, applier.issued, error, vault_key_id=facts.vault_key_id)
 
 
@@ -555,8 +595,11 @@ def config_snippet(outcome: Outcome) -> dict[str, Any] | None:
         "sinks": [],
     }
     if request.store is not None:
-        sink: dict[str, Any] = {"type": "keyvault", "vault_url": request.store.vault_url,
-                                "secret_name": request.store.secret_name}
+        sink: dict[str, Any] = {
+            "type": "keyvault",
+            "vault_url": request.store.vault_url,
+            "secret_name": request.store.secret_name,
+        }
         if not request.store.verify_challenge_resource:
             sink["verify_challenge_resource"] = False
         target["sinks"].append(sink)

@@ -138,8 +138,10 @@ def parse_store(text: str, cloud_name: str) -> Store:
 
 def _redirect_uri(value: str) -> str:
     parts = urlsplit(value)
-    if not parts.netloc or parts.scheme not in ("https", "http") or (
-        parts.scheme == "http" and not is_loopback(parts.hostname)
+    if (
+        not parts.netloc
+        or parts.scheme not in ("https", "http")
+        or (parts.scheme == "http" and not is_loopback(parts.hostname))
     ):
         raise ConfigError(f"--redirect-uri {value}: a web redirect URI must be https (http only for localhost)")
     return value
@@ -192,8 +194,14 @@ async def bootstrap(config: Settings, clock: Clock, retry: RetryPolicy | None = 
 
     request, cloud = config.request, config.cloud
     retry = retry or RetryPolicy()
-    async with bootstrap_clients(cloud, request.tenant_id, identity=config.identity, device_code=config.device_code,
-                                 store=request.store, retry=retry) as (admin, directory, vault):
+    async with bootstrap_clients(
+        cloud,
+        request.tenant_id,
+        identity=config.identity,
+        device_code=config.device_code,
+        store=request.store,
+        retry=retry,
+    ) as (admin, directory, vault):
         try:
             facts = await gather(request, admin, vault)
         except RemoteError as error:
@@ -214,7 +222,9 @@ def handle(args: argparse.Namespace) -> int:
     for result in outcome.results:
         log.debug(Event.BOOTSTRAP_STEP, step=result.step.title, status=result.status.value, detail=result.detail)
     log.info(
-        Event.BOOTSTRAP_FINISHED, client_id=outcome.app.app_id if outcome.app else None, dry_run=outcome.dry_run,
+        Event.BOOTSTRAP_FINISHED,
+        client_id=outcome.app.app_id if outcome.app else None,
+        dry_run=outcome.dry_run,
         changed=sum(r.status.value in ("created", "updated") for r in outcome.results),
         failed=outcome.error.step.title if isinstance(outcome.error, StepFailed) and outcome.error.step else None,
         reason=outcome.error.reason.value if outcome.error else None,
@@ -262,7 +272,9 @@ def document(outcome: Outcome) -> dict[str, Any]:
         "steps": [{"step": r.step.title, "status": r.status.value, "detail": r.detail} for r in outcome.results],
         "secret": _secret_document(outcome),
         "config": config_snippet(outcome) if error is None else None,
-        "error": None if error is None else {
+        "error": None
+        if error is None
+        else {
             "reason": error.reason.value,
             "message": str(error),
             "needs": getattr(error, "needs", None),
@@ -308,8 +320,10 @@ def render_table(outcome: Outcome) -> str:
     title = "would be done" if outcome.dry_run else "failed" if outcome.error else "done"
     lines = [f"bootstrap of {request.name!r} in tenant {request.tenant_id} ({title}):", ""]
     if outcome.results:
-        lines += table([["STEP", "RESULT", "DETAIL"]] + [[r.step.title, r.status.value, r.detail]
-                                                        for r in outcome.results], indent="  ")
+        lines += table(
+            [["STEP", "RESULT", "DETAIL"]] + [[r.step.title, r.status.value, r.detail] for r in outcome.results],
+            indent="  ",
+        )
         lines.append("")
     lines.append(f"tenant id:  {request.tenant_id}")
     lines.append(f"client id:  {app.app_id if app else '(not created yet)'}")
@@ -324,8 +338,9 @@ def render_table(outcome: Outcome) -> str:
         show = True
         lines.append(f"secret:     {secret['key_id']}, expires {secret['expires_on']}: SHOWN ONCE below")
     else:
-        lines.append(f"secret:     {secret['key_id']} already on the app, expires {secret['expires_on']} "
-                     "(never shown again)")
+        lines.append(
+            f"secret:     {secret['key_id']} already on the app, expires {secret['expires_on']} (never shown again)"
+        )
     if show:
         lines += [
             "",
@@ -351,4 +366,3 @@ def render_error(outcome: Outcome) -> str:
         lines.append("already created by this run: " + ("; ".join(error.made) if error.made else "nothing"))
     lines.append(f"hint: {error.hint}")
     return redact.scrub("\n".join(lines))
-

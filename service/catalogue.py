@@ -63,12 +63,23 @@ class Event(StrEnum):
 
 
 # What README's table of log events documents: DESIGN.md's stable names and the state events.
-CONTRACT_EVENTS = frozenset({
-    Event.RUN_STARTED, Event.RUN_FINISHED, Event.TARGET_HEALTHY, Event.CREDENTIAL_CREATED,
-    Event.CREDENTIAL_VERIFIED, Event.SINK_UPDATED, Event.CREDENTIAL_RETIRED, Event.CREDENTIAL_EXPIRING,
-    Event.ROTATION_FAILED, Event.STATE_CORRUPT, Event.STATE_SET_ASIDE, Event.CONSUMER_LAGGING,
-    Event.EVIDENCE_UNAVAILABLE,
-})
+CONTRACT_EVENTS = frozenset(
+    {
+        Event.RUN_STARTED,
+        Event.RUN_FINISHED,
+        Event.TARGET_HEALTHY,
+        Event.CREDENTIAL_CREATED,
+        Event.CREDENTIAL_VERIFIED,
+        Event.SINK_UPDATED,
+        Event.CREDENTIAL_RETIRED,
+        Event.CREDENTIAL_EXPIRING,
+        Event.ROTATION_FAILED,
+        Event.STATE_CORRUPT,
+        Event.STATE_SET_ASIDE,
+        Event.CONSUMER_LAGGING,
+        Event.EVIDENCE_UNAVAILABLE,
+    }
+)
 
 
 class Reason(StrEnum):

@@ -29,8 +29,12 @@ def run(args: argparse.Namespace) -> int:
     shard = args.shard or (shard_from_environment(args.shards, os.environ) if args.shards else None)
     check_shard(config, shard)
     build_store(config.state)  # an unusable state directory is a config error (exit 2), before any worker starts
-    options = PassOptions(only=args.target, flags=Flags(force=args.force, revoke_previous=args.revoke_previous),
-                          workers=args.workers or available_cpus(), shard=shard)
+    options = PassOptions(
+        only=args.target,
+        flags=Flags(force=args.force, revoke_previous=args.revoke_previous),
+        workers=args.workers or available_cpus(),
+        shard=shard,
+    )
     results = asyncio.run(run_pass(config, clock=SystemClock(), metrics=METRICS, options=options))
     return exit_code(results)
 

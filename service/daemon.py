@@ -62,12 +62,16 @@ class PassReport:
     error: str | None = None  # the pass could not run at all (e.g. the state store is unusable)
 
     @classmethod
-    def of(cls, started_at: datetime, finished_at: datetime, seconds: float,
-           results: Sequence[TargetResult]) -> PassReport:
+    def of(
+        cls, started_at: datetime, finished_at: datetime, seconds: float, results: Sequence[TargetResult]
+    ) -> PassReport:
         """The report of a pass that ran: its outcome counts and each failed target's reason."""
         counts = count_outcomes(results)
-        failures = {r.target: r.error.reason.value if r.error else FailureReason.UNEXPECTED.value
-                    for r in results if r.outcome is Outcome.FAILED}
+        failures = {
+            r.target: r.error.reason.value if r.error else FailureReason.UNEXPECTED.value
+            for r in results
+            if r.outcome is Outcome.FAILED
+        }
         return cls(started_at, finished_at, seconds, counts, failures)
 
     @property
@@ -153,10 +157,15 @@ class Daemon:
         )
         self._scheduler.start()
         host, port = self._server.address
-        self._log.info(Event.DAEMON_STARTED, listen=f"{host}:{port}", schedule=self._config.schedule,
-                       jitter_seconds=int(self._config.schedule_jitter.total_seconds()),
-                       targets=len(self._config.targets), trigger=str(self._trigger),
-                       max_connections=self._server.limits.max_connections)
+        self._log.info(
+            Event.DAEMON_STARTED,
+            listen=f"{host}:{port}",
+            schedule=self._config.schedule,
+            jitter_seconds=int(self._config.schedule_jitter.total_seconds()),
+            targets=len(self._config.targets),
+            trigger=str(self._trigger),
+            max_connections=self._server.limits.max_connections,
+        )
 
     async def stop(self, why: str = "stop requested") -> bool:
         """Stop scheduling, let a pass in flight finish for ``shutdown_timeout``, close; True if it was cut."""
@@ -164,8 +173,9 @@ class Daemon:
             return False
         self._stopping = True
         task = self._in_flight if self._in_flight and not self._in_flight.done() else None
-        self._log.info(Event.DAEMON_STOPPING, why=why, pass_in_flight=task is not None,
-                       timeout_seconds=self.shutdown_timeout)
+        self._log.info(
+            Event.DAEMON_STOPPING, why=why, pass_in_flight=task is not None, timeout_seconds=self.shutdown_timeout
+        )
         if self._scheduler.running:
             # Paused first: shutting the scheduler down would cancel the job it is running.
             self._scheduler.pause()
@@ -231,8 +241,11 @@ class Daemon:
         """Move the next pass forward to the opening of a maintenance window that something waits for, when the
         schedule would fire later: a schedule that never fires inside a window would leave every rotation to
         the safety override (service/policy/window.py). The schedule goes on as before after that pass."""
-        openings = [r.plan.waiting.waits_until for r in results
-                    if r.plan is not None and r.plan.waiting is not None and r.plan.waiting.waits_until is not None]
+        openings = [
+            r.plan.waiting.waits_until
+            for r in results
+            if r.plan is not None and r.plan.waiting is not None and r.plan.waiting.waits_until is not None
+        ]
         if not openings or self._job is None or self._stopping:
             return
         # The scheduler runs on the system clock; the engine's clock may differ from it (the emulator's does).
@@ -250,11 +263,17 @@ class Daemon:
             # Counted per target, so that the failure alerts fire as they would for a target's own failure.
             self._metrics.failures.labels(target, reason.value).inc()
         text = str(error) if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
-        self._log.error(Event.DAEMON_PASS_FAILED, reason=reason.value, error=text, hint=hint,
-                        exc_info=not isinstance(error, ServiceError))
+        self._log.error(
+            Event.DAEMON_PASS_FAILED,
+            reason=reason.value,
+            error=text,
+            hint=hint,
+            exc_info=not isinstance(error, ServiceError),
+        )
         counts = count_outcomes(()) | {Outcome.FAILED.value: len(targets)}
-        return PassReport(started_at, self._clock.now(), seconds, counts,
-                          dict.fromkeys(targets, reason.value), error=text)
+        return PassReport(
+            started_at, self._clock.now(), seconds, counts, dict.fromkeys(targets, reason.value), error=text
+        )
 
     # --- what the probes say (http_endpoints.StatusSource) ---------------------------------------
 
@@ -323,9 +342,14 @@ def command(args: argparse.Namespace) -> int:
 
 async def _serve(config: Config, args: argparse.Namespace, limits: Limits) -> int:
     _add_process_metrics(METRICS)
-    daemon = Daemon(config, metrics=METRICS, listen=args.listen, shutdown_timeout=args.shutdown_timeout,
-                    http_limits=limits,
-                    options=PassOptions(workers=args.workers or available_cpus(), isolated=True))
+    daemon = Daemon(
+        config,
+        metrics=METRICS,
+        listen=args.listen,
+        shutdown_timeout=args.shutdown_timeout,
+        http_limits=limits,
+        options=PassOptions(workers=args.workers or available_cpus(), isolated=True),
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []
@@ -343,8 +367,11 @@ async def _serve(config: Config, args: argparse.Namespace, limits: Limits) -> in
         await daemon.start()
     except OSError as exc:
         host, port = args.listen
-        logs.get_logger().error(Event.DAEMON_FAILED, error=f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                                hint="free the port or choose another with --listen")
+        logs.get_logger().error(
+            Event.DAEMON_FAILED,
+            error=f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="free the port or choose another with --listen",
+        )
         return 1
     await stop.wait()
     await daemon.stop(f"received {received[0]}")

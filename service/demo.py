@@ -48,8 +48,16 @@ SECRET_NAME = "dime-scheduler-client-secret"  # noqa: S105 - the name of a Key V
 LIFETIME, RENEW_BEFORE, GRACE = timedelta(minutes=6), timedelta(minutes=2), timedelta(seconds=15)
 # Entra's sign-in report shows a sign-in this late (hours in Entra); usage_lag allows for it.
 REPORT_LAG = timedelta(seconds=30)
-POLICY = {"lifetime": "6m", "renew_before": "2m", "grace_period": "15s", "verify_timeout": "1m",
-          "in_flight_timeout": "30s", "retire_unmanaged": True, "retire_on": "usage", "usage_lag": "30s"}
+POLICY = {
+    "lifetime": "6m",
+    "renew_before": "2m",
+    "grace_period": "15s",
+    "verify_timeout": "1m",
+    "in_flight_timeout": "30s",
+    "retire_unmanaged": True,
+    "retire_on": "usage",
+    "usage_lag": "30s",
+}
 # The maintenance window added halfway: it opens soon after the second renewal is due, and the secret in use
 # has more than window_margin left then, so the renewal waits for it.
 WINDOW_MARGIN, WINDOW_LENGTH = timedelta(seconds=30), timedelta(minutes=30)  # window_margin: "30s" in add_window
@@ -105,25 +113,40 @@ class Demo:
         api_key = self._private("dimescheduler-api-key", emu.receiver.api_key)
         self.data: dict[str, Any] = {
             "cloud": {"authority_host": emu.url, "graph_url": emu.graph_url, "ca_bundle": str(emu.ca_file)},
-            "credential": {"type": "client_secret", "tenant_id": self.tenant, "client_id": rotator.client_id,
-                           "client_secret": {"file": str(rotator_secret)}},
+            "credential": {
+                "type": "client_secret",
+                "tenant_id": self.tenant,
+                "client_id": rotator.client_id,
+                "client_secret": {"file": str(rotator_secret)},
+            },
             "defaults": POLICY,
             "state": {"backend": "file", "path": str(self.workdir / "state")},
-            "targets": [{
-                "name": TARGET, "tenant_id": self.tenant, "client_id": app.app_id,
-                "sinks": [
-                    {"type": "keyvault", "vault_url": emu.vault_url, "secret_name": SECRET_NAME,
-                     "verify_challenge_resource": False},
-                    {"type": "dimescheduler", "url": emu.receiver_url, "api_key": {"file": str(api_key)}},
-                ],
-            }],
+            "targets": [
+                {
+                    "name": TARGET,
+                    "tenant_id": self.tenant,
+                    "client_id": app.app_id,
+                    "sinks": [
+                        {
+                            "type": "keyvault",
+                            "vault_url": emu.vault_url,
+                            "secret_name": SECRET_NAME,
+                            "verify_challenge_resource": False,
+                        },
+                        {"type": "dimescheduler", "url": emu.receiver_url, "api_key": {"file": str(api_key)}},
+                    ],
+                }
+            ],
         }
         return self._write_config()
 
     def _write_config(self) -> Config:
         path = self.workdir / "config.yaml"
-        path.write_text("# Written by `secret-rotator demo`; valid while its emulator runs.\n"
-                        + yaml.safe_dump(self.data, sort_keys=False), encoding="utf-8")
+        path.write_text(
+            "# Written by `secret-rotator demo`; valid while its emulator runs.\n"
+            + yaml.safe_dump(self.data, sort_keys=False),
+            encoding="utf-8",
+        )
         return load_config(path)
 
     def add_window(self, after: datetime) -> tuple[Config, datetime, str]:
@@ -131,8 +154,12 @@ class Demo:
         ``after``; the config, when the window opens, and the window as the config writes it."""
         opens = (after + timedelta(seconds=80)).replace(second=0, microsecond=0)
         closes = opens + WINDOW_LENGTH
-        window = {"days": [DAY_NAMES[opens.astimezone(UTC).weekday()]], "start": f"{opens:%H:%M}",
-                  "end": f"{closes:%H:%M}", "time_zone": "UTC"}
+        window = {
+            "days": [DAY_NAMES[opens.astimezone(UTC).weekday()]],
+            "start": f"{opens:%H:%M}",
+            "end": f"{closes:%H:%M}",
+            "time_zone": "UTC",
+        }
         self.data["defaults"] = {**POLICY, "windows": [window], "window_margin": "30s"}
         said = f"{window['days'][0]} {window['start']}-{window['end']} {window['time_zone']}"
         return self._write_config(), opens, said
@@ -185,9 +212,16 @@ class Demo:
             state = "in use" if held else ("superseded" if key_id in handed_out else "new, not handed out")
             name = p.display_name or ""
             seen = report.get(key_id.lower())
-            self.known[key_id] = Row(key_id, name, name.startswith(DEFAULT_MARKER), p.end,
-                                     vault_note if key_id == vault_key else "",
-                                     dime_note if key_id == dime_key else "", state, seen.at if seen else None)
+            self.known[key_id] = Row(
+                key_id,
+                name,
+                name.startswith(DEFAULT_MARKER),
+                p.end,
+                vault_note if key_id == vault_key else "",
+                dime_note if key_id == dime_key else "",
+                state,
+                seen.at if seen else None,
+            )
         for key_id, row in self.known.items():
             if key_id not in on_app and row.end is not None:
                 self.known[key_id] = Row(key_id, row.name, row.managed, None, "", "", "retired", row.signed_in)
@@ -209,8 +243,10 @@ class Demo:
         if name == Event.CREDENTIAL_CREATED:
             return f"created {key} ({reason}), valid for {span(LIFETIME)}"
         if name == Event.CREDENTIAL_VERIFIED:
-            return (f"verified {key}: Entra gave it a token on attempt {e.get('attempts')}, after {e.get('seconds')}s "
-                    f"(the replication delay is {span(REPLICATION_DELAY)})")
+            return (
+                f"verified {key}: Entra gave it a token on attempt {e.get('attempts')}, after {e.get('seconds')}s "
+                f"(the replication delay is {span(REPLICATION_DELAY)})"
+            )
         if name == Event.SINK_UPDATED and str(e.get("sink", "")).startswith("keyvault:"):
             return f"stored {key} in Key Vault: a new version tagged key-id={key}..."
         if name == Event.SINK_UPDATED:
@@ -218,8 +254,11 @@ class Demo:
             signed_in = "and it signed in with it" if last and last.signin_ok else "but it could NOT sign in with it"
             return f"pushed {key} to Dime.Scheduler (Idempotency-Key {key}...), {signed_in}"
         if name == Event.CREDENTIAL_RETIRED:
-            switched = ": the grace period is over and the sign-in report shows the switch" if (
-                "shows the switch" in str(e.get("detail", ""))) else ""
+            switched = (
+                ": the grace period is over and the sign-in report shows the switch"
+                if ("shows the switch" in str(e.get("detail", "")))
+                else ""
+            )
             return f"retired {key} ({reason}){switched}"
         if name == Event.ROTATION_DEFERRED:
             # "waiting for window, opens at <when>: <what waits>": the words `plan` prints too.
@@ -260,8 +299,9 @@ class Demo:
         number = self.passes
         self.screen.say(f"pass {number}: {why}")
         began = time.monotonic()
-        task = asyncio.ensure_future(run_pass(config, clock=self.emu.clock, metrics=Metrics(),
-                                              options=PassOptions(backoff=BACKOFF)))
+        task = asyncio.ensure_future(
+            run_pass(config, clock=self.emu.clock, metrics=Metrics(), options=PassOptions(backoff=BACKOFF))
+        )
         while True:
             done, _ = await asyncio.wait({task}, timeout=TICK)
             self.narrate()
@@ -286,18 +326,24 @@ class Demo:
         for holding in result.plan.holdings:
             where = "Key Vault" if holding.sink.startswith("keyvault:") else "Dime.Scheduler"
             if holding.key_id == self.hand_made and holding.readable:
-                self.screen.say(f"    {where} holds {short(holding.key_id)}: its secret has no key-id tag, but its "
-                                "hint and end date match the hand-made credential, so it is adopted (no forced "
-                                "rotation)")
+                self.screen.say(
+                    f"    {where} holds {short(holding.key_id)}: its secret has no key-id tag, but its "
+                    "hint and end date match the hand-made credential, so it is adopted (no forced "
+                    "rotation)"
+                )
             elif holding.key_id is None:
-                self.screen.say(f"    {where}: no push receipt yet, so nothing the rotator can name (the secret "
-                                "was typed in by hand)")
+                self.screen.say(
+                    f"    {where}: no push receipt yet, so nothing the rotator can name (the secret "
+                    "was typed in by hand)"
+                )
             else:
                 self.screen.say(f"    {where} holds {short(holding.key_id)}")
         for action in result.plan.actions:
             self.screen.say(f"    -> {action.kind.value} ({action.reason.value.replace('_', ' ')})")
-        self.expect(any(h.key_id == self.hand_made for h in result.plan.holdings),
-                    "Key Vault's hand-made secret was not adopted")
+        self.expect(
+            any(h.key_id == self.hand_made for h in result.plan.holdings),
+            "Key Vault's hand-made secret was not adopted",
+        )
 
     async def wait_until(self, when: datetime, why: str) -> None:
         """Wait for the emulator's clock to reach ``when`` (with --fast: move the clock there)."""
@@ -326,8 +372,10 @@ class Demo:
         """Dime.Scheduler signs in with the secret it holds, as it does all day; Entra's report shows it later."""
         key = short(self.dime_holds()[0])
         ok = self.emu.receiver.sign_in_with_latest()
-        self.screen.say(f"Dime.Scheduler signs in with {key}, the secret it holds (it does so all day); Entra's "
-                        f"report will show it {span(REPORT_LAG)} from now")
+        self.screen.say(
+            f"Dime.Scheduler signs in with {key}, the secret it holds (it does so all day); Entra's "
+            f"report will show it {span(REPORT_LAG)} from now"
+        )
         self.expect(ok, f"Dime.Scheduler could not sign in with {key}")
 
     def grace_ends(self) -> datetime:
@@ -343,8 +391,9 @@ class Demo:
 
     def retired(self, key_id: str) -> dict[str, Any] | None:
         """The ``credential.retired`` event of ``key_id``, if it was retired."""
-        return next((e for e in self.events if e.get("event") == Event.CREDENTIAL_RETIRED
-                     and e.get("key_id") == key_id), None)
+        return next(
+            (e for e in self.events if e.get("event") == Event.CREDENTIAL_RETIRED and e.get("key_id") == key_id), None
+        )
 
     # --- the story --------------------------------------------------------------------------------
 
@@ -353,13 +402,19 @@ class Demo:
         config = self.seed()
         say = self.screen.say
         say(f"Emulator on {self.emu.url}: Entra ID, Microsoft Graph, Key Vault and a Dime.Scheduler endpoint.")
-        say(f"The Dime.Scheduler app has a hand-made secret {short(self.hand_made)} that expires in "
+        say(
+            f"The Dime.Scheduler app has a hand-made secret {short(self.hand_made)} that expires in "
             f"{span(HAND_MADE_LEFT)}; an admin pasted it into Key Vault (no tags) and typed it into Dime.Scheduler, "
-            "which signs in with it.")
-        say(f"Policy in minutes instead of days: lifetime {span(LIFETIME)}, renew {span(RENEW_BEFORE)} before expiry, "
-            f"grace period {span(GRACE)}; Entra replicates a new secret in {span(REPLICATION_DELAY)}.")
-        say(f"retire_on: usage: an old secret goes only once Entra's sign-in report (LAST SIGN-IN below) shows "
-            f"Dime.Scheduler signing in with the new one; the report lags {span(REPORT_LAG)} here, hours in Entra.")
+            "which signs in with it."
+        )
+        say(
+            f"Policy in minutes instead of days: lifetime {span(LIFETIME)}, renew {span(RENEW_BEFORE)} before expiry, "
+            f"grace period {span(GRACE)}; Entra replicates a new secret in {span(REPLICATION_DELAY)}."
+        )
+        say(
+            f"retire_on: usage: an old secret goes only once Entra's sign-in report (LAST SIGN-IN below) shows "
+            f"Dime.Scheduler signing in with the new one; the report lags {span(REPORT_LAG)} here, hours in Entra."
+        )
         self.refresh()
         self.screen.snapshot()
         await self.preview(config)
@@ -369,21 +424,26 @@ class Demo:
         made = [str(e["key_id"]) for e in self.created(mark)]
         first = made[0] if made else None
         self.expect(len(made) == 1, f"pass 1 created {len(made)} secrets, not one")
-        self.expect(self.vault_holds()[0] == first and self.dime_holds()[0] == first,
-                    "Key Vault and Dime.Scheduler do not both hold the new secret")
+        self.expect(
+            self.vault_holds()[0] == first and self.dime_holds()[0] == first,
+            "Key Vault and Dime.Scheduler do not both hold the new secret",
+        )
         pushed_ok = bool(self.emu.receiver.deliveries) and self.emu.receiver.deliveries[-1].signin_ok is True
         self.expect(pushed_ok, "Dime.Scheduler could not sign in with the pushed secret")
 
         await self.wait_until(self.grace_ends(), "the grace period")
         await self.run_pass(config, "the grace period is over; does the report show Dime.Scheduler switched?")
-        self.expect(self.retired(self.hand_made) is None,
-                    "the hand-made secret was retired before the report showed the switch")
+        self.expect(
+            self.retired(self.hand_made) is None, "the hand-made secret was retired before the report showed the switch"
+        )
         self.dime_signs_in()
         self.fast_forward(REPORT_LAG + timedelta(seconds=1), "the report catches up with that sign-in")
         await self.run_pass(config, f"the report shows Dime.Scheduler signing in with {short(first)}")
         retired = self.retired(self.hand_made)
-        self.expect(retired is not None and "shows the switch" in str(retired.get("detail")),
-                    "the hand-made secret was not retired on the report's evidence")
+        self.expect(
+            retired is not None and "shows the switch" in str(retired.get("detail")),
+            "the hand-made secret was not retired on the report's evidence",
+        )
 
         credential = next((p for p in self.emu.passwords(self.tenant, self.app_id) if p.key_id == first), None)
         second = None
@@ -391,15 +451,19 @@ class Demo:
         if credential is not None:
             renew_at = credential.end - RENEW_BEFORE + timedelta(seconds=1)
             config, opens, window = self.add_window(renew_at)
-            say(f"The team now wants changes made in a maintenance window only: the config gets windows: "
+            say(
+                f"The team now wants changes made in a maintenance window only: the config gets windows: "
                 f"{window} (window_margin {span(WINDOW_MARGIN)}: a secret that would come closer than that to its "
-                "expiry before the window opens is rotated at once).")
+                "expiry before the window opens is rotated at once)."
+            )
             self.fast_forward(renew_at - self.emu.clock.now(), f"to {span(RENEW_BEFORE)} before {short(first)} expires")
             mark = len(self.events)
             await self.run_pass(config, f"{short(first)} is due for renewal, but the window is closed")
             self.expect(not self.created(mark), "the renewal did not wait for the maintenance window")
-            self.expect(any(e.get("event") == Event.ROTATION_DEFERRED for e in self.events[mark:]),
-                        "no rotation.deferred for the closed window")
+            self.expect(
+                any(e.get("event") == Event.ROTATION_DEFERRED for e in self.events[mark:]),
+                "no rotation.deferred for the closed window",
+            )
             self.fast_forward(opens - self.emu.clock.now(), "to when the maintenance window opens")
             mark = len(self.events)
             await self.run_pass(config, "the maintenance window is open")
@@ -414,12 +478,15 @@ class Demo:
 
         remaining = [p.key_id for p in self.emu.passwords(self.tenant, self.app_id)]
         self.expect(second is not None and remaining == [second], f"the app ends with {len(remaining)} secret(s)")
-        self.expect(self.vault_holds()[0] == second and self.dime_holds()[0] == second,
-                    "the consumers do not hold the last secret")
+        self.expect(
+            self.vault_holds()[0] == second and self.dime_holds()[0] == second,
+            "the consumers do not hold the last secret",
+        )
         return self._summary(first, second, remaining, opens)
 
-    def _summary(self, first: str | None, second: str | None, remaining: list[str],
-                 opens: datetime | None) -> list[str]:
+    def _summary(
+        self, first: str | None, second: str | None, remaining: list[str], opens: datetime | None
+    ) -> list[str]:
         verified = [e for e in self.events if e.get("event") == Event.CREDENTIAL_VERIFIED]
         proof = f" (token on attempt {verified[0].get('attempts')}, {verified[0].get('seconds')}s)" if verified else ""
         window = f" at {opens:%H:%M}Z" if opens else ""

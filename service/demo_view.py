@@ -72,8 +72,18 @@ def render_table(rows: list[Row], now: datetime) -> list[str]:
         else:
             expires = f"in {span(row.end - now)}"
         signed_in = f"{span(now - row.signed_in)} ago" if row.signed_in is not None else "-"
-        cells.append([short(row.key_id), row.name, "yes" if row.managed else "no", expires,
-                      row.vault or "-", row.dime or "-", signed_in, row.state])
+        cells.append(
+            [
+                short(row.key_id),
+                row.name,
+                "yes" if row.managed else "no",
+                expires,
+                row.vault or "-",
+                row.dime or "-",
+                signed_in,
+                row.state,
+            ]
+        )
     return table(cells)
 
 

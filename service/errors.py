@@ -18,8 +18,7 @@ DEFAULT_HINTS: dict[FailureReason, str] = {
     ),
     FailureReason.NOT_FOUND: "check tenant_id, client_id, vault_url and secret_name in the config",
     FailureReason.POLICY_VIOLATION: (
-        "the tenant's app management policy refused the request: shorten `lifetime` or ask an admin "
-        "to relax the policy"
+        "the tenant's app management policy refused the request: shorten `lifetime` or ask an admin to relax the policy"
     ),
     FailureReason.THROTTLED: "the service is throttling; the next pass retries, nothing to do unless it persists",
     FailureReason.VERIFICATION_FAILED: (
@@ -108,8 +107,15 @@ class RemoteError(ServiceError):
     def about(self, target: str) -> RemoteError:
         """The same failure, naming ``target`` (one of many things a single answer failed: apps in a batch)."""
         return type(self)(
-            self.message, service=self.service, target=target, reason=self.reason, transient=self.transient,
-            status=self.status, code=self.code, retry_after=self.retry_after, hint=self.hint,
+            self.message,
+            service=self.service,
+            target=target,
+            reason=self.reason,
+            transient=self.transient,
+            status=self.status,
+            code=self.code,
+            retry_after=self.retry_after,
+            hint=self.hint,
         )
 
     def __str__(self) -> str:

@@ -148,7 +148,11 @@ class HttpServer:
     async def start(self) -> None:
         """Listen on the host and port; :attr:`address` is where it listens (port 0: the one it got)."""
         self._server = await asyncio.start_server(
-            self._serve, self._host, self._port, limit=self.limits.max_head_bytes, backlog=self.limits.backlog,
+            self._serve,
+            self._host,
+            self._port,
+            limit=self.limits.max_head_bytes,
+            backlog=self.limits.backlog,
         )
         bound = self._server.sockets[0].getsockname()
         self.address = (str(bound[0]), int(bound[1]))
@@ -179,10 +183,13 @@ class HttpServer:
             victim = next(iter(self._peers[hog]))
             self._release(hog, victim)
             victim.abort()
-            self._warn(Event.HTTP_CONNECTIONS_FULL, "a connection was closed to make room for a new one",
-                       max_connections=self.limits.max_connections, closed_peer=hog,
-                       hint="someone holds many connections open: check who may reach this port "
-                       "(deploy/'s NetworkPolicy)")
+            self._warn(
+                Event.HTTP_CONNECTIONS_FULL,
+                "a connection was closed to make room for a new one",
+                max_connections=self.limits.max_connections,
+                closed_peer=hog,
+                hint="someone holds many connections open: check who may reach this port (deploy/'s NetworkPolicy)",
+            )
         self._peers.setdefault(peer, OrderedDict())[transport] = None
         self._open += 1
 

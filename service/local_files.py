@@ -44,8 +44,9 @@ def size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def read_limited(path: str | Path, limit: int, *, pipes: bool = False, follow_symlinks: bool = True,
-                 pipe_wait: float = 10.0) -> bytes:
+def read_limited(
+    path: str | Path, limit: int, *, pipes: bool = False, follow_symlinks: bool = True, pipe_wait: float = 10.0
+) -> bytes:
     """The bytes of ``path``, at most ``limit`` of them.
 
     Only a regular file is read, and a pipe when ``pipes`` is true (``--config <(...)``, ``/dev/stdin``;

@@ -34,8 +34,9 @@ class RepeatLimiter:
     shortage that asyncio reports on every accept) costs a few lines a minute, and says how many.
     """
 
-    def __init__(self, burst: int = 5, interval: float = 60.0, *, kinds: int = 256,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, burst: int = 5, interval: float = 60.0, *, kinds: int = 256, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._burst = burst
         self._interval = interval
         self._kinds = kinds  # remembered kinds, so that varied lines cannot grow the table without end
@@ -143,8 +144,11 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None, level: 
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(["suppressed"]),
-                               *_shared_processors()],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(["suppressed"]),
+                *_shared_processors(),
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
         )
     )

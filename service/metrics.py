@@ -95,11 +95,22 @@ class Metrics:
         self, target: str, credentials: Iterable[Credential], in_use: set[str], marker: str = DEFAULT_MARKER
     ) -> None:
         """Replace the target's expiry series with the credentials it has now (retired ones vanish)."""
-        self._replace_expiry(target, [
-            ((target, credential.key_id, str(credential.managed(marker)).lower(),
-              str(credential.key_id in in_use).lower()), credential.end.timestamp())
-            for credential in credentials if credential.end is not None
-        ])
+        self._replace_expiry(
+            target,
+            [
+                (
+                    (
+                        target,
+                        credential.key_id,
+                        str(credential.managed(marker)).lower(),
+                        str(credential.key_id in in_use).lower(),
+                    ),
+                    credential.end.timestamp(),
+                )
+                for credential in credentials
+                if credential.end is not None
+            ],
+        )
 
     def _replace_expiry(self, target: str, series: list[tuple[_ExpiryLabels, float]]) -> None:
         for labels, _ in self._expiry_series.pop(target, []):

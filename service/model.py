@@ -33,7 +33,7 @@ def parse_credential_name(name: str | None, marker: str) -> datetime | None:
     prefix = f"{marker} "
     if not name or not name.startswith(prefix):
         return None
-    stamp = name[len(prefix):]
+    stamp = name[len(prefix) :]
     try:
         created = datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)
     except ValueError:

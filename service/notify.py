@@ -43,16 +43,32 @@ def notices(results: Sequence[TargetResult]) -> list[Notice]:
                 facts.append(("Outside the windows", created[-1].window_overridden))
             if retired:
                 facts.append(("Retired", ", ".join(retired)))
-            found.append(Notice(result.target, NotifyEvent.ROTATED,
-                                f"secret-rotator: {result.target} has a new client secret in every sink", tuple(facts)))
+            found.append(
+                Notice(
+                    result.target,
+                    NotifyEvent.ROTATED,
+                    f"secret-rotator: {result.target} has a new client secret in every sink",
+                    tuple(facts),
+                )
+            )
         if result.outcome is Outcome.FAILED and result.error is not None:
             error = result.error
-            facts = [("Target", result.target), *app, ("Reason", error.reason.value),
-                     ("What happened", clip(error, 500))]
+            facts = [
+                ("Target", result.target),
+                *app,
+                ("Reason", error.reason.value),
+                ("What happened", clip(error, 500)),
+            ]
             if error.hint:
                 facts.append(("What to do", clip(error.hint, 500)))
-            found.append(Notice(result.target, NotifyEvent.FAILED,
-                                f"secret-rotator: rotation failed for {result.target}", tuple(facts)))
+            found.append(
+                Notice(
+                    result.target,
+                    NotifyEvent.FAILED,
+                    f"secret-rotator: rotation failed for {result.target}",
+                    tuple(facts),
+                )
+            )
     return found
 
 
@@ -63,14 +79,23 @@ def teams_body(notice: Notice) -> str:
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": [
-            {"type": "TextBlock", "text": notice.title, "weight": "Bolder", "size": "Medium", "wrap": True,
-             "color": "Attention" if notice.kind is NotifyEvent.FAILED else "Good"},
+            {
+                "type": "TextBlock",
+                "text": notice.title,
+                "weight": "Bolder",
+                "size": "Medium",
+                "wrap": True,
+                "color": "Attention" if notice.kind is NotifyEvent.FAILED else "Good",
+            },
             {"type": "FactSet", "facts": [{"title": label, "value": text} for label, text in notice.facts]},
         ],
     }
-    message = {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card},
-    ]}
+    message = {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card},
+        ],
+    }
     return scrub(json.dumps(message))
 
 

@@ -49,8 +49,11 @@ def plan_document(results: Sequence[TargetResult]) -> dict[str, Any]:
     targets = []
     for r in results:
         plan = r.plan
-        status = "error" if r.outcome is Outcome.FAILED else ("changes" if not plan or not plan.healthy
-                                                                else "waiting" if plan.waiting else "healthy")
+        status = (
+            "error"
+            if r.outcome is Outcome.FAILED
+            else ("changes" if not plan or not plan.healthy else "waiting" if plan.waiting else "healthy")
+        )
         targets.append(
             {
                 "target": r.target,
@@ -75,8 +78,12 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
     targets = []
     for r in results:
         entry: dict[str, Any] = {
-            "target": r.target, "status": "error" if r.outcome is Outcome.FAILED else "ok", "error": _error(r.error),
-            "credentials": [], "sinks": [], "notes": [],
+            "target": r.target,
+            "status": "error" if r.outcome is Outcome.FAILED else "ok",
+            "error": _error(r.error),
+            "credentials": [],
+            "sinks": [],
+            "notes": [],
         }
         if r.app is not None and r.plan is not None:
             plan = r.plan
@@ -107,8 +114,14 @@ def status_document(results: Sequence[TargetResult], now: datetime) -> dict[str,
                     }
                 )
             entry["sinks"] = [
-                {"sink": h.sink, "key_id": h.key_id, "since": iso(h.since), "pending": h.pending,
-                 "readable": h.readable, "known": h.known}
+                {
+                    "sink": h.sink,
+                    "key_id": h.key_id,
+                    "since": iso(h.since),
+                    "pending": h.pending,
+                    "readable": h.readable,
+                    "known": h.known,
+                }
                 for h in plan.holdings
             ]
             # What waits for a maintenance window is no action of `status`, but an operator asks why.
@@ -129,8 +142,13 @@ def _evidence(plan: Plan) -> dict[str, Any]:
         "detail": usage.detail,
         "hint": usage.hint,
         "lagging": [
-            {"key_id": lag.key_id, "in_use": list(lag.in_use), "handed_out": iso(lag.handed_out),
-             "last_sign_in": {k: iso(v) for k, v in lag.last_sign_in.items()}, "missing": lag.missing}
+            {
+                "key_id": lag.key_id,
+                "in_use": list(lag.in_use),
+                "handed_out": iso(lag.handed_out),
+                "last_sign_in": {k: iso(v) for k, v in lag.last_sign_in.items()},
+                "missing": lag.missing,
+            }
             for lag in plan.lagging
         ],
     }
@@ -150,8 +168,10 @@ def render_plan_table(document: dict[str, Any]) -> str:
             lines.append(f"  error ({t['error']['reason']}): {t['error']['message']}")
             lines.append(f"  hint: {t['error']['hint']}")
         rows = [["", "ACTION", "REASON", "WHAT"]]
-        rows += [["", a["kind"] + (" (after)" if a["after_rotation"] else ""), a["reason"], a["message"]]
-                 for a in t["actions"]]
+        rows += [
+            ["", a["kind"] + (" (after)" if a["after_rotation"] else ""), a["reason"], a["message"]]
+            for a in t["actions"]
+        ]
         if len(rows) > 1:
             lines.extend(table(rows))
         lines.extend(f"  note: {note}" for note in t["notes"])
@@ -200,16 +220,23 @@ def render_status_table(document: dict[str, Any]) -> str:
         title = f"{t['target']}" + (f": app {app['display_name']} ({app['app_id']})" if app else "")
         lines.append(title + (f", renews at {_when(t['renew_at'])}" if t.get("renew_at") else ""))
         usage = "evidence" in t  # retire_on: usage: each credential's last sign-in, as the report shows it
-        rows = [["", "KEY ID", "HINT", "MANAGED", "STATE", "EXPIRES", "DAYS", "RENEW AT", "HELD BY"]
-                + (["LAST SIGN-IN"] if usage else [])]
+        rows = [
+            ["", "KEY ID", "HINT", "MANAGED", "STATE", "EXPIRES", "DAYS", "RENEW AT", "HELD BY"]
+            + (["LAST SIGN-IN"] if usage else [])
+        ]
         for c in t["credentials"]:
             days = c["expires_in_days"]
             rows.append(
                 [
-                    "", c["key_id"], c["hint"] or "-", "yes" if c["managed"] else "no", _state(c),
+                    "",
+                    c["key_id"],
+                    c["hint"] or "-",
+                    "yes" if c["managed"] else "no",
+                    _state(c),
                     _when(c["end"]) if c["end"] else "never",
                     "expired" if c["expired"] else ("-" if days is None else f"{days:g}"),
-                    _when(c["renew_at"]), ", ".join(c["held_by"]) or "-",
+                    _when(c["renew_at"]),
+                    ", ".join(c["held_by"]) or "-",
                 ]
                 + ([_when(c["last_sign_in"])] if usage else [])
             )
@@ -222,6 +249,7 @@ def render_status_table(document: dict[str, Any]) -> str:
             lines.append(f"  sink {s['sink']}: {s['key_id'] or 'nothing known'} ({state} since {s['since'] or '-'})")
         lines.extend(f"  note: {note}" for note in t["notes"])
     if failed:
-        lines.append(f"FAILED: {len(failed)} of {len(document['targets'])} target(s) could not be read: "
-                     f"{', '.join(failed)}")
+        lines.append(
+            f"FAILED: {len(failed)} of {len(document['targets'])} target(s) could not be read: {', '.join(failed)}"
+        )
     return redact.scrub("\n".join(lines))

@@ -209,11 +209,14 @@ class Engine:
         )
         claims = policy.claims(app.credentials, facts.intents)
         standings = tuple(policy.standings(now, app.credentials, holdings, ctx.policy, facts.intents, facts.usage))
-        lagging = tuple(policy.lagging_consumers(
-            policy.Facts.of(now, app.credentials, holdings, ctx.policy, flags, facts.intents, facts.usage)
-        ))
-        return Plan(ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims, standings,
-                    facts.usage, lagging)
+        lagging = tuple(
+            policy.lagging_consumers(
+                policy.Facts.of(now, app.credentials, holdings, ctx.policy, flags, facts.intents, facts.usage)
+            )
+        )
+        return Plan(
+            ctx.name, tuple(actions), in_use, renew_at, tuple(holdings), notes, claims, standings, facts.usage, lagging
+        )
 
     def _warn_corrupt(self, facts: Gathered, log: Any) -> None:
         for error in facts.corrupt:
@@ -335,16 +338,26 @@ class Engine:
         now = self._clock.now()
         usage = plan.usage
         # No data is only worth a warning when a superseded secret waits on it (a new target has no sign-ins yet).
-        matters = usage is not None and (usage.gap is not EvidenceGap.NO_DATA or any(
-            s.state is State.SUPERSEDED for s in plan.standings))
+        matters = usage is not None and (
+            usage.gap is not EvidenceGap.NO_DATA or any(s.state is State.SUPERSEDED for s in plan.standings)
+        )
         if usage is not None and usage.gap is not None and matters:
-            log.warning(Event.EVIDENCE_UNAVAILABLE, reason=usage.gap.value, detail=usage.detail, hint=usage.hint,
-                        fallback="grace_period")
+            log.warning(
+                Event.EVIDENCE_UNAVAILABLE,
+                reason=usage.gap.value,
+                detail=usage.detail,
+                hint=usage.hint,
+                fallback="grace_period",
+            )
         for lag in plan.lagging:
             log.warning(
-                Event.CONSUMER_LAGGING, key_id=lag.key_id, in_use=list(lag.in_use),
-                handed_out=iso(lag.handed_out), days_since_handout=round((now - lag.handed_out) / timedelta(days=1), 1),
-                last_sign_in={k: iso(v) for k, v in lag.last_sign_in.items()}, missing=lag.missing,
+                Event.CONSUMER_LAGGING,
+                key_id=lag.key_id,
+                in_use=list(lag.in_use),
+                handed_out=iso(lag.handed_out),
+                days_since_handout=round((now - lag.handed_out) / timedelta(days=1), 1),
+                last_sign_in={k: iso(v) for k, v in lag.last_sign_in.items()},
+                missing=lag.missing,
                 hint="the consumer still signs in with the old secret or not with the new one: see docs/runbook.md",
             )
         if ctx.policy.on_usage:
@@ -367,7 +380,9 @@ class Engine:
             current = _current(app, plan.in_use)
             if current is not None and current.end is not None:
                 log.warning(
-                    Event.CREDENTIAL_EXPIRING, key_id=current.key_id, expires_at=iso(current.end),
+                    Event.CREDENTIAL_EXPIRING,
+                    key_id=current.key_id,
+                    expires_at=iso(current.end),
                     expires_in=format_duration(current.end - now) if current.end > now else "expired",
                 )
 
@@ -390,12 +405,14 @@ class Engine:
             if action.kind is Kind.WAIT:
                 continue  # said before the plan was applied (_log_wait)
             if action.window_overridden:
-                log.warning(Event.ROTATION_WINDOW_OVERRIDDEN, reason=action.reason.value,
-                            detail=action.window_overridden)
+                log.warning(
+                    Event.ROTATION_WINDOW_OVERRIDDEN, reason=action.reason.value, detail=action.window_overridden
+                )
             try:
                 if action.kind is Kind.BLOCKED:
-                    raise ServiceError(action.message, reason=FailureReason.POLICY_VIOLATION,
-                                       hint=_BLOCKED_HINTS.get(action.reason))
+                    raise ServiceError(
+                        action.message, reason=FailureReason.POLICY_VIOLATION, hint=_BLOCKED_HINTS.get(action.reason)
+                    )
                 if action.kind is Kind.RETIRE:
                     await self._retire(ctx, app, action, log)
                 elif action.kind is Kind.RESYNC:
@@ -424,8 +441,9 @@ class Engine:
         assert credential is not None
         secret = await source.read_secret(action.key_id)
         await sink.write(credential, secret, action.supersedes)
-        log.info(Event.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value,
-                 source=source.id)
+        log.info(
+            Event.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value, source=source.id
+        )
 
     async def _rotate(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
         credential, secret = await self._create(ctx, app, log, action.reason, action.message)
@@ -444,8 +462,13 @@ class Engine:
                 await sink.write(credential, secret, action.supersedes)
             except ServiceError as error:
                 failures.append(error)
-                log.warning(Event.SINK_FAILED, sink=sink.id, key_id=credential.key_id, error=str(error),
-                            outcome_unknown=isinstance(error, OutcomeUnknown))
+                log.warning(
+                    Event.SINK_FAILED,
+                    sink=sink.id,
+                    key_id=credential.key_id,
+                    error=str(error),
+                    outcome_unknown=isinstance(error, OutcomeUnknown),
+                )
                 continue
             delivered += 1
             log.info(Event.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value)
@@ -485,8 +508,14 @@ class Engine:
             # Its key id, so that a credential another store names alike within the same second is never
             # taken for this one (a lost answer leaves only the name to go by).
             await self._settle(ctx, replace(intent, key_id=credential.key_id), log)
-        log.info(Event.CREDENTIAL_CREATED, key_id=credential.key_id, reason=reason.value, detail=why,
-                 expires_at=iso(credential.end), display_name=credential.display_name)
+        log.info(
+            Event.CREDENTIAL_CREATED,
+            key_id=credential.key_id,
+            reason=reason.value,
+            detail=why,
+            expires_at=iso(credential.end),
+            display_name=credential.display_name,
+        )
         return credential, secret
 
     async def _settle(self, ctx: TargetContext, intent: Intent, log: Any) -> None:
@@ -517,8 +546,11 @@ class Engine:
                 )
                 raise
             end = now + policy.lifetime_under(limit)
-            log.warning(Event.CREDENTIAL_LIFETIME_CAPPED, requested=format_duration(ctx.policy.lifetime),
-                        allowed=format_duration(limit))
+            log.warning(
+                Event.CREDENTIAL_LIFETIME_CAPPED,
+                requested=format_duration(ctx.policy.lifetime),
+                allowed=format_duration(limit),
+            )
             return await ctx.directory.add_password(app.object_id, name, end)
 
     async def _verify(self, ctx: TargetContext, credential: Credential, secret: Secret) -> tuple[int, float]:
@@ -585,8 +617,9 @@ class Engine:
 
 def _log_wait(action: Action, log: Any) -> None:
     """``rotation.deferred``: what waits for the next maintenance window, and when it opens."""
-    log.info(Event.ROTATION_DEFERRED, reason=action.reason.value, opens_at=iso(action.waits_until),
-             detail=action.message)
+    log.info(
+        Event.ROTATION_DEFERRED, reason=action.reason.value, opens_at=iso(action.waits_until), detail=action.message
+    )
 
 
 def _current(app: App, in_use: frozenset[str]) -> Credential | None:

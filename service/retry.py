@@ -32,7 +32,6 @@ class RetryPolicy:
     budget: float = 90.0  # no retry starts later than this after the first try
 
 
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
     if not value:

@@ -87,12 +87,17 @@ async def run_pass(
     log = logs.get_logger()
     started = clock.monotonic()
     shard = {"shard": str(options.shard)} if options.shard is not None else {}
-    log.info(Event.RUN_STARTED, targets=len(targets), force=options.flags.force,
-             revoke_previous=options.flags.revoke_previous, workers=len(groups), **shard)
+    log.info(
+        Event.RUN_STARTED,
+        targets=len(targets),
+        force=options.flags.force,
+        revoke_previous=options.flags.revoke_previous,
+        workers=len(groups),
+        **shard,
+    )
     # Every process of the pass (this run's workers, the other shards' pods) reads the same vaults at once.
     processes = len(groups) * (options.shard.count if options.shard is not None else 1)
-    reconcile = functools.partial(_reconcile, config, clock=clock, options=options, store=store,
-                                  processes=processes)
+    reconcile = functools.partial(_reconcile, config, clock=clock, options=options, store=store, processes=processes)
     # One group runs in this process, unless the caller (the daemon) keeps no pass in its own.
     if len(groups) > 1 or (spread and options.isolated and targets):
         from service.workers import run_in_workers
@@ -129,8 +134,16 @@ async def _reconcile(
     how many run the pass at once."""
     from service.wiring import open_pass  # the SDKs: a parent that only runs workers never imports them
 
-    async with open_pass(config, targets, clock=clock, metrics=metrics, retry=options.retry, backoff=options.backoff,
-                         store=store, processes=processes) as (engine, contexts):
+    async with open_pass(
+        config,
+        targets,
+        clock=clock,
+        metrics=metrics,
+        retry=options.retry,
+        backoff=options.backoff,
+        store=store,
+        processes=processes,
+    ) as (engine, contexts):
         return await engine.run(contexts, options.flags, per_tenant=config.concurrency_per_tenant)
 
 

@@ -135,5 +135,6 @@ def cron_trigger(expression: str, jitter: timedelta = timedelta(0)) -> CronTrigg
     minute, hour, day, month, day_of_week = _crontab_fields(expression)
     seconds = int(jitter.total_seconds())
     options: dict[str, Any] = {"jitter": seconds} if seconds > 0 else {}
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=cron_weekdays(day_of_week),
-                       timezone=UTC, **options)
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=cron_weekdays(day_of_week), timezone=UTC, **options
+    )

@@ -86,8 +86,10 @@ def parse_shard(text: str) -> Shard:
     index, count = int(match[1]), int(match[2])
     _check_count(count, f"{text!r}: N")
     if index >= count:
-        raise ValueError(f"{text!r}: the shard index counts from 0, so shard {index} of {count} does not exist "
-                         f"(0/{count} to {count - 1}/{count})")
+        raise ValueError(
+            f"{text!r}: the shard index counts from 0, so shard {index} of {count} does not exist "
+            f"(0/{count} to {count - 1}/{count})"
+        )
     return Shard(index, count)
 
 

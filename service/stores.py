@@ -40,8 +40,9 @@ def build_store(state: StateConfig, targets: Iterable[Target] = ()) -> StateStor
 
 def _of_shard(state: StateConfig, index: int) -> StateConfig:
     suffix = shard_suffix(index, state.shards)
-    return state.model_copy(update={"path": state.path / f"shard{suffix}", "name": f"{state.name}{suffix}",
-                                    "shards": 1})
+    return state.model_copy(
+        update={"path": state.path / f"shard{suffix}", "name": f"{state.name}{suffix}", "shards": 1}
+    )
 
 
 def _one(state: StateConfig) -> StateStore:

@@ -45,9 +45,13 @@ async def read_usage(report: SignInReport, client_id: str) -> Usage:
     except RemoteError as error:
         gap = gap_of(error)
         status = f"{error.status} " if error.status else ""
-        return Usage(gap=gap, detail=f"the sign-in activity report answered {status}{error.message}".strip(),
-                     hint=FIXES[gap])
+        return Usage(
+            gap=gap, detail=f"the sign-in activity report answered {status}{error.message}".strip(), hint=FIXES[gap]
+        )
     if not last:
-        return Usage(gap=EvidenceGap.NO_DATA, detail="the sign-in activity report has no sign-in of the app",
-                     hint=FIXES[EvidenceGap.NO_DATA])
+        return Usage(
+            gap=EvidenceGap.NO_DATA,
+            detail="the sign-in activity report has no sign-in of the app",
+            hint=FIXES[EvidenceGap.NO_DATA],
+        )
     return Usage(last_sign_in=last)

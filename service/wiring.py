@@ -61,8 +61,9 @@ async def open_pass(
     """The engine of one pass and each target's context, on clients shared by the targets; closed after.
     ``processes``: how many processes run this pass at once (workers times shards), which share each vault's
     request budget (a tenant's stays in one process)."""
-    async with PassResources(config, clock=clock, metrics=metrics, retry=retry, store=store,
-                             processes=processes) as resources:
+    async with PassResources(
+        config, clock=clock, metrics=metrics, retry=retry, store=store, processes=processes
+    ) as resources:
         engine = Engine(clock, resources.store, metrics, backoff=backoff or VerifyBackoff())
         yield engine, [resources.context(target) for target in targets]
 
@@ -133,11 +134,17 @@ class PassResources:
             endpoints = self._endpoints
             # Graph's budget is the rotator app's in the tenant: reads and writes spend the same one.
             budget = self._graph_budgets[(key, tenant_id)] = Budget(GRAPH_LIMIT)
-            reads = GraphReads(self._session, credential, tenant_id, endpoints.graph_url, endpoints.graph_scope,
-                               self.retry, self.metrics, budget)
-            self._directories[(key, tenant_id)] = GraphDirectory(
-                reads, lambda: self._graph_writes(identity, tenant_id)
+            reads = GraphReads(
+                self._session,
+                credential,
+                tenant_id,
+                endpoints.graph_url,
+                endpoints.graph_scope,
+                self.retry,
+                self.metrics,
+                budget,
             )
+            self._directories[(key, tenant_id)] = GraphDirectory(reads, lambda: self._graph_writes(identity, tenant_id))
         return self._directories[(key, tenant_id)]
 
     def _graph_writes(self, identity: IdentityConfig, tenant_id: str) -> GraphWrites:
@@ -145,8 +152,9 @@ class PassResources:
         from service.adapters.graph_sdk import GraphWrites
 
         key, _ = self._credential(identity, tenant_id)
-        return GraphWrites(self._graph(identity, tenant_id), tenant_id, self.retry, self.metrics,
-                           self._graph_budgets[(key, tenant_id)])
+        return GraphWrites(
+            self._graph(identity, tenant_id), tenant_id, self.retry, self.metrics, self._graph_budgets[(key, tenant_id)]
+        )
 
     def _graph(self, identity: IdentityConfig, tenant_id: str) -> GraphServiceClient:
         """The tenant's msgraph-sdk client (the writes, the sign-in report), built on first use."""
@@ -211,8 +219,10 @@ class PassResources:
             directory=self._directory(identity, target.tenant_id),
             sign_ins=self._sign_in_report(identity, target.tenant_id) if policy.on_usage else None,
             verifier=self.verifier,
-            sinks=[sink.build(SinkTarget(target.name, target.tenant_id, target.client_id, policy), clients)
-                   for sink in target.sinks],
+            sinks=[
+                sink.build(SinkTarget(target.name, target.tenant_id, target.client_id, policy), clients)
+                for sink in target.sinks
+            ],
         )
 
 
@@ -283,8 +293,9 @@ async def bootstrap_clients(
         stack.push_async_callback(http.aclose)
         vault = None
         if store is not None:
-            secrets = secret_client(store.vault_url, credential, session,
-                                    verify_challenge_resource=store.verify_challenge_resource)
+            secrets = secret_client(
+                store.vault_url, credential, session, verify_challenge_resource=store.verify_challenge_resource
+            )
             stack.push_async_callback(secrets.close)
             vault = KeyVault(secrets, store.vault_url, retry)
         reads = GraphReads(session, credential, tenant_id, cloud.graph_url, cloud.graph_scope, retry)

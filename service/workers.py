@@ -66,8 +66,9 @@ class _Report:
     error: ServiceError | None = None  # the pass could not run at all (e.g. its clients could not be built)
 
 
-async def run_in_workers(groups: Sequence[Sequence[Target]], reconcile: Reconcile, *, metrics: Metrics) -> list[
-        TargetResult]:
+async def run_in_workers(
+    groups: Sequence[Sequence[Target]], reconcile: Reconcile, *, metrics: Metrics
+) -> list[TargetResult]:
     """Every group in a worker process of its own; each target's result, in the order of ``groups``.
 
     ``metrics`` gets every worker's counters, last-success times and expiry series, and the failures
@@ -78,8 +79,9 @@ async def run_in_workers(groups: Sequence[Sequence[Target]], reconcile: Reconcil
     try:
         for index, group in enumerate(groups):
             receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_work, args=(index, group, reconcile, metrics, send),
-                                      name=f"secret-rotator-worker-{index}")
+            process = context.Process(
+                target=_work, args=(index, group, reconcile, metrics, send), name=f"secret-rotator-worker-{index}"
+            )
             process.start()
             send.close()  # the worker holds the only writing end: its death is the end of the pipe
             started.append(_Worker(index, list(group), process, receive))
@@ -116,8 +118,13 @@ class _Worker:
         if report is not None:
             if self.process.exitcode:
                 # Reported, then died: its results stand, its death is worth a line.
-                logs.get_logger().warning(Event.WORKER_FAILED, worker=self.index, pid=self.process.pid,
-                                          error=_ending(self.process.exitcode), after_report=True)
+                logs.get_logger().warning(
+                    Event.WORKER_FAILED,
+                    worker=self.index,
+                    pid=self.process.pid,
+                    error=_ending(self.process.exitcode),
+                    after_report=True,
+                )
             return report
         return _ending(self.process.exitcode)
 
@@ -138,8 +145,15 @@ class _Worker:
         else:
             message = f"worker {self.index} (pid {self.process.pid}) {report} before it reported on its targets"
             reason, hint = FailureReason.UNEXPECTED, _LOST_HINT
-        log.error(Event.WORKER_FAILED, worker=self.index, pid=self.process.pid, targets=len(self.targets),
-                  reason=reason.value, error=message, hint=hint)
+        log.error(
+            Event.WORKER_FAILED,
+            worker=self.index,
+            pid=self.process.pid,
+            targets=len(self.targets),
+            reason=reason.value,
+            error=message,
+            hint=hint,
+        )
         results = []
         for target in self.targets:
             failure = ServiceError(message, reason=reason, hint=hint)
@@ -185,8 +199,12 @@ def _work(index: int, targets: Sequence[Target], reconcile: Reconcile, metrics: 
     _leave_the_parents_loop()
     structlog.contextvars.bind_contextvars(worker=index)
     began, cpu = time.monotonic(), time.process_time()
-    logs.get_logger().info(Event.WORKER_STARTED, pid=os.getpid(), targets=len(targets),
-                           tenants=len({tenant_key(t.tenant_id) for t in targets}))
+    logs.get_logger().info(
+        Event.WORKER_STARTED,
+        pid=os.getpid(),
+        targets=len(targets),
+        tenants=len({tenant_key(t.tenant_id) for t in targets}),
+    )
     # The parent's series came along with the fork: start from nothing, so that what is sent is this pass.
     metrics.forget()
     report = _Report(index)
@@ -199,8 +217,12 @@ def _work(index: int, targets: Sequence[Target], reconcile: Reconcile, metrics: 
         logs.get_logger().exception(Event.WORKER_CRASHED)
         report.error = ServiceError(f"{type(error).__name__} in worker {index}", reason=FailureReason.UNEXPECTED)
     logs.get_logger().info(
-        Event.WORKER_FINISHED, targets=len(targets), seconds=round(time.monotonic() - began, 3),
-        cpu_seconds=round(time.process_time() - cpu, 3), peak_rss_mb=_peak_rss_mb(), **count_outcomes(report.results),
+        Event.WORKER_FINISHED,
+        targets=len(targets),
+        seconds=round(time.monotonic() - began, 3),
+        cpu_seconds=round(time.process_time() - cpu, 3),
+        peak_rss_mb=_peak_rss_mb(),
+        **count_outcomes(report.results),
     )
     send.send(report)
     send.close()

@@ -29,6 +29,7 @@ def examples(full: int) -> int:
     """How many examples a property gets: ``full`` under the ci profile, a tenth (at least 20) under dev."""
     return full if PROFILE == "ci" else max(20, full // 10)
 
+
 # The emulator world (`emu`, `world` fixtures) for the integration, reliability and container tests.
 pytest_plugins = ["tests.world"]
 

@@ -76,30 +76,65 @@ class World:
     def clock(self) -> Clock:
         return self.emu.clock
 
-    def target(self, name: str = "dime-exchange", *, sinks: tuple[str, ...] = ("keyvault", "dimescheduler"),
-               app_id: str | None = None, tenant: str | None = None, secret_name: str = SECRET_NAME,
-               **policy: Any) -> dict[str, Any]:
+    def target(
+        self,
+        name: str = "dime-exchange",
+        *,
+        sinks: tuple[str, ...] = ("keyvault", "dimescheduler"),
+        app_id: str | None = None,
+        tenant: str | None = None,
+        secret_name: str = SECRET_NAME,
+        **policy: Any,
+    ) -> dict[str, Any]:
         built = []
         for kind in sinks:
             if kind == "keyvault":
-                built.append({"type": "keyvault", "vault_url": self.emu.vault_url, "secret_name": secret_name,
-                              "verify_challenge_resource": False})
+                built.append(
+                    {
+                        "type": "keyvault",
+                        "vault_url": self.emu.vault_url,
+                        "secret_name": secret_name,
+                        "verify_challenge_resource": False,
+                    }
+                )
             elif kind == "dimescheduler":
-                built.append({"type": "dimescheduler", "url": self.emu.receiver_url,
-                              "api_key": {"file": str(self.tmp / "dimescheduler-api-key")}})
-        target = {"name": name, "tenant_id": tenant or self.tenant, "client_id": app_id or self.app_id,
-                  "sinks": built, **policy}
+                built.append(
+                    {
+                        "type": "dimescheduler",
+                        "url": self.emu.receiver_url,
+                        "api_key": {"file": str(self.tmp / "dimescheduler-api-key")},
+                    }
+                )
+        target = {
+            "name": name,
+            "tenant_id": tenant or self.tenant,
+            "client_id": app_id or self.app_id,
+            "sinks": built,
+            **policy,
+        }
         self.targets.append(target)
         return target
 
     def config_data(self) -> dict[str, Any]:
         return {
-            "cloud": {"authority_host": self.emu.url, "graph_url": self.emu.graph_url,
-                      "ca_bundle": str(self.emu.ca_file)},
-            "credential": {"type": "client_secret", "tenant_id": self.tenant, "client_id": self.rotator_client_id,
-                           "client_secret": {"file": str(self.tmp / "rotator-secret")}},
-            "defaults": {"lifetime": "90d", "grace_period": "1d", "verify_timeout": "20s",
-                         "in_flight_timeout": "15m", **self.defaults},
+            "cloud": {
+                "authority_host": self.emu.url,
+                "graph_url": self.emu.graph_url,
+                "ca_bundle": str(self.emu.ca_file),
+            },
+            "credential": {
+                "type": "client_secret",
+                "tenant_id": self.tenant,
+                "client_id": self.rotator_client_id,
+                "client_secret": {"file": str(self.tmp / "rotator-secret")},
+            },
+            "defaults": {
+                "lifetime": "90d",
+                "grace_period": "1d",
+                "verify_timeout": "20s",
+                "in_flight_timeout": "15m",
+                **self.defaults,
+            },
             "state": {"backend": "file", "path": str(self.tmp / "state")},
             "targets": self.targets or [self.target()],
         }
@@ -112,10 +147,17 @@ class World:
         path.write_text(yaml.safe_dump(self.config_data()))
         return path
 
-    async def run(self, *, force: bool = False, revoke_previous: bool = False, only: str | None = None,
-                  config: Config | None = None) -> list[TargetResult]:
-        options = PassOptions(only=only, flags=Flags(force=force, revoke_previous=revoke_previous),
-                              retry=FAST_RETRY, backoff=FAST_BACKOFF)
+    async def run(
+        self,
+        *,
+        force: bool = False,
+        revoke_previous: bool = False,
+        only: str | None = None,
+        config: Config | None = None,
+    ) -> list[TargetResult]:
+        options = PassOptions(
+            only=only, flags=Flags(force=force, revoke_previous=revoke_previous), retry=FAST_RETRY, backoff=FAST_BACKOFF
+        )
         results = await run_pass(config or self.config(), clock=self.clock, metrics=self.metrics, options=options)
         assert_no_secrets(self.logs.text, "the pass's log lines")
         return results
@@ -126,8 +168,9 @@ class World:
         self.emu.add_app(tenant, "secret-rotator", app_id=self.rotator_client_id, service_principal=False)
         principal = self.emu.add_service_principal(tenant, self.rotator_client_id)
         self.emu.grant_app_role(tenant, principal.object_id, "Application.ReadWrite.OwnedBy")
-        self.emu.add_password(tenant, self.rotator_client_id, display_name="rotator",
-                              secret=(self.tmp / "rotator-secret").read_text())
+        self.emu.add_password(
+            tenant, self.rotator_client_id, display_name="rotator", secret=(self.tmp / "rotator-secret").read_text()
+        )
         self.rotator_principals[tenant] = principal.object_id
         return tenant
 

@@ -124,8 +124,11 @@ def rotator_credential(
 def _azure_credential(
     identity: IdentityConfig, cloud: Endpoints, session: aiohttp.ClientSession, default_tenant: str
 ) -> AsyncTokenCredential:
-    common = {**_cloud_kwargs(cloud), **azure_client_kwargs(session, cloud.authority_host),
-              "additionally_allowed_tenants": ["*"]}
+    common = {
+        **_cloud_kwargs(cloud),
+        **azure_client_kwargs(session, cloud.authority_host),
+        "additionally_allowed_tenants": ["*"],
+    }
     tenant = identity.tenant_id or default_tenant
     if identity.type == "client_secret":
         # Both present: the config's validator checked it.
@@ -222,7 +225,11 @@ class EntraVerifier:
         """:meth:`service.ports.Verifier.try_token`: one client-credentials request with a fresh credential object."""
         target = f"app {client_id} in tenant {tenant_id}"
         credential = ClientSecretCredential(
-            tenant_id, client_id, secret.reveal(), **_cloud_kwargs(self._cloud), **azure_client_kwargs(self._session),
+            tenant_id,
+            client_id,
+            secret.reveal(),
+            **_cloud_kwargs(self._cloud),
+            **azure_client_kwargs(self._session),
             **self._proxy,
         )
         try:
@@ -232,8 +239,11 @@ class EntraVerifier:
             code = aadsts_code(exc.message or "")
             raise RemoteError(
                 clip(_first_sentence(exc.message or "the token request was refused")),
-                service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
-                transient=code in _NOT_YET, code=f"AADSTS{code}" if code else None,
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.VERIFICATION_FAILED,
+                transient=code in _NOT_YET,
+                code=f"AADSTS{code}" if code else None,
                 status=getattr(exc, "status_code", None),
             ) from None
         except HttpResponseError as exc:
@@ -241,18 +251,28 @@ class EntraVerifier:
             status = exc.status_code
             raise RemoteError(
                 f"the token endpoint answered {status} with a body that is not a token answer",
-                service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
-                transient=status in TRANSIENT_STATUSES, status=status,
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.VERIFICATION_FAILED,
+                transient=status in TRANSIENT_STATUSES,
+                status=status,
             ) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise RemoteError(
-                f"token request failed: {type(exc).__name__}", service=SERVICE, target=target,
-                reason=FailureReason.VERIFICATION_FAILED, transient=True,
+                f"token request failed: {type(exc).__name__}",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.VERIFICATION_FAILED,
+                transient=True,
             ) from None
         except AnswerRefused as exc:
             raise RemoteError(
-                f"token request: {exc}", service=SERVICE, target=target, reason=FailureReason.VERIFICATION_FAILED,
-                transient=False, status=exc.status,
+                f"token request: {exc}",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.VERIFICATION_FAILED,
+                transient=False,
+                status=exc.status,
                 hint="something other than Entra answered: check cloud.authority_host and any proxy (HTTPS_PROXY)",
             ) from None
         finally:

@@ -61,8 +61,6 @@ _APP_SELECT = ["id", "appId", "displayName", "signInAudience", "web", "requiredR
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-
-
 def _registration(app: Application) -> Registration:
     permissions = tuple(
         Permission(str(entry.resource_app_id), str(access.id), str(access.type))
@@ -87,8 +85,12 @@ def _translate(exc: BaseException, *, target: str, operation: str) -> RemoteErro
         return error
     return RemoteError(
         error.message.replace("the rotator could not get a token", "the admin's sign-in got no token"),
-        service=error.service, target=target, reason=error.reason, transient=error.transient,
-        status=error.status, code=error.code,
+        service=error.service,
+        target=target,
+        reason=error.reason,
+        transient=error.transient,
+        status=error.status,
+        code=error.code,
         hint="check the sign-in: the credential: block of --config, `az login --tenant TENANT`, or --device-code",
     )
 
@@ -133,7 +135,10 @@ class GraphAdmin:
             observe("error")
             raise OutcomeUnknown(
                 f"{operation} was sent but no answer came back ({type(exc).__name__})",
-                service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=False,
                 hint=f"{made} may exist now: run the same bootstrap command again, it finds it and completes it",
             ) from None
         except (APIError, AnswerRefused, HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
@@ -143,8 +148,13 @@ class GraphAdmin:
             unreadable = isinstance(exc, AnswerRefused) and exc.status < 300
             if unreadable or (error.status is not None and error.status >= 500):
                 raise OutcomeUnknown(
-                    error.message, service=SERVICE, target=target, reason=error.reason, transient=False,
-                    status=error.status, code=error.code,
+                    error.message,
+                    service=SERVICE,
+                    target=target,
+                    reason=error.reason,
+                    transient=False,
+                    status=error.status,
+                    code=error.code,
                     hint=f"{made} may exist now: run the same bootstrap command again, it finds it and completes it",
                 ) from None
             raise error from None
@@ -204,8 +214,11 @@ class GraphAdmin:
         )
         if created is None or not created.id:
             raise OutcomeUnknown(
-                "Graph answered the app's creation without its id", service=SERVICE, target=target,
-                reason=FailureReason.UNEXPECTED, transient=False,
+                "Graph answered the app's creation without its id",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=False,
             )
         return _registration(created)
 
@@ -233,7 +246,9 @@ class GraphAdmin:
             body.required_resource_access = _required_resource_access(permissions)
         await self._write(
             lambda: self._client.applications.by_application_id(object_id).patch(body),
-            target, "update the app", "the change",
+            target,
+            "update the app",
+            "the change",
         )
 
     # -- service principals, consent, owners -------------------------------------------------------
@@ -256,12 +271,17 @@ class GraphAdmin:
         target = f"service principal of app {app_id} in tenant {self._tenant_id}"
         created = await self._write(
             lambda: self._client.service_principals.post(ServicePrincipal(app_id=app_id)),
-            target, "create the service principal", "the service principal",
+            target,
+            "create the service principal",
+            "the service principal",
         )
         if created is None or not created.id:
             raise OutcomeUnknown(
-                "Graph answered the service principal's creation without its id", service=SERVICE, target=target,
-                reason=FailureReason.UNEXPECTED, transient=False,
+                "Graph answered the service principal's creation without its id",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=False,
             )
         return Principal(str(created.id), str(created.app_id or app_id))
 

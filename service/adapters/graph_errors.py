@@ -69,8 +69,14 @@ def answer_error(
     return RemoteError(
         # An error body that is not Graph's OData error (an HTML gateway page, a cut body) is not shown.
         message or f"Graph answered {status}",
-        service=SERVICE, target=target, reason=reason, transient=status in TRANSIENT_STATUSES, status=status,
-        code=code, retry_after=parse_retry_after(lowered.get("retry-after")), hint=hint,
+        service=SERVICE,
+        target=target,
+        reason=reason,
+        transient=status in TRANSIENT_STATUSES,
+        status=status,
+        code=code,
+        retry_after=parse_retry_after(lowered.get("retry-after")),
+        hint=hint,
     )
 
 
@@ -79,14 +85,19 @@ def token_error(exc: BaseException, *, target: str) -> RemoteError:
     if isinstance(exc, ClientAuthenticationError):
         return RemoteError(
             f"the rotator could not get a token for Graph: {clip(exc.message, SIGN_IN_CLIP)}",
-            service="entra", target=target, reason=FailureReason.PERMISSION_DENIED, transient=False,
+            service="entra",
+            target=target,
+            reason=FailureReason.PERMISSION_DENIED,
+            transient=False,
             hint=getattr(exc, "hint", None)
             or "check the rotator's own credential (credential: in the config, workload identity federation)",
         )
     # An answer azure-identity could not read (its text would hold the whole body) or none at all.
     return RemoteError(
         f"the rotator's token request for Graph failed: {type(exc).__name__}",
-        service="entra", target=target, reason=FailureReason.UNEXPECTED,
+        service="entra",
+        target=target,
+        reason=FailureReason.UNEXPECTED,
         transient=not isinstance(exc, HttpResponseError),
         hint="check cloud.authority_host, the network path to it and any proxy (HTTPS_PROXY/NO_PROXY)",
     )
@@ -114,15 +125,23 @@ def app_from_json(data: object, client_id: str, *, target: str) -> App:
     """An application as Graph's JSON has it; RemoteError(not_found) for an answer that holds none."""
     if not isinstance(data, Mapping) or not data.get("id"):
         raise RemoteError(
-            "Graph returned no application", service=SERVICE, target=target, reason=FailureReason.NOT_FOUND,
-            transient=False, status=404,
+            "Graph returned no application",
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.NOT_FOUND,
+            transient=False,
+            status=404,
         )
     try:
         credentials = tuple(credential_from_json(p) for p in data.get("passwordCredentials") or ())
     except (ValueError, TypeError, AttributeError):
         raise RemoteError(
-            "Graph's answer holds a password credential that cannot be read", service=SERVICE, target=target,
-            reason=FailureReason.UNEXPECTED, transient=False, hint=NOT_GRAPH,
+            "Graph's answer holds a password credential that cannot be read",
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.UNEXPECTED,
+            transient=False,
+            hint=NOT_GRAPH,
         ) from None
     return App(
         object_id=str(data["id"]),

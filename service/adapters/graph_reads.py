@@ -146,19 +146,23 @@ class GraphReads:
         target = app_target(client_id, self._tenant_id)
 
         async def once() -> App:
-            answer = await self._send("GET", f"{self._root}/{_by_app_id(client_id)}", target=target,
-                                      operation=READ_APP)
+            answer = await self._send("GET", f"{self._root}/{_by_app_id(client_id)}", target=target, operation=READ_APP)
             if answer.status >= 300:
                 raise answer.error(target=target, operation=READ_APP)
             return self._app(answer, client_id, target)
 
-        return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, READ_APP),
-                              sleep=self._sleep)
+        return await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, READ_APP), sleep=self._sleep)
 
     def _app(self, answer: Answer, client_id: str, target: str) -> App:
         if answer.body is NOT_JSON:
-            raise RemoteError("Graph's answer is not JSON", service=SERVICE, target=target,
-                              reason=FailureReason.UNEXPECTED, transient=False, hint=NOT_GRAPH)
+            raise RemoteError(
+                "Graph's answer is not JSON",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=False,
+                hint=NOT_GRAPH,
+            )
         return app_from_json(answer.body, client_id, target=target)
 
     # --- many apps -------------------------------------------------------------------------------
@@ -241,8 +245,10 @@ class GraphReads:
                     observe = self._metrics.observer(SERVICE, asks[i].operation)
                     observe("transient" if transient else "ok" if _succeeded(answer) else "error")
                     delay = delay_for(attempt, retry_after, self._retry)
-                    if transient and attempt < self._retry.attempts and (
-                        time.monotonic() - started + delay <= self._retry.budget
+                    if (
+                        transient
+                        and attempt < self._retry.attempts
+                        and (time.monotonic() - started + delay <= self._retry.budget)
                     ):
                         again.append(i)
                         wait = max(wait, delay)
@@ -268,8 +274,9 @@ class GraphReads:
         target = f"apps in tenant {self._tenant_id}"
         async with self._batches:
             try:
-                answer = await self._send("POST", f"{self._root}/$batch", target=target, operation=READ_APPS,
-                                          body=body, count=len(asks))
+                answer = await self._send(
+                    "POST", f"{self._root}/$batch", target=target, operation=READ_APPS, body=body, count=len(asks)
+                )
             except RemoteError as error:
                 return [error] * len(asks)
         if answer.status in (400, 404, 405, 501):
@@ -284,50 +291,80 @@ class GraphReads:
             item = by_id.get(str(n))
             status = item.get("status") if item else None
             if item is None or not isinstance(status, int):
-                results.append(RemoteError(
-                    "Graph's batch answer left out a request", service=SERVICE, target=target,
-                    reason=FailureReason.UNEXPECTED, transient=True, hint=NOT_GRAPH,
-                ))
+                results.append(
+                    RemoteError(
+                        "Graph's batch answer left out a request",
+                        service=SERVICE,
+                        target=target,
+                        reason=FailureReason.UNEXPECTED,
+                        transient=True,
+                        hint=NOT_GRAPH,
+                    )
+                )
                 continue
             headers = item.get("headers")
-            results.append(Answer(status, {str(k): str(v) for k, v in headers.items()}
-                                  if isinstance(headers, dict) else {}, item.get("body")))
+            results.append(
+                Answer(
+                    status,
+                    {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
+                    item.get("body"),
+                )
+            )
         return results
 
     # --- one HTTP request ------------------------------------------------------------------------
 
-    async def _send(self, method: str, url: str, *, target: str, operation: str, body: object = None,
-                    count: int = 1) -> Answer:
+    async def _send(
+        self, method: str, url: str, *, target: str, operation: str, body: object = None, count: int = 1
+    ) -> Answer:
         """One request, once the budget has room for ``count`` (a batch counts its requests); the answer
         whatever its status. RemoteError for no answer, an answer refused, or no token."""
         await self.budget.take(count)
-        headers = {"Authorization": f"Bearer {await self._bearer(target)}", "Accept": "application/json",
-                   "Accept-Encoding": "identity"}
+        headers = {
+            "Authorization": f"Bearer {await self._bearer(target)}",
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+        }
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         try:
-            async with self._session.request(method, url, data=data, headers=headers, allow_redirects=False,
-                                             proxy=self._proxy, timeout=_TIMEOUT) as response:
+            async with self._session.request(
+                method, url, data=data, headers=headers, allow_redirects=False, proxy=self._proxy, timeout=_TIMEOUT
+            ) as response:
                 status = response.status
                 if 300 <= status < 400:
                     raise redirect_refused(status, response.url, response.headers.get("Location"))
                 raw = b""
                 if response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
                     if status < 400:
-                        raise AnswerRefused(status, "answered a compressed body although none was asked for",
-                                            origin=host_of(url))
+                        raise AnswerRefused(
+                            status, "answered a compressed body although none was asked for", origin=host_of(url)
+                        )
                     # Asked for identity: an error's status says enough, its body is dropped unread.
                 else:
                     raw = await response.read()
                 answer_headers = dict(response.headers)
         except AnswerRefused as exc:
-            raise RemoteError(f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED,
-                              transient=False, status=exc.status, hint=NOT_GRAPH) from None
+            raise RemoteError(
+                f"{operation}: {exc}",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=False,
+                status=exc.status,
+                hint=NOT_GRAPH,
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RemoteError(clip(f"{operation} failed: {type(exc).__name__} {exc}".strip()), service=SERVICE,
-                              target=target, reason=FailureReason.UNEXPECTED, transient=True, hint=NETWORK) from None
+            raise RemoteError(
+                clip(f"{operation} failed: {type(exc).__name__} {exc}".strip()),
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=True,
+                hint=NETWORK,
+            ) from None
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:

@@ -109,14 +109,20 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         return exc
     if isinstance(exc, AnswerRefused):
         return RemoteError(
-            f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
-            status=exc.status, hint=NOT_GRAPH,
+            f"{operation}: {exc}",
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.UNEXPECTED,
+            transient=False,
+            status=exc.status,
+            hint=NOT_GRAPH,
         )
     if isinstance(exc, APIError):
         error = exc.error if isinstance(exc, ODataError) else None
         fields = {"code": error.code, "message": error.message} if error is not None else None
-        return answer_error(exc.response_status_code, fields, exc.response_headers or {}, target=target,
-                            operation=operation)
+        return answer_error(
+            exc.response_status_code, fields, exc.response_headers or {}, target=target, operation=operation
+        )
     if isinstance(exc, TOKEN_FAILURES):
         return token_error(exc, target=target)
     if isinstance(exc, httpx.TransportError):
@@ -133,7 +139,12 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
 
 # Every failure of a Graph call that translate() sorts.
 GRAPH_FAILURES = (
-    APIError, httpx.TransportError, AnswerRefused, HttpResponseError, ServiceRequestError, ServiceResponseError,
+    APIError,
+    httpx.TransportError,
+    AnswerRefused,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
 )
 
 
@@ -169,8 +180,12 @@ def _created_password(raw: object, target: str) -> tuple[Credential, Secret]:
     def unreadable(what: str) -> OutcomeUnknown:
         # Never the body nor the parser's words: either may hold the secret.
         return OutcomeUnknown(
-            f"addPassword answered {what}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED,
-            transient=False, hint=_MAYBE_CREATED,
+            f"addPassword answered {what}",
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.UNEXPECTED,
+            transient=False,
+            hint=_MAYBE_CREATED,
         )
 
     try:
@@ -195,7 +210,11 @@ class GraphWrites:
     """The writes of :class:`service.ports.Directory` over msgraph-sdk, for one tenant."""
 
     def __init__(
-        self, client: GraphServiceClient, tenant_id: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS,
+        self,
+        client: GraphServiceClient,
+        tenant_id: str,
+        retry: RetryPolicy,
+        metrics: Metrics = DEFAULT_METRICS,
         budget: Budget | None = None,
     ) -> None:
         self._client = client
@@ -243,15 +262,23 @@ class GraphWrites:
             except httpx.TransportError as exc:
                 raise OutcomeUnknown(
                     f"addPassword sent but no answer came back ({type(exc).__name__})",
-                    service=SERVICE, target=target, reason=FailureReason.UNEXPECTED, transient=False,
+                    service=SERVICE,
+                    target=target,
+                    reason=FailureReason.UNEXPECTED,
+                    transient=False,
                     hint=_MAYBE_CREATED,
                 ) from None
             except AnswerRefused as exc:
                 if 300 <= exc.status < 400:
                     raise translate(exc, target=target, operation="addPassword") from None
                 raise OutcomeUnknown(
-                    f"addPassword: {exc}", service=SERVICE, target=target, reason=FailureReason.UNEXPECTED,
-                    transient=False, status=exc.status, hint=_MAYBE_CREATED,
+                    f"addPassword: {exc}",
+                    service=SERVICE,
+                    target=target,
+                    reason=FailureReason.UNEXPECTED,
+                    transient=False,
+                    status=exc.status,
+                    hint=_MAYBE_CREATED,
                 ) from None
             except APIError as exc:
                 error = translate(exc, target=target, operation="addPassword")
@@ -259,8 +286,14 @@ class GraphWrites:
                     raise error from None  # throttled before it was processed: safe to try again
                 if error.status is not None and error.status >= 500:
                     raise OutcomeUnknown(
-                        error.message, service=SERVICE, target=target, reason=error.reason, transient=False,
-                        status=error.status, code=error.code, hint=_MAYBE_CREATED,
+                        error.message,
+                        service=SERVICE,
+                        target=target,
+                        reason=error.reason,
+                        transient=False,
+                        status=error.status,
+                        code=error.code,
+                        hint=_MAYBE_CREATED,
                     ) from None
                 error.transient = False
                 raise error from None

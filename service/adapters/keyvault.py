@@ -69,7 +69,6 @@ def secret_client(
     )
 
 
-
 def _version(properties: SecretProperties) -> VaultVersion:
     return VaultVersion(
         version=properties.version or "",
@@ -85,8 +84,13 @@ def _listing_page(data: object, vault_url: str, target: str) -> tuple[list[tuple
     which must stay on the vault (a token is sent along)."""
 
     def unreadable(what: str) -> RemoteError:
-        return RemoteError(f"the vault's listing {what}", service=SERVICE, target=target,
-                           reason=FailureReason.SINK_FAILED, transient=False)
+        return RemoteError(
+            f"the vault's listing {what}",
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.SINK_FAILED,
+            transient=False,
+        )
 
     if not isinstance(data, dict) or not isinstance(data.get("value"), list):
         raise unreadable("is not a page of secrets")
@@ -96,13 +100,18 @@ def _listing_page(data: object, vault_url: str, target: str) -> tuple[list[tuple
             raise unreadable("holds an item that is not a secret")
         attributes = item["attributes"] if isinstance(item.get("attributes"), dict) else {}
         tags = item["tags"] if isinstance(item.get("tags"), dict) else {}
-        items.append((VaultVersion(
-            version="",
-            created=_unix(attributes.get("created")),
-            expires_on=_unix(attributes.get("exp")),
-            enabled=attributes.get("enabled") is not False,
-            tags={str(k): str(v) for k, v in tags.items()},
-        ), item["id"].split("/secrets/", 1)[1].split("/", 1)[0]))
+        items.append(
+            (
+                VaultVersion(
+                    version="",
+                    created=_unix(attributes.get("created")),
+                    expires_on=_unix(attributes.get("exp")),
+                    enabled=attributes.get("enabled") is not False,
+                    tags={str(k): str(v) for k, v in tags.items()},
+                ),
+                item["id"].split("/secrets/", 1)[1].split("/", 1)[0],
+            )
+        )
     next_link = data.get("nextLink")
     if next_link is not None and (not isinstance(next_link, str) or _origin(next_link) != _origin(vault_url)):
         raise unreadable("points its next page away from the vault")
@@ -124,7 +133,11 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
     """
     if isinstance(exc, AnswerRefused):
         return RemoteError(
-            f"{operation}: {exc}", service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=False,
+            f"{operation}: {exc}",
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.SINK_FAILED,
+            transient=False,
             status=exc.status,
             hint="something other than the vault answered: check vault_url and any proxy (HTTPS_PROXY/NO_PROXY)",
         )
@@ -132,7 +145,10 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
         # Raised by the credential, not by the vault: the rotator could not sign in.
         return RemoteError(
             f"the rotator could not get a token for Key Vault: {clip(exc.message, SIGN_IN_CLIP)}",
-            service="entra", target=target, reason=FailureReason.PERMISSION_DENIED, transient=False,
+            service="entra",
+            target=target,
+            reason=FailureReason.PERMISSION_DENIED,
+            transient=False,
             hint=getattr(exc, "hint", None)
             or "check the rotator's own credential (credential: in the config, workload identity federation)",
         )
@@ -146,13 +162,19 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             where = host_of(headers.get("Location")) or "nowhere"
             return RemoteError(
                 f"{operation}: the vault answered {status}, a redirect to {where}; redirects are never followed",
-                service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=False, status=status,
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.SINK_FAILED,
+                transient=False,
+                status=status,
                 hint="a vault never redirects: check vault_url and any proxy (HTTPS_PROXY/NO_PROXY)",
             )
         if status in (401, 403):
             reason = FailureReason.PERMISSION_DENIED
-            hint = ("assign the rotator Key Vault Secrets Officer at this secret's scope (not the vault's, which "
-                    "reaches every secret in it), or a get/list/set access policy")
+            hint = (
+                "assign the rotator Key Vault Secrets Officer at this secret's scope (not the vault's, which "
+                "reaches every secret in it), or a get/list/set access policy"
+            )
         elif status == 404:
             reason = FailureReason.NOT_FOUND
             hint = "check vault_url and secret_name"
@@ -167,13 +189,22 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
             message = f"the vault answered {status}"
         return RemoteError(
             f"{operation}: {message}",
-            service=SERVICE, target=target, reason=reason, transient=status in TRANSIENT_STATUSES,
-            status=status, code=code, retry_after=parse_retry_after(headers.get("Retry-After")), hint=hint,
+            service=SERVICE,
+            target=target,
+            reason=reason,
+            transient=status in TRANSIENT_STATUSES,
+            status=status,
+            code=code,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+            hint=hint,
         )
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return RemoteError(
             f"{operation}: {type(exc).__name__}: {clip(exc.message)}",
-            service=SERVICE, target=target, reason=FailureReason.SINK_FAILED, transient=True,
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.SINK_FAILED,
+            transient=True,
             hint="network trouble reaching the vault (DNS, firewall, private endpoint?); the next pass tries again",
         )
     raise exc
@@ -183,7 +214,11 @@ class KeyVault:
     """:class:`service.ports.Vault` for one vault."""
 
     def __init__(
-        self, client: SecretClient, vault_url: str, retry: RetryPolicy, metrics: Metrics = DEFAULT_METRICS,
+        self,
+        client: SecretClient,
+        vault_url: str,
+        retry: RetryPolicy,
+        metrics: Metrics = DEFAULT_METRICS,
         budget: Budget | None = None,
     ) -> None:
         self._client = client
@@ -218,7 +253,10 @@ class KeyVault:
                 # The vault's 401 challenge named a resource outside the vault's domain.
                 raise RemoteError(
                     f"{operation}: the vault's authentication challenge does not match its URL",
-                    service=SERVICE, target=target, reason=FailureReason.CONFIG_ERROR, transient=False,
+                    service=SERVICE,
+                    target=target,
+                    reason=FailureReason.CONFIG_ERROR,
+                    transient=False,
                     hint="check vault_url; set verify_challenge_resource: false only for an emulator",
                 ) from None
 
@@ -308,6 +346,7 @@ class KeyVault:
 
     async def list_versions(self, name: str) -> list[VaultVersion]:
         """:meth:`service.ports.Vault.list_versions`; [] for a secret that does not exist."""
+
         async def listing() -> list[VaultVersion]:
             return [_version(p) async for p in self._client.list_properties_of_secret_versions(name)]
 
@@ -329,8 +368,11 @@ class KeyVault:
         bundle = await self._call(lambda: self._client.get_secret(name, version), name, "read the secret")
         if not bundle.value:
             raise RemoteError(
-                "the secret version has no value", service=SERVICE, target=f"{self._vault_url}/secrets/{name}",
-                reason=FailureReason.SINK_FAILED, transient=False,
+                "the secret version has no value",
+                service=SERVICE,
+                target=f"{self._vault_url}/secrets/{name}",
+                reason=FailureReason.SINK_FAILED,
+                transient=False,
             )
         return Secret(bundle.value)
 

@@ -62,13 +62,20 @@ async def _post(
         return
     try:
         async with session.post(
-            url, data=BODIES[hook.type](notice), headers={"Content-Type": "application/json"},
-            allow_redirects=False, timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+            url,
+            data=BODIES[hook.type](notice),
+            headers={"Content-Type": "application/json"},
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
         ) as response:
             status = response.status
     except (TimeoutError, aiohttp.ClientError) as error:
-        log.warning(Event.NOTIFY_FAILED, **where, error=f"no answer: {type(error).__name__}",
-                    hint="check that the webhook's host can be reached from here (proxy, firewall)")
+        log.warning(
+            Event.NOTIFY_FAILED,
+            **where,
+            error=f"no answer: {type(error).__name__}",
+            hint="check that the webhook's host can be reached from here (proxy, firewall)",
+        )
         return
     except Exception as error:  # noqa: BLE001 - a notice must never fail the pass, whatever goes wrong
         log.warning(Event.NOTIFY_FAILED, **where, error=f"{type(error).__name__} while posting")
@@ -76,8 +83,11 @@ async def _post(
     if 200 <= status < 300:
         log.info(Event.NOTIFY_SENT, **where)
         return
-    hint = ("the webhook was removed or its URL is wrong: make a new one and update notify.url"
-            if status in (401, 403, 404, 410) else
-            "the webhook redirects: give its final https URL" if 300 <= status < 400 else
-            "the channel's service refused or failed: the next pass tells again if it happens again")
+    hint = (
+        "the webhook was removed or its URL is wrong: make a new one and update notify.url"
+        if status in (401, 403, 404, 410)
+        else "the webhook redirects: give its final https URL"
+        if 300 <= status < 400
+        else "the channel's service refused or failed: the next pass tells again if it happens again"
+    )
     log.warning(Event.NOTIFY_FAILED, **where, status=status, error=f"the webhook answered {status}", hint=hint)

@@ -59,7 +59,9 @@ class HttpPusher:
         # Looked up once: the session does not read the environment on every request.
         self._proxy = env_proxy(request.url) if proxy == "env" else proxy
         self._retry = RetryPolicy(
-            attempts=retry.attempts, base_delay=retry.base_delay, max_delay=retry.max_delay,
+            attempts=retry.attempts,
+            base_delay=retry.base_delay,
+            max_delay=retry.max_delay,
             budget=min(retry.budget, request.timeout),
         )
 
@@ -93,16 +95,22 @@ class HttpPusher:
                     raise _refused(request.url, response.status, response.headers, words)
             except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as exc:
                 raise RemoteError(
-                    f"cannot connect: {type(exc).__name__}", service=SERVICE, target=request.url,
-                    reason=FailureReason.SINK_FAILED, transient=not isinstance(exc, aiohttp.ClientSSLError),
+                    f"cannot connect: {type(exc).__name__}",
+                    service=SERVICE,
+                    target=request.url,
+                    reason=FailureReason.SINK_FAILED,
+                    transient=not isinstance(exc, aiohttp.ClientSSLError),
                     hint="check the URL, DNS and the endpoint's certificate (cloud.ca_bundle for a private CA)",
                 ) from None
             except (TimeoutError, aiohttp.ClientError) as exc:
                 # Sent, but the answer was lost: the endpoint may have the secret. Retrying is safe (the
                 # Idempotency-Key dedupes it); if it never answers, the receipt stays pending.
                 raise OutcomeUnknown(
-                    f"no answer: {type(exc).__name__}", service=SERVICE, target=request.url,
-                    reason=FailureReason.SINK_FAILED, transient=True,
+                    f"no answer: {type(exc).__name__}",
+                    service=SERVICE,
+                    target=request.url,
+                    reason=FailureReason.SINK_FAILED,
+                    transient=True,
                 ) from None
 
         await retrying(once, self._retry, observe=self._metrics.observer(SERVICE, "push"))
@@ -138,7 +146,12 @@ def _refused(url: str, status: int, headers: Mapping[str, str], words: str) -> R
     elif status == 404:
         hint = "check the sink's url"
     return RemoteError(
-        f"the endpoint answered {status}" + (f": {words}" if words else ""), service=SERVICE, target=url,
-        reason=FailureReason.SINK_FAILED, transient=status in TRANSIENT_STATUSES, status=status,
-        retry_after=parse_retry_after(headers.get("Retry-After")), hint=hint,
+        f"the endpoint answered {status}" + (f": {words}" if words else ""),
+        service=SERVICE,
+        target=url,
+        reason=FailureReason.SINK_FAILED,
+        transient=status in TRANSIENT_STATUSES,
+        status=status,
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+        hint=hint,
     )

@@ -43,8 +43,7 @@ _REASONS = (
 
 # Entra's answer to a sign-in, by AADSTS code: what is wrong with the rotator's own identity.
 _AADSTS_HINTS = {
-    "7000215": "the rotator's own client secret is wrong: put its current value where credential.client_secret "
-    "points",
+    "7000215": "the rotator's own client secret is wrong: put its current value where credential.client_secret points",
     "7000222": "the rotator's own client secret has expired: give its app a new one and put it where "
     "credential.client_secret points",
     "700016": "no app with credential.client_id in that tenant: check credential.client_id and credential.tenant_id",
@@ -131,8 +130,10 @@ def _hint(kind: str, refused: list[str]) -> str:
     if known:
         return known[0]
     if codes:
-        return (f"Entra refused the rotator's sign-in (AADSTS{codes[0]}): look the code up in the Entra sign-in "
-                "logs of the rotator's identity; " + _FIX_BY_TYPE.get(kind, _FIX_BY_TYPE["default"]))
+        return (
+            f"Entra refused the rotator's sign-in (AADSTS{codes[0]}): look the code up in the Entra sign-in "
+            "logs of the rotator's identity; " + _FIX_BY_TYPE.get(kind, _FIX_BY_TYPE["default"])
+        )
     return _FIX_BY_TYPE.get(kind, _FIX_BY_TYPE["default"])
 
 
@@ -142,14 +143,20 @@ def sign_in_failed(kind: str, error: BaseException) -> SignInFailed:
     if isinstance(error, OSError):
         # WorkloadIdentityCredential reads its token file at every token request and lets the error through.
         where = f" {error.filename}" if error.filename else ""
-        return SignInFailed(f"the {kind.replace('_', ' ')} sign-in failed: its token file{where} cannot be read "
-                            f"({error.strerror or type(error).__name__})", _hint(kind, []))
+        return SignInFailed(
+            f"the {kind.replace('_', ' ')} sign-in failed: its token file{where} cannot be read "
+            f"({error.strerror or type(error).__name__})",
+            _hint(kind, []),
+        )
     text = str((error.message if isinstance(error, ClientAuthenticationError) else str(error)) or "")
     tried = _chain(text)
     if tried:
         said = ", ".join(f"{_LABELS.get(name, name)} ({_reason(why)})" for name, why in tried)
         refused = [why for _, why in tried if _aadsts(why)]
         return SignInFailed(f"DefaultAzureCredential tried {said}", _hint(kind, refused))
-    label = {"workload_identity": "workload identity", "managed_identity": "managed identity",
-             "client_secret": "client secret"}.get(kind, "DefaultAzureCredential")
+    label = {
+        "workload_identity": "workload identity",
+        "managed_identity": "managed identity",
+        "client_secret": "client secret",
+    }.get(kind, "DefaultAzureCredential")
     return SignInFailed(f"the {label} sign-in failed: {_reason(text)}", _hint(kind, [text]))

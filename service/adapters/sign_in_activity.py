@@ -76,8 +76,11 @@ class GraphSignInReport:
                     found[key_id] = max(when, found.get(key_id, when))
             url = self._next(page.get("@odata.nextLink"), target)
         raise RemoteError(
-            f"the report pages on beyond {MAX_PAGES} pages", service=SERVICE, target=target,
-            reason=FailureReason.UNEXPECTED, transient=False,
+            f"the report pages on beyond {MAX_PAGES} pages",
+            service=SERVICE,
+            target=target,
+            reason=FailureReason.UNEXPECTED,
+            transient=False,
         )
 
     def _next(self, link: object, target: str) -> str | None:
@@ -86,8 +89,11 @@ class GraphSignInReport:
         # The token goes only where the report lives: a next link elsewhere is not followed.
         if not isinstance(link, str) or urlsplit(link).netloc != self._host:
             raise RemoteError(
-                "the report's next link leads elsewhere", service=SERVICE, target=target,
-                reason=FailureReason.UNEXPECTED, transient=False,
+                "the report's next link leads elsewhere",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=False,
             )
         return link
 
@@ -107,7 +113,10 @@ class GraphSignInReport:
             data = None
         if not isinstance(data, dict):
             raise RemoteError(
-                "the report's answer is not a JSON object", service=SERVICE, target=target,
-                reason=FailureReason.UNEXPECTED, transient=False,
+                "the report's answer is not a JSON object",
+                service=SERVICE,
+                target=target,
+                reason=FailureReason.UNEXPECTED,
+                transient=False,
             )
         return data

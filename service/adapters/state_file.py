@@ -49,8 +49,12 @@ def decode_receipt(data: Any) -> Receipt:
     """A receipt from its JSON form; ValueError, naming what is wrong, if it is not one."""
     if not isinstance(data, dict):
         raise ValueError("a receipt is not a JSON object")
-    key_id, status, since, history = data.get("key_id"), data.get("status", "held"), data.get("since"), \
-        data.get("history", [])
+    key_id, status, since, history = (
+        data.get("key_id"),
+        data.get("status", "held"),
+        data.get("since"),
+        data.get("history", []),
+    )
     if not isinstance(key_id, str) or not key_id:
         raise ValueError("a receipt has no key_id")
     if status not in ("pending", "held"):
@@ -116,8 +120,13 @@ def decode_intents(text: bytes | str) -> tuple[Intent, ...]:
 def encode_intents(intents: tuple[Intent, ...]) -> str:
     """A target's intents document, the inverse of :func:`decode_intents`."""
     entries = [
-        {"name": i.name, "at": i.at.isoformat(), "reason": i.reason, **({"key_id": i.key_id} if i.key_id else {}),
-         **({"refused": True} if i.refused else {})}
+        {
+            "name": i.name,
+            "at": i.at.isoformat(),
+            "reason": i.reason,
+            **({"key_id": i.key_id} if i.key_id else {}),
+            **({"refused": True} if i.refused else {}),
+        }
         for i in intents
     ]
     return json.dumps({"intents": entries}, indent=2)

@@ -142,8 +142,11 @@ class KubernetesStateStore:
             token = _read_small(self._token_file)
         except OSError as exc:
             raise RemoteError(
-                f"cannot read the service account token ({exc.strerror or exc})", service="kubernetes",
-                target=self._where, reason=FailureReason.PERMISSION_DENIED, transient=False,
+                f"cannot read the service account token ({exc.strerror or exc})",
+                service="kubernetes",
+                target=self._where,
+                reason=FailureReason.PERMISSION_DENIED,
+                transient=False,
                 hint="mount the service account token (automountServiceAccountToken) for the kubernetes backend",
             ) from None
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -159,11 +162,19 @@ class KubernetesStateStore:
         reason = FailureReason.PERMISSION_DENIED if status in (401, 403) else FailureReason.UNEXPECTED
         return self._failure(f"{operation} answered {status}" + (f": {detail}" if detail else ""), status, reason)
 
-    def _failure(self, message: str, status: int | None, reason: FailureReason = FailureReason.UNEXPECTED,
-                 ) -> RemoteError:
+    def _failure(
+        self,
+        message: str,
+        status: int | None,
+        reason: FailureReason = FailureReason.UNEXPECTED,
+    ) -> RemoteError:
         return RemoteError(
-            message, service="kubernetes", target=f"configmap {self._name}",
-            reason=reason, transient=status is not None and (status >= 500 or status == 429), status=status,
+            message,
+            service="kubernetes",
+            target=f"configmap {self._name}",
+            reason=reason,
+            transient=status is not None and (status >= 500 or status == 429),
+            status=status,
             hint=(
                 "the service account needs get and update on this ConfigMap, and the ConfigMap must exist: "
                 "deploy/components/kubernetes-state ships both (the ConfigMap and a Role with get and update on "
@@ -192,8 +203,9 @@ class KubernetesStateStore:
             try:
                 body = json.loads(await _read_capped(response, _MAX_BODY))
             except _TooLarge:
-                raise self._failure(f"reading the state ConfigMap: the answer is larger than {_MAX_BODY} bytes",
-                                    200) from None
+                raise self._failure(
+                    f"reading the state ConfigMap: the answer is larger than {_MAX_BODY} bytes", 200
+                ) from None
             except ValueError:
                 raise self._failure("reading the state ConfigMap: the answer is not JSON", 200) from None
             data = body.get("data") if isinstance(body, dict) else None
@@ -201,8 +213,9 @@ class KubernetesStateStore:
                 raise self._failure("reading the state ConfigMap: the answer is not a ConfigMap", 200)
             return body, {str(k): str(v) for k, v in (data or {}).items()}
 
-    def _decoded(self, data: dict[str, str], target: str, key: str, decode: Callable[[str], _T], empty: _T,
-                 what: str) -> _T:
+    def _decoded(
+        self, data: dict[str, str], target: str, key: str, decode: Callable[[str], _T], empty: _T, what: str
+    ) -> _T:
         text = data.get(key)
         if text is None:
             return empty

@@ -56,8 +56,10 @@ def redirect_refused(status: int, url: object, location: str | None) -> AnswerRe
     """The error for a 3xx answer from ``url`` pointing at ``location``."""
     where = host_of(location)
     return AnswerRefused(
-        status, f"answered {status}, a redirect to {where or 'nowhere'}: redirects are never followed",
-        origin=host_of(str(url)), location=where,
+        status,
+        f"answered {status}, a redirect to {where or 'nowhere'}: redirects are never followed",
+        origin=host_of(str(url)),
+        location=where,
     )
 
 
@@ -101,7 +103,8 @@ class CappedResponse(aiohttp.ClientResponse):
             if self.status < 400 and (self.content_length or 0) > limit:
                 self.close()
                 raise AnswerRefused(
-                    self.status, f"answered {self.content_length} bytes, more than the {limit} read",
+                    self.status,
+                    f"answered {self.content_length} bytes, more than the {limit} read",
                     origin=host_of(str(self.url)),
                 )
             try:

@@ -98,8 +98,10 @@ def _from_document(data: Mapping[str, Any]) -> _Parts:
         name = raw.get("name") if isinstance(raw.get("name"), str) else None
         targets.append(_TargetParts(i, name, policy, credential, sinks))
     return _Parts(
-        _valid(Cloud, data.get("cloud")), _valid(IdentityConfig, data.get("credential")),
-        _valid(PolicyOverrides, data.get("defaults")), targets,
+        _valid(Cloud, data.get("cloud")),
+        _valid(IdentityConfig, data.get("credential")),
+        _valid(PolicyOverrides, data.get("defaults")),
+        targets,
     )
 
 
@@ -109,16 +111,21 @@ def _from_document(data: Mapping[str, Any]) -> _Parts:
 def _repeated_names(data: Mapping[str, Any]) -> Iterator[Problem]:
     """Each target that takes a name an earlier target has (read from the document: also of broken targets)."""
     raw = data.get("targets")
-    named = [(i, t["name"]) for i, t in enumerate(raw if isinstance(raw, list) else [])
-             if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    named = [
+        (i, t["name"])
+        for i, t in enumerate(raw if isinstance(raw, list) else [])
+        if isinstance(t, dict) and isinstance(t.get("name"), str)
+    ]
     twice = set(repeated(name for _, name in named))
     first: dict[str, int] = {}
     for i, name in named:
         if name not in twice:
             continue
         if name in first:
-            yield Problem(("targets", i, "name"), f"targets[{i}].name: target names must be unique: {name} is "
-                          f"also the name of targets[{first[name]}]")
+            yield Problem(
+                ("targets", i, "name"),
+                f"targets[{i}].name: target names must be unique: {name} is also the name of targets[{first[name]}]",
+            )
         else:
             first[name] = i
 
@@ -132,8 +139,10 @@ def _repeated_sinks(target: _TargetParts) -> Iterator[Problem]:
             continue
         if sink_id in first:
             i = target.index
-            yield Problem(("targets", i, "sinks", j), f"targets[{i}].sinks[{j}]: the same sink is listed twice: "
-                          f"{sink_id} (also sinks[{first[sink_id]}])")
+            yield Problem(
+                ("targets", i, "sinks", j),
+                f"targets[{i}].sinks[{j}]: the same sink is listed twice: {sink_id} (also sinks[{first[sink_id]}])",
+            )
         else:
             first[sink_id] = j
 
@@ -174,8 +183,11 @@ def _references(parts: _Parts) -> Iterator[tuple[Loc, str, SecretRef]]:
     for target in parts.targets:
         i = target.index
         if target.credential is not None and target.credential.client_secret is not None:
-            yield (("targets", i, "credential", "client_secret"), f"targets[{i}].credential.client_secret",
-                   target.credential.client_secret)
+            yield (
+                ("targets", i, "credential", "client_secret"),
+                f"targets[{i}].credential.client_secret",
+                target.credential.client_secret,
+            )
         for j, sink in target.sinks:
             for path, ref in sink.references():
                 loc: Loc = ("targets", i, "sinks", j, *path.split(".", 1))

@@ -121,14 +121,16 @@ class IdentityConfig(StrictModel):
         examples=["workload_identity"],
     )
     tenant_id: str | None = Field(
-        default=None, pattern=GUID,
+        default=None,
+        pattern=GUID,
         description="The tenant the rotator's own identity is registered in (client_secret, workload_identity). "
         "Default: $AZURE_TENANT_ID for workload_identity, else the target's tenant_id. Tokens are asked for each "
         "target's tenant, so a multi-tenant identity serves every tenant it is consented in.",
         examples=["00000000-0000-0000-0000-000000000000"],
     )
     client_id: str | None = Field(
-        default=None, pattern=GUID,
+        default=None,
+        pattern=GUID,
         description="The rotator's own application (client) ID. Required for client_secret; for "
         "workload_identity default $AZURE_CLIENT_ID; for managed_identity and default it picks a user-assigned "
         "managed identity (default: the system-assigned one).",

@@ -83,16 +83,28 @@ class Target(PolicyOverrides):
         default=None,
         description="The rotator's own identity for this target, instead of the top-level credential: a "
         "rotator serving tenants where it has separate identities. Default: the top-level credential.",
-        examples=[{"type": "client_secret", "tenant_id": _GUID_EXAMPLE,
-                   "client_id": "22222222-2222-2222-2222-222222222222",
-                   "client_secret": {"env": "ROTATOR_CLIENT_SECRET"}}],
+        examples=[
+            {
+                "type": "client_secret",
+                "tenant_id": _GUID_EXAMPLE,
+                "client_id": "22222222-2222-2222-2222-222222222222",
+                "client_secret": {"env": "ROTATOR_CLIENT_SECRET"},
+            }
+        ],
     )
     sinks: list[SinkConfig] = Field(
         min_length=1,
         description="Where each new secret goes: a Key Vault secret (`keyvault`) and/or an HTTPS push "
         "(`dimescheduler`, `webhook`). At least one, each at most once.",
-        examples=[[{"type": "keyvault", "vault_url": "https://my-vault.vault.azure.net",
-                    "secret_name": "dime-exchange-client-secret"}]],
+        examples=[
+            [
+                {
+                    "type": "keyvault",
+                    "vault_url": "https://my-vault.vault.azure.net",
+                    "secret_name": "dime-exchange-client-secret",
+                }
+            ]
+        ],
     )
 
 
@@ -117,13 +129,16 @@ class StateConfig(StrictModel):
         examples=["secret-rotator"],
     )
     name: str = Field(
-        default="secret-rotator-state", pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        default="secret-rotator-state",
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
         description="For backend kubernetes: the ConfigMap's name. It must exist; the rotator needs get and "
         "update on it.",
         examples=["secret-rotator-state"],
     )
     shards: int = Field(
-        default=1, ge=1, le=MAX_SHARDS,
+        default=1,
+        ge=1,
+        le=MAX_SHARDS,
         description="One store per shard of the tenants, for a fleet spread over the pods of an Indexed Job "
         "(`run --shards N`, the same N): the directory <path>/shard-I-of-N or the ConfigMap <name>-I-of-N. A "
         "tenant's shard is sha256(tenant id) mod N; every command finds a target's store by it. Changing it "
@@ -135,8 +150,10 @@ class StateConfig(StrictModel):
     def _shard_names_fit(self) -> StateConfig:
         longest = len(f"{self.name}-{self.shards - 1}-of-{self.shards}")
         if self.backend == "kubernetes" and self.shards > 1 and longest > _MAX_CONFIGMAP_NAME:
-            raise ValueError(f"name: with {self.shards} shards the ConfigMap names reach {longest} characters, "
-                             f"more than Kubernetes' {_MAX_CONFIGMAP_NAME}: shorten the name")
+            raise ValueError(
+                f"name: with {self.shards} shards the ConfigMap names reach {longest} characters, "
+                f"more than Kubernetes' {_MAX_CONFIGMAP_NAME}: shorten the name"
+            )
         return self
 
 
@@ -155,19 +172,22 @@ class Config(StrictModel):
     store and the targets."""
 
     cloud: Cloud = Field(
-        default_factory=Cloud, json_schema_extra=_ALL_DEFAULTS,
+        default_factory=Cloud,
+        json_schema_extra=_ALL_DEFAULTS,
         description="The Azure cloud whose Entra ID, Microsoft Graph and Key Vault the rotator calls. Default: "
         "the public cloud.",
         examples=[{"name": "usgov"}],
     )
     credential: IdentityConfig = Field(
-        default_factory=IdentityConfig, json_schema_extra=_ALL_DEFAULTS,
+        default_factory=IdentityConfig,
+        json_schema_extra=_ALL_DEFAULTS,
         description="Who the rotator itself is when it calls Graph and Key Vault (not the app it rotates). "
         "Default: DefaultAzureCredential.",
         examples=[{"type": "workload_identity"}],
     )
     defaults: PolicyOverrides = Field(
-        default_factory=PolicyOverrides, json_schema_extra=_ALL_DEFAULTS,
+        default_factory=PolicyOverrides,
+        json_schema_extra=_ALL_DEFAULTS,
         description="The rotation policy of every target; a target may override each key. Default: every key "
         "at its built-in value.",
         examples=[{"lifetime": "90d", "renew_before": "30d", "grace_period": "1d"}],
@@ -185,19 +205,23 @@ class Config(StrictModel):
         examples=["5m"],
     )
     concurrency_per_tenant: int = Field(
-        default=4, ge=1, le=64,
+        default=4,
+        ge=1,
+        le=64,
         description="How many targets of one tenant a pass works on at once (1-64); targets in different "
         "tenants go side by side regardless.",
         examples=[4],
     )
     state: StateConfig = Field(
-        default_factory=StateConfig, json_schema_extra=_ALL_DEFAULTS,
+        default_factory=StateConfig,
+        json_schema_extra=_ALL_DEFAULTS,
         description="Where the push sinks' receipts are kept: what Dime.Scheduler was last given, which it "
         "cannot be asked. Default: files in /var/lib/secret-rotator.",
         examples=[{"backend": "kubernetes", "name": "secret-rotator-state"}],
     )
     notify: list[NotifyConfig] = Field(
-        default_factory=list, json_schema_extra={"default": []},
+        default_factory=list,
+        json_schema_extra={"default": []},
         description="Teams or Slack incoming webhooks told when a rotation is done or has failed (`run` and "
         "`daemon`): at most one message per target and kind per pass, never a secret. A webhook that cannot be "
         "reached is logged (notify.failed) and never fails the pass. Default: none.",
@@ -206,10 +230,22 @@ class Config(StrictModel):
     targets: list[Target] = Field(
         min_length=1,
         description="The app registrations whose client secret is rotated, each with its sinks. At least one.",
-        examples=[[{"name": "dime-exchange", "tenant_id": _GUID_EXAMPLE,
+        examples=[
+            [
+                {
+                    "name": "dime-exchange",
+                    "tenant_id": _GUID_EXAMPLE,
                     "client_id": "11111111-1111-1111-1111-111111111111",
-                    "sinks": [{"type": "dimescheduler", "url": "https://dimescheduler.example.com/api/exchange",
-                               "api_key": {"env": "DIMESCHEDULER_API_KEY"}}]}]],
+                    "sinks": [
+                        {
+                            "type": "dimescheduler",
+                            "url": "https://dimescheduler.example.com/api/exchange",
+                            "api_key": {"env": "DIMESCHEDULER_API_KEY"},
+                        }
+                    ],
+                }
+            ]
+        ],
     )
 
     def policy(self, target: Target) -> Policy:

@@ -96,7 +96,8 @@ PushUrl = Annotated[
     str,
     BeforeValidator(
         lambda v: https_url(
-            v, allow_loopback_http=True,
+            v,
+            allow_loopback_http=True,
             query_instead="give each parameter in the sink's `query:` as a reference, e.g. query: {code: {env: NAME}}",
         )
     ),

@@ -82,12 +82,15 @@ def read_config_text(name: str | Path) -> str:
         # A pipe is fine (`--config <(envsubst < config.yaml)`); devices, directories and sockets are not.
         raw = read_limited(name, MAX_CONFIG_BYTES, pipes=True)
     except FileProblem as exc:
-        raise ConfigError(f"{name}: cannot use it as the config file: {exc} (a 10,000-target config is about "
-                          f"{size_text(4 * MIB)})") from None
+        raise ConfigError(
+            f"{name}: cannot use it as the config file: {exc} (a 10,000-target config is about {size_text(4 * MIB)})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read the config file ({exc.strerror or exc})") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{name}: the config file is not UTF-8 text (a byte that is not UTF-8 at offset "
-                          f"{exc.start}); save it as UTF-8") from None
+        raise ConfigError(
+            f"{name}: the config file is not UTF-8 text (a byte that is not UTF-8 at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None

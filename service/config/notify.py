@@ -30,7 +30,7 @@ class NotifyConfig(StrictModel):
     """One incoming webhook of a Teams channel or a Slack channel, and what it is told."""
 
     type: Literal["teams", "slack"] = Field(
-        description="teams: a Teams incoming webhook (a Workflows \"When a Teams webhook request is received\" "
+        description='teams: a Teams incoming webhook (a Workflows "When a Teams webhook request is received" '
         "flow, or the older connector), sent an Adaptive Card. slack: a Slack incoming webhook, sent text.",
         examples=["teams"],
     )
@@ -40,7 +40,8 @@ class NotifyConfig(StrictModel):
         examples=[{"env": "TEAMS_WEBHOOK_URL"}],
     )
     events: list[NotifyEvent] = Field(
-        default_factory=lambda: list(NotifyEvent), json_schema_extra={"default": ["rotated", "failed"]},
+        default_factory=lambda: list(NotifyEvent),
+        json_schema_extra={"default": ["rotated", "failed"]},
         description="What to tell: rotated (a new secret reached every sink) and failed (a target's pass failed, "
         "with the reason and what to do). Never a secret, nor its first characters.",
         examples=[["failed"]],
@@ -74,4 +75,3 @@ def notify_problems(data: Mapping[str, Any], environ: Mapping[str, str]) -> Iter
         wrong = webhook_url_problem(hook.url.resolve(environ).reveal())
         if wrong:
             yield Problem(("notify", i, "url"), f"notify[{i}].url: the URL in {hook.url.describe()} {wrong}")
-

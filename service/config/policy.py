@@ -29,7 +29,9 @@ class PolicyOverrides(StrictModel):
         examples=["30d"],
     )
     renew_before_ratio: float | None = Field(
-        default=None, gt=0, lt=1,
+        default=None,
+        gt=0,
+        lt=1,
         description="Rotate when this fraction of the secret in use's own lifetime is left (between 0 and 1). "
         "Used when renew_before is not set. Built-in: 1/3.",
         examples=[0.33],
@@ -53,7 +55,9 @@ class PolicyOverrides(StrictModel):
         examples=["15m"],
     )
     max_credentials: int | None = Field(
-        default=None, ge=2, le=100,
+        default=None,
+        ge=2,
+        le=100,
         description="The most secrets the app may hold at once (2-100); an old one is removed first when a new "
         "one would exceed it. A target whose sinks cannot be read back (push only) keeps one of them free to "
         "repair a push that was never confirmed. Built-in: 4.",
@@ -66,7 +70,9 @@ class PolicyOverrides(StrictModel):
         examples=[False],
     )
     marker: str | None = Field(
-        default=None, min_length=3, max_length=60,
+        default=None,
+        min_length=3,
+        max_length=60,
         description="The display name of the secrets this service creates is exactly the marker, one space and "
         "the UTC time; only a secret named so is its own. Change it only to run two installations on one app. "
         "Built-in: secret-rotator.",

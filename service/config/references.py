@@ -30,7 +30,8 @@ class SecretRef(StrictModel):
     """Where a secret comes from: an environment variable or a file (a mounted Kubernetes Secret)."""
 
     env: str | None = Field(
-        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="The name of the environment variable that holds the secret. Give env or file, not both.",
         examples=["DIMESCHEDULER_API_KEY"],
     )
@@ -73,8 +74,10 @@ class SecretRef(StrictModel):
             # and a device (/dev/zero, /dev/urandom) is never a secret.
             raw = read_limited(self.file, MAX_SECRET_FILE_BYTES)
         except FileProblem as exc:
-            raise ValueError(f"file {self.file} cannot be used: {exc}: point it at the secret's file "
-                             "(e.g. a mounted Kubernetes Secret)") from None
+            raise ValueError(
+                f"file {self.file} cannot be used: {exc}: point it at the secret's file "
+                "(e.g. a mounted Kubernetes Secret)"
+            ) from None
         except OSError as exc:
             raise ValueError(f"file {self.file} cannot be read ({exc.strerror or exc}): mount or create it") from None
         try:

@@ -48,10 +48,10 @@ def parse_clock(value: Any, *, key: str) -> int:
     match = _CLOCK.match(value) if isinstance(value, str) else None
     minutes = int(match[1]) * 60 + int(match[2]) if match else -1
     if not match or minutes > MINUTES_PER_DAY or (key == "start" and minutes == MINUTES_PER_DAY):
-        end = ", or \"24:00\" for midnight at the end of the day" if key == "end" else ""
+        end = ', or "24:00" for midnight at the end of the day' if key == "end" else ""
         # YAML 1.1 reads an unquoted 17:30 as a number (base 60): say why the quotes matter.
         unquoted = " (without quotes YAML reads 17:30 as a number)" if isinstance(value, int) else ""
-        raise ValueError(f"must be a 24-hour time in quotes, like \"08:00\" or \"17:30\"{end}{unquoted}")
+        raise ValueError(f'must be a 24-hour time in quotes, like "08:00" or "17:30"{end}{unquoted}')
     return minutes
 
 
@@ -67,11 +67,11 @@ class MaintenanceWindow(StrictModel):
         examples=[["mon-fri"]],
     )
     start: str = Field(
-        description="When the window opens, 24-hour wall-clock time in time_zone, quoted (\"08:00\").",
+        description='When the window opens, 24-hour wall-clock time in time_zone, quoted ("08:00").',
         examples=["08:00"],
     )
     end: str = Field(
-        description="When it closes, 24-hour wall-clock time in time_zone, quoted; \"24:00\" is midnight at the "
+        description='When it closes, 24-hour wall-clock time in time_zone, quoted; "24:00" is midnight at the '
         "end of the day, and a time not after start is on the next day (a window across midnight).",
         examples=["17:00"],
     )
@@ -111,12 +111,14 @@ class MaintenanceWindow(StrictModel):
     @model_validator(mode="after")
     def _not_empty(self) -> MaintenanceWindow:
         if parse_clock(self.start, key="start") == parse_clock(self.end, key="end"):
-            raise ValueError("start and end are the same time: for a whole day write start: \"00:00\", end: \"24:00\"")
+            raise ValueError('start and end are the same time: for a whole day write start: "00:00", end: "24:00"')
         return self
 
     def window(self) -> Window:
         """The window as :mod:`service.windows` reckons with it."""
         return Window(
-            parse_days(self.days), parse_clock(self.start, key="start"), parse_clock(self.end, key="end"),
+            parse_days(self.days),
+            parse_clock(self.start, key="start"),
+            parse_clock(self.end, key="end"),
             self.time_zone,
         )

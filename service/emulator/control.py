@@ -124,8 +124,11 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
         if "password_cap" in body:
             emu.password_cap = int(body["password_cap"])
         if "graph_throttle" in body or "vault_throttle" in body:
-            emu.throttle(graph=_count(body, "graph_throttle"), vault=_count(body, "vault_throttle"),
-                         window=float(body.get("throttle_window_seconds", 10.0)))
+            emu.throttle(
+                graph=_count(body, "graph_throttle"),
+                vault=_count(body, "vault_throttle"),
+                window=float(body.get("throttle_window_seconds", 10.0)),
+            )
         if "vault_page_limit" in body:
             limit = body["vault_page_limit"]
             emu.vault_page_limit = None if limit is None else int(limit)
@@ -181,8 +184,13 @@ def _route(emu: Emulator, request: web.Request, path: list[str], body: dict[str,
             # The requests inside Graph batches, each counted apart from the batch that carried it.
             inner = Counter(r.service for r in emu.requests if r.inner)
             return json_response(
-                {"total": sum(by_service.values()), "by_service": dict(by_service), "counts": dict(counts),
-                 "inner_by_service": dict(inner), "throttled": emu.throttled}
+                {
+                    "total": sum(by_service.values()),
+                    "by_service": dict(by_service),
+                    "counts": dict(counts),
+                    "inner_by_service": dict(inner),
+                    "throttled": emu.throttled,
+                }
             )
         if method == "DELETE":
             emu.reset_requests()

@@ -58,7 +58,12 @@ _BY_APP_ID = re.compile(r"^(applications|servicePrincipals)\(appId='([^']*)'\)$"
 
 class GraphError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, *, details: list[dict[str, Any]] | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -134,8 +139,9 @@ class GraphService:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
             wait = self.throttle.take(f"{caller.tenant_id}/{caller.app_id}")
             if wait is not None:
-                raise GraphError(429, "TooManyRequests", "Too many requests, please retry later.",
-                                 headers={"Retry-After": str(wait)})
+                raise GraphError(
+                    429, "TooManyRequests", "Too many requests, please retry later.", headers={"Retry-After": str(wait)}
+                )
             response: web.StreamResponse
             if version == "beta":
                 response = self._beta_route(request, segments, caller, tenant)
@@ -257,11 +263,11 @@ class GraphService:
         log = self.directory.sign_ins
         if segments != ["reports", "appCredentialSignInActivities"] or request.method != "GET" or not log.available:
             # What a national cloud answers: it has no such report.
-            raise bad_request(f"Resource not found for the segment '{segments[-1] if segments else ''}'.",
-                              "BadRequest")
+            raise bad_request(f"Resource not found for the segment '{segments[-1] if segments else ''}'.", "BadRequest")
         if not (caller.roles & sign_ins.REPORT_ROLES or caller.scopes & sign_ins.REPORT_ROLES):
             raise GraphError(
-                403, "Authorization_RequestDenied",
+                403,
+                "Authorization_RequestDenied",
                 "Calling principal does not have required MSGraph permissions AuditLog.Read.All",
             )
         try:
@@ -278,10 +284,12 @@ class GraphService:
                 facts = sign_ins.CredentialFacts(record.created_at, record.end) if record else None
                 sp = self.directory.sp_by_app_id(tenant, entry.app_id)
                 rows.append(sign_ins.activity_json(entry, facts, sp.object_id if sp else None))
-        return json_response({
-            "@odata.context": f"{self.base_url()}/beta/$metadata#reports/appCredentialSignInActivities",
-            "value": rows,
-        })
+        return json_response(
+            {
+                "@odata.context": f"{self.base_url()}/beta/$metadata#reports/appCredentialSignInActivities",
+                "value": rows,
+            }
+        )
 
     # -- authorization -----------------------------------------------------------------------------
 
@@ -394,7 +402,8 @@ class GraphService:
         # Filtered on the three filterable properties before the whole shape is built: a tenant may hold
         # thousands of apps, and an `in` filter asks for 15 of them.
         chosen = [
-            a for a in tenant.apps.values()
+            a
+            for a in tenant.apps.values()
             if test({"id": a.object_id, "appId": a.app_id, "displayName": a.display_name})
             and self._visible_app(caller, a)
         ]

@@ -92,8 +92,14 @@ class GraphBatch:
             # The batch is one request: its token is checked once (the requests inside carry it too).
             request[TENANT_ID] = self.graph.authenticate(request).tenant_id
         except GraphError as exc:
-            return error_response(exc.status, exc.code, exc.message, request_id=request_id,
-                                  client_request_id=client_request_id, now_text=now_text)
+            return error_response(
+                exc.status,
+                exc.code,
+                exc.message,
+                request_id=request_id,
+                client_request_id=client_request_id,
+                now_text=now_text,
+            )
         # aiohttp clones a request only before its body is read: the requests inside are clones of this one.
         unread = request.clone()
         try:
@@ -103,15 +109,22 @@ class GraphBatch:
                 raise BatchError("Invalid batch payload format.") from None
             items = _requests(body)
         except BatchError as exc:
-            return error_response(400, "BadRequest", str(exc), request_id=request_id,
-                                  client_request_id=client_request_id, now_text=now_text)
+            return error_response(
+                400,
+                "BadRequest",
+                str(exc),
+                request_id=request_id,
+                client_request_id=client_request_id,
+                now_text=now_text,
+            )
         answers: dict[str, dict[str, Any]] = {}
         by_id = {str(item["id"]).lower(): item for item in items}
         pending = dict(by_id)
         try:
             while pending:
                 ready = [
-                    key for key, item in pending.items()
+                    key
+                    for key, item in pending.items()
                     if all(str(d).lower() in answers for d in item.get("dependsOn") or [])
                 ]
                 if not ready:  # a cycle: none of them can ever run
@@ -138,8 +151,10 @@ class GraphBatch:
                 return _failed(item, 424, "FailedDependency", "Failed dependency.")
         method = str(item["method"]).upper()
         url = URL("/v1.0/" + str(item["url"]).lstrip("/"))
-        headers = {**{k: v for k, v in outer.headers.items() if k.lower() != "content-type"},
-                   **{str(k): str(v) for k, v in (item.get("headers") or {}).items()}}
+        headers = {
+            **{k: v for k, v in outer.headers.items() if k.lower() != "content-type"},
+            **{str(k): str(v) for k, v in (item.get("headers") or {}).items()},
+        }
         inner = outer.clone(method=method, rel_url=url, headers=headers)
         inner[INNER_BODY] = json.dumps(item["body"]).encode() if item.get("body") is not None else b""
         firing = self.faults.take(method, url.path)
@@ -182,9 +197,15 @@ class GraphBatch:
 
 
 def _info(inner: web.Request, phase: str, status: int | None = None) -> RequestInfo:
-    return RequestInfo(service="graph", method=inner.method, path=inner.path, query=inner.query_string,
-                       tenant_id=inner.get(TENANT_ID), phase="after" if phase == "after" else "before",
-                       status=status)
+    return RequestInfo(
+        service="graph",
+        method=inner.method,
+        path=inner.path,
+        query=inner.query_string,
+        tenant_id=inner.get(TENANT_ID),
+        phase="after" if phase == "after" else "before",
+        status=status,
+    )
 
 
 def _answer(item: dict[str, Any], response: web.StreamResponse) -> dict[str, Any]:
@@ -197,13 +218,18 @@ def _answer(item: dict[str, Any], response: web.StreamResponse) -> dict[str, Any
     return answer
 
 
-def _failed(item: dict[str, Any], status: int, code: str, message: str,
-            headers: dict[str, str] | None = None) -> dict[str, Any]:
+def _failed(
+    item: dict[str, Any], status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     request_id = new_request_id()
-    inner = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": request_id,
-             "client-request-id": request_id}
+    inner = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "request-id": request_id,
+        "client-request-id": request_id,
+    }
     return {
-        "id": item["id"], "status": status,
+        "id": item["id"],
+        "status": status,
         "headers": {"Content-Type": "application/json", **(headers or {})},
         "body": {"error": {"code": code, "message": message, "innerError": inner}},
     }

@@ -82,8 +82,15 @@ class Hooks:
 
 def _teams_message(body: dict[str, Any]) -> bool:
     attachments = body.get("attachments")
-    return body.get("type") == "message" and isinstance(attachments, list) and bool(attachments) and all(
-        isinstance(a, dict) and a.get("contentType") == ADAPTIVE and isinstance(a.get("content"), dict)
-        and a["content"].get("type") == "AdaptiveCard"
-        for a in attachments
+    return (
+        body.get("type") == "message"
+        and isinstance(attachments, list)
+        and bool(attachments)
+        and all(
+            isinstance(a, dict)
+            and a.get("contentType") == ADAPTIVE
+            and isinstance(a.get("content"), dict)
+            and a["content"].get("type") == "AdaptiveCard"
+            for a in attachments
+        )
     )

@@ -121,8 +121,15 @@ class KeyVaultService:
 
     # -- inspection for tests ----------------------------------------------------------------------
 
-    def seed(self, name: str, value: str, *, tags: dict[str, str] | None = None,
-             expires: datetime | None = None, version_id: str | None = None) -> SecretVersion:
+    def seed(
+        self,
+        name: str,
+        value: str,
+        *,
+        tags: dict[str, str] | None = None,
+        expires: datetime | None = None,
+        version_id: str | None = None,
+    ) -> SecretVersion:
         """A version written out of band (an admin in the portal): no request, no authorization.
 
         ``version_id`` (32 hex digits) chooses the version id, so that a test can make the listing order
@@ -134,9 +141,16 @@ class KeyVaultService:
         with self.lock:
             versions = self.secrets.setdefault(name.lower(), [])
             version = SecretVersion(
-                name=versions[0].name if versions else name, version=version_id or secrets.token_hex(16), value=value,
-                content_type=None, tags=dict(tags or {}), enabled=True, not_before=None, expires=expires,
-                created=now, updated=now,
+                name=versions[0].name if versions else name,
+                version=version_id or secrets.token_hex(16),
+                value=value,
+                content_type=None,
+                tags=dict(tags or {}),
+                enabled=True,
+                not_before=None,
+                expires=expires,
+                created=now,
+                updated=now,
             )
             versions.append(version)
         return version
@@ -173,9 +187,11 @@ class KeyVaultService:
             wait = self.throttle.take("vault")
             if wait is not None:
                 raise VaultError(
-                    429, "Throttled",
+                    429,
+                    "Throttled",
                     "Request was not processed because too many requests were received. Reason: "
-                    "VaultRequestTypeLimitReached", retry_after=wait,
+                    "VaultRequestTypeLimitReached",
+                    retry_after=wait,
                 )
             with self.lock:
                 return await self._route(request, segments)

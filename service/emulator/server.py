@@ -114,8 +114,9 @@ class Emulator:
         self.receiver = Receiver(self.directory, receiver_api_key, verify_signin=verify_pushed_secrets)
         self.hooks = Hooks()  # a Teams and a Slack incoming webhook, for `notify:`
         self.faults = FaultSet()
-        self.graph_batch = GraphBatch(self.graph, self.faults, lambda r, service, status: self._record(
-            r, service, status, inner=True))
+        self.graph_batch = GraphBatch(
+            self.graph, self.faults, lambda r, service, status: self._record(r, service, status, inner=True)
+        )
         self.default_latency = timedelta(0)
         self.requests: list[RequestRecord] = []
         self._url: str | None = None
@@ -570,7 +571,12 @@ class Emulator:
         return self.keyvault.versions(name)
 
     def add_vault_secret(
-        self, name: str, value: str, *, tags: dict[str, str] | None = None, expires: datetime | None = None,
+        self,
+        name: str,
+        value: str,
+        *,
+        tags: dict[str, str] | None = None,
+        expires: datetime | None = None,
         version_id: str | None = None,
     ) -> SecretVersion:
         """Seed a Key Vault secret version as if pasted in the portal (no tags unless given)."""

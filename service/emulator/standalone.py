@@ -41,8 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve emulated Entra ID, Graph, Key Vault and a Dime.Scheduler endpoint on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"port (default {DEFAULT_PORT}, or a free one when that is taken; 0 picks a free one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port (default {DEFAULT_PORT}, or a free one when that is taken; 0 picks a free one)",
+    )
     parser.add_argument("--state-dir", type=Path, default=None, help="where ca.pem, secrets and config go")
     parser.add_argument(
         "--replication-delay", type=float, default=0.0, metavar="SECONDS", help="delay before new secrets work"

@@ -17,8 +17,9 @@ from collections.abc import Callable
 class Throttle:
     """A sliding-window counter per key; ``limit`` None lets everything through."""
 
-    def __init__(self, limit: int | None = None, window: float = 10.0, *,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int | None = None, window: float = 10.0, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window = window
         self.refused = 0  # requests answered 429 so far

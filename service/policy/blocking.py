@@ -104,4 +104,3 @@ def no_room(facts: Facts, why: Why, retirements: Sequence[Action]) -> Action | N
 
 
 BLOCKING: tuple[BlockRule, ...] = (competing_state_store, no_room)
-

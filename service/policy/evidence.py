@@ -67,6 +67,10 @@ def missing(facts: Facts, credential: Credential) -> MissingEvidence | None:
         return None
     in_use = tuple(sorted(first))
     return MissingEvidence(
-        credential.key_id, in_use, handed_out, {k: last.get(k) for k in (credential.key_id, *in_use)},
-        "; ".join(said), lagging,
+        credential.key_id,
+        in_use,
+        handed_out,
+        {k: last.get(k) for k in (credential.key_id, *in_use)},
+        "; ".join(said),
+        lagging,
     )

@@ -123,8 +123,7 @@ def foreign(
     handed_out = recorded(credentials, holdings)
     mine = {i.key_id for i in (*intents, *claims(credentials, intents)) if i.key_id}
     return [
-        c for c in credentials
-        if c.managed(policy.marker) and not c.expired(now) and c.key_id not in handed_out | mine
+        c for c in credentials if c.managed(policy.marker) and not c.expired(now) and c.key_id not in handed_out | mine
     ]
 
 
@@ -170,10 +169,19 @@ class Facts:
         held = {h.sink: h.key_id if h.key_id in by_id else None for h in holdings}
         strangers = tuple(foreign(now, credentials, holdings, policy, intents))
         facts = cls(
-            now, credentials, holdings, policy, flags, intents, by_id, held,
+            now,
+            credentials,
+            holdings,
+            policy,
+            flags,
+            intents,
+            by_id,
+            held,
             recorded=frozenset(recorded(credentials, holdings)),
             current=newest(by_id[k] for k in held.values() if k is not None),
-            strangers=strangers, answerable=(), usage=usage,
+            strangers=strangers,
+            answerable=(),
+            usage=usage,
         )
         return replace(facts, answerable=tuple(c for c in strangers if not facts.in_flight(c)))
 

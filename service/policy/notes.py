@@ -37,7 +37,8 @@ def notes(
             f"; {', '.join(c.key_id for c in young)} is younger than in_flight_timeout "
             f"({format_duration(facts.policy.in_flight_timeout)}): the pass that made it may still be delivering "
             "it, so it is answered once it is older"
-            if young else ""
+            if young
+            else ""
         )
         described = ", ".join(c.key_id for c in facts.strangers)
         said += [
@@ -63,7 +64,11 @@ def evidence_notes(facts: Facts) -> list[str]:
     kept = {gap.key_id for gap in lagging_consumers(facts)}
     return [
         f"{'consumer lagging' if gap.key_id in kept else 'evidence missing'} for retiring {gap.key_id}: "
-        f"{gap.missing}" + (f"; kept until it expires ({iso(end)}) or the report shows the switch"
-                            if gap.key_id in kept and (end := facts.by_id[gap.key_id].end) else "")
+        f"{gap.missing}"
+        + (
+            f"; kept until it expires ({iso(end)}) or the report shows the switch"
+            if gap.key_id in kept and (end := facts.by_id[gap.key_id].end)
+            else ""
+        )
         for gap in awaiting_evidence(facts)
     ]

@@ -110,8 +110,12 @@ def rotation(facts: Facts, why: Why, retiring: Sequence[Action]) -> list[Action]
     def rank(action: Action) -> tuple[bool, bool, datetime, str]:
         # Make room with what was never handed out first, then with what no longer works, then the oldest.
         credential = facts.by_id[str(action.key_id)]
-        return (action.reason is not Reason.ORPHAN, not credential.expired(facts.now), credential.start or EARLIEST,
-                credential.key_id)
+        return (
+            action.reason is not Reason.ORPHAN,
+            not credential.expired(facts.now),
+            credential.start or EARLIEST,
+            credential.key_id,
+        )
 
     room = {a.key_id for a in sorted(retiring, key=rank)[: max(room_needed(facts, why), 0)]}
     return [

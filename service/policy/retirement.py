@@ -28,10 +28,16 @@ def known(facts: Facts) -> bool:
 def settled(facts: Facts) -> bool:
     """Every sink holds a credential of the app, confirmed, for at least the grace period: what none of them
     holds is no one's any more."""
-    return bool(facts.holdings) and known(facts) and all(
-        facts.held.get(h.sink) is not None and not h.pending and h.since is not None
-        and facts.now - h.since >= facts.policy.grace_period
-        for h in facts.holdings
+    return (
+        bool(facts.holdings)
+        and known(facts)
+        and all(
+            facts.held.get(h.sink) is not None
+            and not h.pending
+            and h.since is not None
+            and facts.now - h.since >= facts.policy.grace_period
+            for h in facts.holdings
+        )
     )
 
 
@@ -71,13 +77,20 @@ def superseded(facts: Facts, credential: Credential) -> Action | None:
         return Action(Kind.RETIRE, Reason.SUPERSEDED, message, key_id=credential.key_id)
     gap = missing(facts, credential)
     if gap is None:
-        return Action(Kind.RETIRE, Reason.SUPERSEDED, f"{message}, and the sign-in report shows the switch",
-                      key_id=credential.key_id)
+        return Action(
+            Kind.RETIRE,
+            Reason.SUPERSEDED,
+            f"{message}, and the sign-in report shows the switch",
+            key_id=credential.key_id,
+        )
     if credential.expired(facts.now):
         # It works for no one now, whoever still presents it: keeping it would only hold a slot.
-        return Action(Kind.RETIRE, Reason.SUPERSEDED_EXPIRED,
-                      f"{credential.key_id} has expired; the sign-in report never showed the switch ({gap.missing})",
-                      key_id=credential.key_id)
+        return Action(
+            Kind.RETIRE,
+            Reason.SUPERSEDED_EXPIRED,
+            f"{credential.key_id} has expired; the sign-in report never showed the switch ({gap.missing})",
+            key_id=credential.key_id,
+        )
     return None
 
 

@@ -153,8 +153,10 @@ def lagging(facts: Facts) -> list[Lag]:
         elif key != current.key_id:
             lags.append(Lag(h, Reason.SINK_LAGS, f"holds {key or 'nothing known'}"))
         else:
-            state = (f"may hold {', '.join(c.key_id for c in facts.answerable)}, created by another host or state "
-                     "store, although its receipt says it holds " + current.key_id)
+            state = (
+                f"may hold {', '.join(c.key_id for c in facts.answerable)}, created by another host or state "
+                "store, although its receipt says it holds " + current.key_id
+            )
             lags.append(Lag(h, Reason.FOREIGN_CREDENTIAL, state))
     return lags
 

@@ -31,8 +31,10 @@ def standings(
     strangers = {c.key_id for c in facts.strangers}
     # Every sink holds a credential of the app, confirmed, since a known time: the last of them to have taken
     # its current one says when the grace period is over (what retirement.settled checks).
-    settles = bool(holdings) and known(facts) and all(
-        facts.held.get(h.sink) is not None and not h.pending and h.since is not None for h in holdings
+    settles = (
+        bool(holdings)
+        and known(facts)
+        and all(facts.held.get(h.sink) is not None and not h.pending and h.since is not None for h in holdings)
     )
     settle_at = max(h.since for h in holdings if h.since is not None) + policy.grace_period if settles else None
     waiting = {gap.key_id: gap for gap in awaiting_evidence(facts)}
@@ -42,8 +44,15 @@ def standings(
     result = []
     for c in credentials:
         if c.key_id in held:
-            result.append(Standing(c.key_id, State.IN_USE, renew_at=renewal_time(c, policy),
-                                   pending=c.key_id in pending, last_sign_in=seen.get(c.key_id)))
+            result.append(
+                Standing(
+                    c.key_id,
+                    State.IN_USE,
+                    renew_at=renewal_time(c, policy),
+                    pending=c.key_id in pending,
+                    last_sign_in=seen.get(c.key_id),
+                )
+            )
         elif c.key_id in strangers:
             result.append(Standing(c.key_id, State.FOREIGN))
         elif not facts.ours(c):
@@ -60,7 +69,14 @@ def standings(
             after = c.end if c.key_id in kept else settle_at
             if gap is not None and c.key_id not in kept and after is not None:
                 after = max(after, gap.handed_out + policy.usage_lag)
-            result.append(Standing(c.key_id, State.SUPERSEDED, retire_after=after,
-                                   due=superseded(facts, c) is not None, last_sign_in=seen.get(c.key_id),
-                                   missing=gap.missing if gap else None))
+            result.append(
+                Standing(
+                    c.key_id,
+                    State.SUPERSEDED,
+                    retire_after=after,
+                    due=superseded(facts, c) is not None,
+                    last_sign_in=seen.get(c.key_id),
+                    missing=gap.missing if gap else None,
+                )
+            )
     return result

@@ -61,8 +61,10 @@ def overriding(facts: Facts, opens: datetime | None) -> str | None:
         return None
     when = "has expired" if end <= facts.now else f"expires at {end:%Y-%m-%d %H:%M}Z"
     until = f"the next window opens at {opening_text(opens, facts)}" if opens else "no window opens within a week"
-    return (f"outside the maintenance windows, but a secret a consumer depends on {when} and {until}: "
-            f"less than window_margin before expiry, so it is rotated now")
+    return (
+        f"outside the maintenance windows, but a secret a consumer depends on {when} and {until}: "
+        f"less than window_margin before expiry, so it is rotated now"
+    )
 
 
 def windowed(facts: Facts, actions: Sequence[Action]) -> list[Action]:
@@ -78,8 +80,11 @@ def windowed(facts: Facts, actions: Sequence[Action]) -> list[Action]:
     why = overriding(facts, opens) if create is not None else None
     if why is not None:
         # The rotation and the retirements that make room for it go now; the rest waits for the window.
-        now_allowed = [replace(a, window_overridden=why) if a is create else a
-                       for a in actions if not (a.kind is Kind.RETIRE and a.after_rotation)]
+        now_allowed = [
+            replace(a, window_overridden=why) if a is create else a
+            for a in actions
+            if not (a.kind is Kind.RETIRE and a.after_rotation)
+        ]
         waiting = [a for a in actions if a.kind is Kind.RETIRE and a.after_rotation]
         return now_allowed + ([wait(facts, opens, waiting)] if waiting else [])
     kept = [a for a in actions if a.kind not in WINDOWED]

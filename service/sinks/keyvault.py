@@ -132,8 +132,9 @@ class VaultSink:
             key_id = await self._adopt(app, latest)
         elif latest.tags.get(TAG_CLIENT_ID, self._client_id) != self._client_id:
             key_id = None  # another app's secret under this name: holds nothing of ours
-        return Holding(self.id, key_id, latest.created, readable=True,
-                       recorded=recorded | ({key_id} if key_id else set()))
+        return Holding(
+            self.id, key_id, latest.created, readable=True, recorded=recorded | ({key_id} if key_id else set())
+        )
 
     async def _held_now(self) -> Holding | None:
         """The holding from the pass's listing of the vault (its current version's tags); None when the
@@ -172,7 +173,8 @@ class VaultSink:
         matches = [
             c
             for c in app.credentials
-            if c.hint and c.hint == value.hint
+            if c.hint
+            and c.hint == value.hint
             and (latest.expires_on is None or c.end is None or abs(c.end - latest.expires_on) <= _ADOPT_SLACK)
         ]
         return matches[0].key_id if len(matches) == 1 else None

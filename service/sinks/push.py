@@ -39,19 +39,22 @@ class PushSettings(SinkSettings):
     )
     # Kept out of the URL, which names the sink in ids, receipts, logs and `status`.
     query: dict[str, SecretReference] = Field(
-        default_factory=dict, json_schema_extra={"default": {}},
+        default_factory=dict,
+        json_schema_extra={"default": {}},
         description="Query parameters added to the URL when pushing, each value a secret reference (an Azure "
         "Functions `code`).",
         examples=[{"code": {"env": "FUNCTION_KEY"}}],
     )
     fields: dict[str, str] = Field(
-        default_factory=dict, json_schema_extra={"default": {}},
+        default_factory=dict,
+        json_schema_extra={"default": {}},
         description="Other names for the body's fields: tenantId, clientId, clientSecret or expiresOn, each "
         "mapped to the name the endpoint expects.",
         examples=[{"clientSecret": "secret", "expiresOn": "validUntil"}],
     )
     static: dict[str, StaticValue] = Field(
-        default_factory=dict, json_schema_extra={"default": {}},
+        default_factory=dict,
+        json_schema_extra={"default": {}},
         description="Extra fields sent in every body with fixed values (text, numbers, true/false); none may "
         "take the name of a pushed field.",
         examples=[{"connector": "exchange"}],
@@ -112,9 +115,7 @@ class PushSettings(SinkSettings):
             names["tenantId"]: target.tenant_id,
             names["clientId"]: target.client_id,
         }
-        return PushSink(
-            self.sink_id(), pusher, clients.store, clients.clock, target.name, fields, names
-        )
+        return PushSink(self.sink_id(), pusher, clients.store, clients.clock, target.name, fields, names)
 
 
 class PushSink:
@@ -169,9 +170,7 @@ class PushSink:
         history = (*(k for k in earlier if k != credential.key_id), *added, credential.key_id)[-_HISTORY:]
         # Written before the POST: if we crash or time out now, the next pass knows the consumer may
         # have this secret and will neither retire it nor forget to confirm it.
-        await self._store.put(
-            self._target, self.id, Receipt(credential.key_id, "pending", self._clock.now(), history)
-        )
+        await self._store.put(self._target, self.id, Receipt(credential.key_id, "pending", self._clock.now(), history))
         body: dict[str, object] = dict(self._fields)
         if credential.end is not None:
             body[self._names.get("expiresOn", "expiresOn")] = iso(credential.end)

@@ -37,13 +37,15 @@ class WebhookSink(PushSettings):
         examples=["webhook"],
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, json_schema_extra={"default": {}},
+        default_factory=dict,
+        json_schema_extra={"default": {}},
         description="Extra headers with fixed values. None that carries a credential (Authorization, *Key*, "
         "*Token*, Cookie, ...): those go in secret_headers.",
         examples=[{"X-Tenant": "contoso"}],
     )
     secret_headers: dict[str, SecretReference] = Field(
-        default_factory=dict, json_schema_extra={"default": {}},
+        default_factory=dict,
+        json_schema_extra={"default": {}},
         description="Headers whose values are secrets, each a reference {env: NAME} or {file: PATH}.",
         examples=[{"Authorization": {"env": "WEBHOOK_AUTHORIZATION"}}],
     )

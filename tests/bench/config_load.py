@@ -116,20 +116,34 @@ def main() -> None:
         for index, (name, build) in enumerate(cases.items()):
             path = folder / f"case-{index}.yaml"
             path.write_text(build(), encoding="utf-8")
-            done = subprocess.run([args.python, "-c", PROBE, str(path), str(args.repeat)], cwd=args.root, env=env,
-                                  capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [args.python, "-c", PROBE, str(path), str(args.repeat)],
+                cwd=args.root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             parsed = json.loads(done.stdout)
             check = ""
             if index == 0:
                 walls = []
                 for _ in range(args.repeat):
                     began = time.perf_counter()
-                    subprocess.run([args.python, "-m", "service", "config", "check", str(path)], cwd=args.root,
-                                   env=env, capture_output=True, check=True)
+                    subprocess.run(
+                        [args.python, "-m", "service", "config", "check", str(path)],
+                        cwd=args.root,
+                        env=env,
+                        capture_output=True,
+                        check=True,
+                    )
                     walls.append(time.perf_counter() - began)
                 check = f"{statistics.median(walls):.3f} s"
-            print(f"{name:<45}{path.stat().st_size / 1e6:>6.2f}{parsed['wall']:>10.3f} s{parsed['cpu']:>9.3f} s"
-                  f"{check:>14}", flush=True)
+            print(
+                f"{name:<45}{path.stat().st_size / 1e6:>6.2f}{parsed['wall']:>10.3f} s{parsed['cpu']:>9.3f} s"
+                f"{check:>14}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

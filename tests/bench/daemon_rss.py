@@ -57,8 +57,9 @@ def add_tenant(emu: Emulator, config: dict[str, Any]) -> None:
     index = len(config["targets"])
     sinks = [dict(sink) for sink in first["sinks"]]
     sinks[0]["secret_name"] = f"{sinks[0]['secret_name']}-{index}"
-    config["targets"].append({"name": f"{first['name']}-{index}", "tenant_id": tenant, "client_id": app.app_id,
-                              "sinks": sinks})
+    config["targets"].append(
+        {"name": f"{first['name']}-{index}", "tenant_id": tenant, "client_id": app.app_id, "sinks": sinks}
+    )
     assert home != tenant
 
 
@@ -66,9 +67,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to sample once idle")
     parser.add_argument("--workers", type=int, help="daemon --workers N (left out where the checkout lacks it)")
-    parser.add_argument("--tenants", type=int, default=1,
-                        help="targets in this many tenants (the first as `secret-rotator emulator` seeds it, each "
-                        "other with one app the rotator owns)")
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=1,
+        help="targets in this many tenants (the first as `secret-rotator emulator` seeds it, each "
+        "other with one app the rotator owns)",
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to run (default: this one)")
     parser.add_argument("--python", default=sys.executable, help="its interpreter (default: this one)")
     args = parser.parse_args()
@@ -82,10 +87,26 @@ def main() -> int:
         (state / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k not in ("SECRET_ROTATOR_CONFIG", "PYTHONPATH")}
         env["PYTHONPYCACHEPREFIX"] = str(state / "pycache")
-        argv = [args.python, "-m", "service", "daemon", "--config", str(state / "config.yaml"),
-                "--listen", "127.0.0.1:0", "--log-format", "json"]
-        help_text = subprocess.run([args.python, "-m", "service", "daemon", "--help"], cwd=args.root, env=env,
-                                   capture_output=True, text=True, check=True).stdout
+        argv = [
+            args.python,
+            "-m",
+            "service",
+            "daemon",
+            "--config",
+            str(state / "config.yaml"),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ]
+        help_text = subprocess.run(
+            [args.python, "-m", "service", "daemon", "--help"],
+            cwd=args.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         if args.workers is not None and "--workers" in help_text:
             argv += ["--workers", str(args.workers)]
         print(f"{args.root}: {' '.join(argv[1:])}")
@@ -110,8 +131,10 @@ def main() -> int:
             if not first_pass.wait(120):
                 print("the first pass did not finish within 120 s", file=sys.stderr)
                 return 1
-            print(f"first pass finished {time.monotonic() - began:.1f}s after start "
-                  f"({events['run.finished'].get('changed')} changed, {events['run.finished'].get('failed')} failed)")
+            print(
+                f"first pass finished {time.monotonic() - began:.1f}s after start "
+                f"({events['run.finished'].get('changed')} changed, {events['run.finished'].get('failed')} failed)"
+            )
             time.sleep(1.0)  # let the pass's clients close
             samples, trees = [], []
             deadline = time.monotonic() + args.seconds
@@ -122,11 +145,19 @@ def main() -> int:
             listen = str(events["daemon.started"]["listen"])
             with urllib.request.urlopen(f"http://{listen}/metrics", timeout=10) as response:
                 metrics = response.read().decode()
-            reported = next((float(line.split()[1]) for line in metrics.splitlines()
-                             if line.startswith("process_resident_memory_bytes ")), None)
-            print(f"idle VmRSS over {args.seconds:g}s: min {min(samples) / 1024:.1f} MiB, "
-                  f"max {max(samples) / 1024:.1f} MiB, last {samples[-1] / 1024:.1f} MiB ({len(samples)} samples; "
-                  f"processes: {max(trees)} at most)")
+            reported = next(
+                (
+                    float(line.split()[1])
+                    for line in metrics.splitlines()
+                    if line.startswith("process_resident_memory_bytes ")
+                ),
+                None,
+            )
+            print(
+                f"idle VmRSS over {args.seconds:g}s: min {min(samples) / 1024:.1f} MiB, "
+                f"max {max(samples) / 1024:.1f} MiB, last {samples[-1] / 1024:.1f} MiB ({len(samples)} samples; "
+                f"processes: {max(trees)} at most)"
+            )
             peak = status_kib(daemon.pid, "VmHWM")
             print(f"peak VmHWM (start-up and the first pass included): {peak / 1024:.1f} MiB")
             if reported is not None:

@@ -41,8 +41,11 @@ def main() -> int:
     parser.add_argument("--no-pytest", action="store_true", help="only ruff and mypy")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "SECRET_ROTATOR_CONFIG"}
-    print(f"repo {args.repo}, load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, "
-          f"HYPOTHESIS_PROFILE={env.get('HYPOTHESIS_PROFILE', '(unset)')}", flush=True)
+    print(
+        f"repo {args.repo}, load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, "
+        f"HYPOTHESIS_PROFILE={env.get('HYPOTHESIS_PROFILE', '(unset)')}",
+        flush=True,
+    )
     total = 0.0
     with tempfile.TemporaryDirectory(prefix="dev-loop-mypy-") as cache:
         steps = [
@@ -51,14 +54,21 @@ def main() -> int:
             ("mypy, warm cache", [sys.executable, "-m", "mypy", "--cache-dir", cache]),
         ]
         if not args.no_pytest:
-            steps.append(("pytest -m 'not container'",
-                          [sys.executable, "-m", "pytest", "-m", "not container", "-q", "-p", "no:cacheprovider"]))
+            steps.append(
+                (
+                    "pytest -m 'not container'",
+                    [sys.executable, "-m", "pytest", "-m", "not container", "-q", "-p", "no:cacheprovider"],
+                )
+            )
         for name, argv in steps:
             seconds, _, _ = measure(name, argv, args.repo, env)
             if name != "mypy, warm cache":
                 total += seconds
-    print(f"{'a fresh ./dev.sh test':<28} {total:8.1f} s   (ruff + cold mypy + pytest), load average "
-          f"{os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"{'a fresh ./dev.sh test':<28} {total:8.1f} s   (ruff + cold mypy + pytest), load average "
+        f"{os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     return 0
 
 

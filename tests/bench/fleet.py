@@ -91,9 +91,18 @@ async def _serve(targets: int, tenants: int, workdir: Path, ready: Any, commands
             apps.append((tenant, emu.add_app(tenant, f"Dime.Scheduler {i}", owners=[owners[tenant]]).app_id))
         (workdir / "rotator-secret").write_text(rotator.secret)
         (workdir / "api-key").write_text(emu.receiver.api_key)
-        ready.send({"url": emu.url, "graph_url": emu.graph_url, "ca": str(emu.ca_file), "home": ids[0],
-                    "receiver": emu.receiver_url, "client_id": rotator.client_id, "apps": apps,
-                    "seconds": time.monotonic() - began})
+        ready.send(
+            {
+                "url": emu.url,
+                "graph_url": emu.graph_url,
+                "ca": str(emu.ca_file),
+                "home": ids[0],
+                "receiver": emu.receiver_url,
+                "client_id": rotator.client_id,
+                "apps": apps,
+                "seconds": time.monotonic() - began,
+            }
+        )
         loop = asyncio.get_running_loop()
         while True:
             command = await loop.run_in_executor(None, commands.recv)
@@ -136,8 +145,9 @@ class Emulator:
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
         self._commands, theirs = context.Pipe()
-        self.process = context.Process(target=serve_emulator, daemon=True,
-                                       args=(targets, tenants, str(workdir), send, theirs, profile))
+        self.process = context.Process(
+            target=serve_emulator, daemon=True, args=(targets, tenants, str(workdir), send, theirs, profile)
+        )
         self.process.start()
         if not receive.poll(1800):
             raise SystemExit("the emulator did not start")
@@ -152,8 +162,8 @@ class Emulator:
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.info['url']}/_emulator/{path}", data=data, method=method,  # noqa: S310
-                                         headers={"Content-Type": "application/json"})
+        url = f"{self.info['url']}/_emulator/{path}"  # the emulator's https control API
+        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})  # noqa: S310
         with urllib.request.urlopen(request, context=self._ssl, timeout=60) as response:  # noqa: S310
             return json.loads(response.read())
 
@@ -194,8 +204,9 @@ class Throttle:
     def _run(self) -> None:
         while not self._stop.is_set():
             for path in (r"^/v1\.0/", r"^/secrets"):
-                self._emulator.control("POST", "faults", {"path": path, "kind": "throttle", "count": self._rate,
-                                                          "retry_after": 1})
+                self._emulator.control(
+                    "POST", "faults", {"path": path, "kind": "throttle", "count": self._rate, "retry_after": 1}
+                )
             self._stop.wait(1.0)
             self._emulator.control("DELETE", "faults")
 
@@ -211,11 +222,18 @@ class Checkout:
         left_out = ("SECRET_ROTATOR_CONFIG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "JOB_COMPLETION_INDEX")
         self.env = {k: v for k, v in os.environ.items() if k not in left_out}
         self.env["PYTHONPYCACHEPREFIX"] = str(cache)
-        help_text = subprocess.run([python, "-m", "service", "run", "--help"], cwd=root, env=self.env,
-                                   capture_output=True, text=True, check=True).stdout
+        help_text = subprocess.run(
+            [python, "-m", "service", "run", "--help"],
+            cwd=root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         self.has_workers = "--workers" in help_text
-        revision = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True,
-                                  text=True, check=False).stdout.strip()
+        revision = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         self.describe = f"{root} ({revision[:70]})"
 
     def run(self, config: Path, workers: int | None, folder: Path, name: str) -> tuple[Measured, list[dict[str, Any]]]:
@@ -253,34 +271,50 @@ def write_config(info: dict[str, Any], workdir: Path, path: Path, *, only: int |
     targets = []
     for i, (tenant, app_id) in enumerate(info["apps"][:only]):
         target: dict[str, Any] = {
-            "name": f"app-{i:05d}", "tenant_id": tenant, "client_id": app_id,
+            "name": f"app-{i:05d}",
+            "tenant_id": tenant,
+            "client_id": app_id,
             "sinks": [
-                {"type": "keyvault", "vault_url": info["url"], "secret_name": f"app-{i:05d}",
-                 "verify_challenge_resource": False},
-                {"type": "dimescheduler", "url": info["receiver"],
-                 "api_key": {"file": str(workdir / "api-key")}},
+                {
+                    "type": "keyvault",
+                    "vault_url": info["url"],
+                    "secret_name": f"app-{i:05d}",
+                    "verify_challenge_resource": False,
+                },
+                {"type": "dimescheduler", "url": info["receiver"], "api_key": {"file": str(workdir / "api-key")}},
             ],
         }
         targets.append(target)
-    path.write_text(yaml.safe_dump({
-        "cloud": {"authority_host": info["url"], "graph_url": info["graph_url"], "ca_bundle": info["ca"]},
-        "credential": {"type": "client_secret", "tenant_id": info["home"], "client_id": info["client_id"],
-                       "client_secret": {"file": str(workdir / "rotator-secret")}},
-        "defaults": {"lifetime": "90d", "verify_timeout": "2m"},
-        "state": {"backend": "file", "path": str(workdir / "state")},
-        "targets": targets,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "cloud": {"authority_host": info["url"], "graph_url": info["graph_url"], "ca_bundle": info["ca"]},
+                "credential": {
+                    "type": "client_secret",
+                    "tenant_id": info["home"],
+                    "client_id": info["client_id"],
+                    "client_secret": {"file": str(workdir / "rotator-secret")},
+                },
+                "defaults": {"lifetime": "90d", "verify_timeout": "2m"},
+                "state": {"backend": "file", "path": str(workdir / "state")},
+                "targets": targets,
+            }
+        )
+    )
     return path
 
 
 # --- one pass --------------------------------------------------------------------------------------
 
-HEADER = (f"{'pass':<26}{'wall s':>8}{'cpu ms/t':>9}{'graph/t':>8}{'kv/t':>7}{'push/t':>7}{'entra':>7}"
-          f"{'429s':>6}{'emu cpu s':>10}{'rss MiB':>8}{'tree MiB':>9}{'procs':>6}  outcome")
+HEADER = (
+    f"{'pass':<26}{'wall s':>8}{'cpu ms/t':>9}{'graph/t':>8}{'kv/t':>7}{'push/t':>7}{'entra':>7}"
+    f"{'429s':>6}{'emu cpu s':>10}{'rss MiB':>8}{'tree MiB':>9}{'procs':>6}  outcome"
+)
 
 
-def one_pass(name: str, checkout: Checkout, emulator: Emulator, config: Path, targets: int, workers: int | None,
-             folder: Path) -> dict[str, Any]:
+def one_pass(
+    name: str, checkout: Checkout, emulator: Emulator, config: Path, targets: int, workers: int | None, folder: Path
+) -> dict[str, Any]:
     emulator.control("DELETE", "requests")
     emulator_cpu = cpu_seconds(emulator.pid)
     measured, lines = checkout.run(config, workers, folder, name.split(":")[0].replace(" ", "-"))
@@ -292,26 +326,39 @@ def one_pass(name: str, checkout: Checkout, emulator: Emulator, config: Path, ta
     outcome = {k: finished.get(k) for k in ("healthy", "changed", "failed")}
     reasons = Counter(e.get("reason") for e in lines if e.get("event") == "rotation.failed")
     extra = {k: v for k, v in counts.items() if k not in ("total", "by_service", "counts")}
-    print(f"{name:<26}{measured.wall:>8.1f}{measured.cpu * 1000 / targets:>9.2f}"
-          f"{by_service['graph'] / targets:>8.3f}{by_service['keyvault'] / targets:>7.3f}"
-          f"{by_service['receiver'] / targets:>7.3f}{by_service['entra']:>7d}{throttled:>6d}{emulator_cpu:>10.1f}"
-          f"{measured.largest_rss_mib:>8.0f}{measured.tree_pss_mib:>9.0f}{measured.processes:>6d}  {outcome}"
-          + (f" exit {measured.code}" if measured.code else "") + (f" failures {dict(reasons)}" if reasons else "")
-          + (f"  {extra}" if extra else ""), flush=True)
+    print(
+        f"{name:<26}{measured.wall:>8.1f}{measured.cpu * 1000 / targets:>9.2f}"
+        f"{by_service['graph'] / targets:>8.3f}{by_service['keyvault'] / targets:>7.3f}"
+        f"{by_service['receiver'] / targets:>7.3f}{by_service['entra']:>7d}{throttled:>6d}{emulator_cpu:>10.1f}"
+        f"{measured.largest_rss_mib:>8.0f}{measured.tree_pss_mib:>9.0f}{measured.processes:>6d}  {outcome}"
+        + (f" exit {measured.code}" if measured.code else "")
+        + (f" failures {dict(reasons)}" if reasons else "")
+        + (f"  {extra}" if extra else ""),
+        flush=True,
+    )
     if emulator.profiled:
         print(emulator.profile(), flush=True)
     workers_done = [e for e in lines if e.get("event") == "worker.finished"]
     if workers_done:
-        print("  workers: " + ", ".join(f"#{e.get('worker')} {e.get('targets')} targets {e.get('seconds')}s "
-                                        f"cpu {e.get('cpu_seconds')}s" for e in workers_done), flush=True)
+        print(
+            "  workers: "
+            + ", ".join(
+                f"#{e.get('worker')} {e.get('targets')} targets {e.get('seconds')}s cpu {e.get('cpu_seconds')}s"
+                for e in workers_done
+            ),
+            flush=True,
+        )
     return {"measured": measured, "outcome": outcome}
 
 
 def cold_start(checkout: Checkout, config: Path) -> None:
     imports = checkout.wall([checkout.python, "-c", "import " + ", ".join(SDKS)])
     run = checkout.wall([checkout.python, "-m", "service", "run", "--config", str(config), "--log-format", "json"])
-    print(f"cold start: `run` of 1 healthy target {run:.2f}s, bare import of {', '.join(SDKS)} {imports:.2f}s: "
-          f"{run / imports:.2f}x (median of 5)", flush=True)
+    print(
+        f"cold start: `run` of 1 healthy target {run:.2f}s, bare import of {', '.join(SDKS)} {imports:.2f}s: "
+        f"{run / imports:.2f}x (median of 5)",
+        flush=True,
+    )
 
 
 def load_average() -> str:
@@ -325,8 +372,13 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--due", type=float, default=0.1, help="fraction of targets due in pass 3")
     parser.add_argument("--workers", type=int, help="run --workers N (default: the run's own default)")
-    parser.add_argument("--throttle", type=int, default=0, metavar="RATE",
-                        help="also a healthy pass with RATE 429s a second to Graph and to Key Vault")
+    parser.add_argument(
+        "--throttle",
+        type=int,
+        default=0,
+        metavar="RATE",
+        help="also a healthy pass with RATE 429s a second to Graph and to Key Vault",
+    )
     parser.add_argument("--cold-start", action="store_true", help="also `run` of one target against bare SDK imports")
     parser.add_argument("--daemon-rss", action="store_true", help="also tests/bench/daemon_rss.py")
     parser.add_argument("--profile-emulator", action="store_true", help="print where the emulator's CPU went")
@@ -343,9 +395,12 @@ def main() -> int:
             emulator.control("POST", "settings", {"default_latency_seconds": args.latency_ms / 1000})
             fleet = write_config(emulator.info, workdir, workdir / "fleet.yaml")
             workers = args.workers if checkout.has_workers else None
-            print(f"{checkout.describe}\n{args.targets} targets in {args.tenants} tenants, {args.latency_ms:g} ms a "
-                  f"request; workers: {workers if workers else ('default' if checkout.has_workers else 'none')}; "
-                  f"emulator seeded in {emulator.info['seconds']:.0f}s; load average {load_average()}", flush=True)
+            print(
+                f"{checkout.describe}\n{args.targets} targets in {args.tenants} tenants, {args.latency_ms:g} ms a "
+                f"request; workers: {workers if workers else ('default' if checkout.has_workers else 'none')}; "
+                f"emulator seeded in {emulator.info['seconds']:.0f}s; load average {load_average()}",
+                flush=True,
+            )
             print(HEADER, flush=True)
             one_pass("1: first, all due", checkout, emulator, fleet, args.targets, workers, workdir)
             one_pass("2: all healthy", checkout, emulator, fleet, args.targets, workers, workdir)
@@ -353,8 +408,9 @@ def main() -> int:
             one_pass(f"3: {args.due:.0%} due", checkout, emulator, fleet, args.targets, workers, workdir)
             if args.throttle:
                 with Throttle(emulator, args.throttle):
-                    one_pass(f"4: healthy, {args.throttle} 429/s", checkout, emulator, fleet, args.targets, workers,
-                             workdir)
+                    one_pass(
+                        f"4: healthy, {args.throttle} 429/s", checkout, emulator, fleet, args.targets, workers, workdir
+                    )
             if args.cold_start:
                 cold_start(checkout, write_config(emulator.info, workdir, workdir / "one.yaml", only=1))
             print(f"load average {load_average()}", flush=True)
@@ -365,8 +421,17 @@ def main() -> int:
         finally:
             emulator.stop()
     if args.daemon_rss:
-        subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "daemon_rss.py"), "--root", str(args.root),
-                        "--python", args.python], check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "bench" / "daemon_rss.py"),
+                "--root",
+                str(args.root),
+                "--python",
+                args.python,
+            ],
+            check=False,
+        )
     return 0
 
 

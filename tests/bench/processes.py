@@ -58,8 +58,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(argv: Sequence[str], *, cwd: Path, env: dict[str, str], stdout: Path, stderr: Path,
-            interval: float = 0.2) -> Measured:
+def measure(
+    argv: Sequence[str], *, cwd: Path, env: dict[str, str], stdout: Path, stderr: Path, interval: float = 0.2
+) -> Measured:
     """Run ``argv`` to its end, its output to the two files, and measure it."""
     peak = {"pss": 0, "processes": 0}
     done = threading.Event()
@@ -81,5 +82,11 @@ def measure(argv: Sequence[str], *, cwd: Path, env: dict[str, str], stdout: Path
         child.returncode = os.waitstatus_to_exitcode(status)
         done.set()
         sampler.join()
-    return Measured(child.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                    peak["pss"] / 1024, peak["processes"])
+    return Measured(
+        child.returncode,
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        peak["pss"] / 1024,
+        peak["processes"],
+    )

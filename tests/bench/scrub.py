@@ -32,8 +32,10 @@ ALPHABET = string.ascii_letters + string.digits + "_-.~"
 
 
 def entra_secret() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(3)) + "8Q~" + "".join(
-        secrets.choice(ALPHABET) for _ in range(34)
+    return (
+        "".join(secrets.choice(ALPHABET) for _ in range(3))
+        + "8Q~"
+        + "".join(secrets.choice(ALPHABET) for _ in range(34))
     )
 
 
@@ -45,23 +47,40 @@ def jwt_like() -> str:
 
 
 LINES = {
-    "short event line": json.dumps({
-        "event": "sink.updated", "target": "dime-exchange", "sink": "keyvault:https://my-vault.vault.azure.net/x",
-        "key_id": "5d0b1c3e-4a6f-4e0b-9a43-6c1f1d2e3f40", "level": "info", "timestamp": "2026-01-02T03:04:05.123456Z",
-    }),
-    "rotation.failed with an error": json.dumps({
-        "event": "rotation.failed", "target": "dime-exchange", "reason": "sink_failed", "level": "error",
-        "error": "push https://example.invalid/exchange-settings: the endpoint answered 400 (HTTP 400, bad_request)",
-        "hint": "a sink did not take the new secret; the next pass retries it",
-        "timestamp": "2026-01-02T03:04:05.123456Z",
-    }),
+    "short event line": json.dumps(
+        {
+            "event": "sink.updated",
+            "target": "dime-exchange",
+            "sink": "keyvault:https://my-vault.vault.azure.net/x",
+            "key_id": "5d0b1c3e-4a6f-4e0b-9a43-6c1f1d2e3f40",
+            "level": "info",
+            "timestamp": "2026-01-02T03:04:05.123456Z",
+        }
+    ),
+    "rotation.failed with an error": json.dumps(
+        {
+            "event": "rotation.failed",
+            "target": "dime-exchange",
+            "reason": "sink_failed",
+            "level": "error",
+            "error": "push https://example.invalid/exchange-settings: the endpoint answered 400 "
+            "(HTTP 400, bad_request)",
+            "hint": "a sink did not take the new secret; the next pass retries it",
+            "timestamp": "2026-01-02T03:04:05.123456Z",
+        }
+    ),
     "4 KB line": json.dumps({"event": "x", "detail": "lorem ipsum dolor sit amet " * 150}),
     "line with %- and \\u-escapes": json.dumps({"event": "x", "url": "https://h/p?a=%7Eb%2Fc&d=e", "m": "a\\u007eb"}),
-    "rendered line with a quoted word": json.dumps({
-        "event": "rotation.failed", "target": "dime-exchange", "reason": "not_found", "level": "error",
-        "error": 'graph app 1111 in tenant 0000: Resource \'x\' does not exist or one of its "queried" references',
-        "timestamp": "2026-01-02T03:04:05.123456Z",
-    }),
+    "rendered line with a quoted word": json.dumps(
+        {
+            "event": "rotation.failed",
+            "target": "dime-exchange",
+            "reason": "not_found",
+            "level": "error",
+            "error": "graph app 1111 in tenant 0000: Resource 'x' does not exist or one of its \"queried\" references",
+            "timestamp": "2026-01-02T03:04:05.123456Z",
+        }
+    ),
 }
 
 
@@ -100,8 +119,11 @@ def main() -> None:
             print(f"{count:>8} {name:<32} {measure(lambda line=line: redact.scrub(line), args.repeat):>9.1f}")
 
         def one_line() -> None:
-            log.info("sink.updated", sink="keyvault:https://my-vault.vault.azure.net/x",
-                     key_id="5d0b1c3e-4a6f-4e0b-9a43-6c1f1d2e3f40")
+            log.info(
+                "sink.updated",
+                sink="keyvault:https://my-vault.vault.azure.net/x",
+                key_id="5d0b1c3e-4a6f-4e0b-9a43-6c1f1d2e3f40",
+            )
             stream.seek(0)
             stream.truncate()
 

@@ -39,8 +39,9 @@ targets:
 def once(python: str, root: Path, argv: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one run; exits if the command fails."""
     began = time.perf_counter()
-    child = subprocess.Popen([python, "-m", "service", *argv], cwd=root, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [python, "-m", "service", *argv], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - began
     if os.waitstatus_to_exitcode(status) != 0:
@@ -62,8 +63,11 @@ def main() -> None:
         env["PYTHONPYCACHEPREFIX"] = str(Path(folder) / "pycache")
         config = Path(folder) / "config.yaml"
         config.write_text(CONFIG, encoding="utf-8")
-        commands = {"--help": ["--help"], "config schema": ["config", "schema"],
-                    "config check FILE": ["config", "check", str(config)]}
+        commands = {
+            "--help": ["--help"],
+            "config schema": ["config", "schema"],
+            "config check FILE": ["config", "check", str(config)],
+        }
         print(f"{args.root} ({args.python}), {args.runs} runs each")
         print(f"{'command':<20} {'wall median':>12} {'min':>8} {'max':>8} {'peak RSS median':>16}")
         for name, argv in commands.items():
@@ -71,8 +75,10 @@ def main() -> None:
             runs = [once(args.python, args.root, argv, env) for _ in range(args.runs)]
             walls = [wall for wall, _ in runs]
             rss = statistics.median(kib for _, kib in runs) / 1024
-            print(f"{name:<20} {statistics.median(walls):>11.3f}s {min(walls):>7.3f}s {max(walls):>7.3f}s "
-                  f"{rss:>13.1f} MiB")
+            print(
+                f"{name:<20} {statistics.median(walls):>11.3f}s {min(walls):>7.3f}s {max(walls):>7.3f}s "
+                f"{rss:>13.1f} MiB"
+            )
 
 
 if __name__ == "__main__":

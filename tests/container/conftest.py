@@ -120,10 +120,12 @@ class Podman:
             "CONTAINERS_STORAGE_CONF": str(storage_conf),
         }
 
-    def __call__(self, *args: str, timeout: float = 120, check: bool = True,
-                 stdin: Any = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=False, stdin=stdin)
+    def __call__(
+        self, *args: str, timeout: float = 120, check: bool = True, stdin: Any = None
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False, stdin=stdin
+        )
         if check and done.returncode != 0:
             pytest.fail(f"podman {args[0]} exited {done.returncode}:\n{_tail(done.stderr)}", pytrace=False)
         return done
@@ -176,13 +178,23 @@ def _debootstrap(rootfs: Path) -> None:
     log = CACHE / "debootstrap.log"
     with log.open("w") as out:
         done = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-             SUITE, str(partial), DEBIAN_MIRROR],
-            stdout=out, stderr=subprocess.STDOUT, timeout=900, check=False,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,ca-certificates",
+                SUITE,
+                str(partial),
+                DEBIAN_MIRROR,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+            check=False,
         )
     if done.returncode != 0:
-        unavailable(f"debootstrap {SUITE} from {DEBIAN_MIRROR} failed (exit {done.returncode}): "
-                    f"{_tail(log.read_text(), 5)}")
+        unavailable(
+            f"debootstrap {SUITE} from {DEBIAN_MIRROR} failed (exit {done.returncode}): {_tail(log.read_text(), 5)}"
+        )
     for leftover in ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"):
         for child in (partial / leftover).glob("*"):
             if child.is_dir() and not child.is_symlink():
@@ -193,11 +205,19 @@ def _debootstrap(rootfs: Path) -> None:
 
 
 def _import(podman: Podman, rootfs: Path) -> None:
-    with subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
-                          stdout=subprocess.PIPE) as tar:
-        podman("import", "--quiet", "--message", f"debootstrap --variant=minbase {SUITE} with python3",
-               "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "-", BASE_IMAGE, stdin=tar.stdout, timeout=600)
+    with subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
+        podman(
+            "import",
+            "--quiet",
+            "--message",
+            f"debootstrap --variant=minbase {SUITE} with python3",
+            "--change",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "-",
+            BASE_IMAGE,
+            stdin=tar.stdout,
+            timeout=600,
+        )
     assert tar.returncode == 0, f"tar of {rootfs} failed"
 
 
@@ -238,8 +258,9 @@ def base_image(podman: Podman) -> str:
 
 def _remove_leftovers(podman: Podman) -> None:
     """Images and containers of earlier sessions that were killed before they could clean up."""
-    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={TEST_IMAGE}",
-                    check=False).stdout.split()
+    listed = podman(
+        "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={TEST_IMAGE}", check=False
+    ).stdout.split()
     for name in listed:
         pid = name.rpartition(":test-")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():

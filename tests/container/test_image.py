@@ -74,8 +74,16 @@ def test_without_user_flag_the_container_is_not_root(podman: Podman, image: str)
 
 
 def test_the_venv_holds_no_installer_and_the_state_directory_belongs_to_the_user(podman: Podman, image: str) -> None:
-    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none", "--entrypoint=/bin/sh", image, "-c",
-                  f"stat -c '%u %a' {STATE_DIR}; ls /opt/venv/bin")
+    done = podman(
+        "run",
+        "--rm",
+        *LOCKED_DOWN,
+        "--network=none",
+        "--entrypoint=/bin/sh",
+        image,
+        "-c",
+        f"stat -c '%u %a' {STATE_DIR}; ls /opt/venv/bin",
+    )
 
     owner_and_mode, *venv_bin = done.stdout.split()
     assert owner_and_mode == USER
@@ -97,11 +105,22 @@ def test_help_runs_read_only_as_the_user_without_network(podman: Podman, image: 
 
 def test_config_check_accepts_the_shipped_example(podman: Podman, image: str) -> None:
     # config check resolves secret references: the example's api_key is {env: DIMESCHEDULER_API_KEY}.
-    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none",
-                  "--volume", f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
-                  "--env", "DIMESCHEDULER_API_KEY=not-a-real-key",
-                  "--env", f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
-                  image, "config", "check", check=False)
+    done = podman(
+        "run",
+        "--rm",
+        *LOCKED_DOWN,
+        "--network=none",
+        "--volume",
+        f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
+        "--env",
+        "DIMESCHEDULER_API_KEY=not-a-real-key",
+        "--env",
+        f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
+        image,
+        "config",
+        "check",
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     assert "OK, 1 target(s): dime-exchange" in done.stdout
@@ -111,19 +130,40 @@ def test_the_image_knows_the_time_zones_maintenance_windows_name(podman: Podman,
     # zoneinfo reads the base's tz database (or the tzdata wheel): a base without either would refuse
     # every `windows:` entry as "not a time zone this system knows".
     example = ROOT / "config" / "examples" / "maintenance-windows.yaml"
-    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none",
-                  "--volume", f"{example}:{MOUNTED}/config.yaml:ro",
-                  "--env", "DIMESCHEDULER_API_KEY=not-a-real-key",
-                  image, "config", "check", f"{MOUNTED}/config.yaml", check=False)
+    done = podman(
+        "run",
+        "--rm",
+        *LOCKED_DOWN,
+        "--network=none",
+        "--volume",
+        f"{example}:{MOUNTED}/config.yaml:ro",
+        "--env",
+        "DIMESCHEDULER_API_KEY=not-a-real-key",
+        image,
+        "config",
+        "check",
+        f"{MOUNTED}/config.yaml",
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     assert "dime-exchange" in done.stdout
 
 
 def test_config_check_names_the_missing_environment_variable_and_exits_2(podman: Podman, image: str) -> None:
-    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none",
-                  "--volume", f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
-                  image, "config", "check", f"{MOUNTED}/config.yaml", check=False)
+    done = podman(
+        "run",
+        "--rm",
+        *LOCKED_DOWN,
+        "--network=none",
+        "--volume",
+        f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
+        image,
+        "config",
+        "check",
+        f"{MOUNTED}/config.yaml",
+        check=False,
+    )
 
     assert done.returncode == 2
     assert "DIMESCHEDULER_API_KEY" in done.stderr
@@ -134,10 +174,21 @@ def test_the_default_command_is_the_daemon_which_serves_healthz_and_stops_on_sig
 ) -> None:
     # No network: its first pass fails (the example's workload identity is absent), the daemon stays up.
     name = f"secret-rotator-daemon-{os.getpid()}"
-    podman("run", "--detach", "--name", name, *LOCKED_DOWN, "--network=none",
-           "--volume", f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
-           "--env", "DIMESCHEDULER_API_KEY=not-a-real-key", "--env", f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
-           image)
+    podman(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        *LOCKED_DOWN,
+        "--network=none",
+        "--volume",
+        f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
+        "--env",
+        "DIMESCHEDULER_API_KEY=not-a-real-key",
+        "--env",
+        f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
+        image,
+    )
     try:
         probe = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status)"
         deadline = time.monotonic() + 60
@@ -166,11 +217,24 @@ BUILD_TOOLS = ("pip", "setuptools", "wheel", "_distutils_hack")
 
 
 def test_the_image_holds_neither_the_emulator_nor_the_demo_nor_any_build_tool(podman: Podman, image: str) -> None:
-    probe = ("import importlib.util, sys; "
-             "print(*[m for m in sys.argv[1:] if importlib.util.find_spec(m) is not None]); "
-             "import service.cli, service.adapters.graph")  # what a pass needs still imports
-    done = podman("run", "--rm", *LOCKED_DOWN, "--network=none", "--entrypoint=python", image, "-c", probe,
-                  *LEFT_OUT_MODULES, *BUILD_TOOLS, check=False)
+    probe = (
+        "import importlib.util, sys; "
+        "print(*[m for m in sys.argv[1:] if importlib.util.find_spec(m) is not None]); "
+        "import service.cli, service.adapters.graph"
+    )  # what a pass needs still imports
+    done = podman(
+        "run",
+        "--rm",
+        *LOCKED_DOWN,
+        "--network=none",
+        "--entrypoint=python",
+        image,
+        "-c",
+        probe,
+        *LEFT_OUT_MODULES,
+        *BUILD_TOOLS,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [], "present in the image"
@@ -269,19 +333,34 @@ def world(tmp_path: Path) -> Iterator[World]:
         (etc / "dimescheduler-api-key").write_text(emu.receiver.api_key)
         config = {
             "cloud": {"authority_host": emu.url, "graph_url": emu.graph_url, "ca_bundle": f"{MOUNTED}/ca.pem"},
-            "credential": {"type": "client_secret", "tenant_id": tenant, "client_id": rotator.client_id,
-                           "client_secret": {"file": f"{MOUNTED}/rotator-secret"}},
+            "credential": {
+                "type": "client_secret",
+                "tenant_id": tenant,
+                "client_id": rotator.client_id,
+                "client_secret": {"file": f"{MOUNTED}/rotator-secret"},
+            },
             "defaults": {"lifetime": "90d", "grace_period": "1d", "verify_timeout": "60s"},
             "state": {"backend": "file", "path": STATE_DIR},
-            "targets": [{
-                "name": "dime-exchange", "tenant_id": tenant, "client_id": app.app_id,
-                "sinks": [
-                    {"type": "keyvault", "vault_url": emu.vault_url, "secret_name": SECRET_NAME,
-                     "verify_challenge_resource": False},
-                    {"type": "dimescheduler", "url": emu.receiver_url,
-                     "api_key": {"file": f"{MOUNTED}/dimescheduler-api-key"}},
-                ],
-            }],
+            "targets": [
+                {
+                    "name": "dime-exchange",
+                    "tenant_id": tenant,
+                    "client_id": app.app_id,
+                    "sinks": [
+                        {
+                            "type": "keyvault",
+                            "vault_url": emu.vault_url,
+                            "secret_name": SECRET_NAME,
+                            "verify_challenge_resource": False,
+                        },
+                        {
+                            "type": "dimescheduler",
+                            "url": emu.receiver_url,
+                            "api_key": {"file": f"{MOUNTED}/dimescheduler-api-key"},
+                        },
+                    ],
+                }
+            ],
         }
         (etc / "config.yaml").write_text(yaml.safe_dump(config))
         for file in etc.iterdir():
@@ -295,14 +374,24 @@ def test_a_run_pass_in_the_container_rotates_the_target(podman: Podman, image: s
     name = f"secret-rotator-run-{os.getpid()}"
     started = time.monotonic()
     done = podman(
-        "run", "--name", name, *LOCKED_DOWN,
+        "run",
+        "--name",
+        name,
+        *LOCKED_DOWN,
         # The emulator listens on the host's loopback.
         "--network=host",
-        "--volume", f"{world.etc}:{MOUNTED}:ro",
-        "--volume", f"{world.state}:{STATE_DIR}",
-        "--volume", f"{world.tmp}:{CONTAINER_TMP}",
-        "--env", f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
-        image, "run", check=False, timeout=240,
+        "--volume",
+        f"{world.etc}:{MOUNTED}:ro",
+        "--volume",
+        f"{world.state}:{STATE_DIR}",
+        "--volume",
+        f"{world.tmp}:{CONTAINER_TMP}",
+        "--env",
+        f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
+        image,
+        "run",
+        check=False,
+        timeout=240,
     )
     wall = time.monotonic() - started
     try:

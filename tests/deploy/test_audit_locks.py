@@ -71,19 +71,34 @@ def vuln(ident: str, *fixed: str, withdrawn: str | None = None) -> dict[str, Any
 # (pin, what PyPI answered, findings, unaudited reason or None)
 PROJECT_CASES = {
     "a pin that is the latest release without advisories is audited and clean": (
-        "1.2.0", project("1.2.0"), [], None,
+        "1.2.0",
+        project("1.2.0"),
+        [],
+        None,
     ),
     "a pin that is the latest release with an advisory is a finding": (
-        "1.2.0", project("1.2.0", vuln("PYSEC-2026-1", "1.2.1")), ["PYSEC-2026-1"], None,
+        "1.2.0",
+        project("1.2.0", vuln("PYSEC-2026-1", "1.2.1")),
+        ["PYSEC-2026-1"],
+        None,
     ),
     "a withdrawn advisory is no finding": (
-        "1.2.0", project("1.2.0", vuln("GHSA-xxxx", withdrawn="2026-01-01T00:00:00Z")), [], None,
+        "1.2.0",
+        project("1.2.0", vuln("GHSA-xxxx", withdrawn="2026-01-01T00:00:00Z")),
+        [],
+        None,
     ),
     "a pin behind the latest release cannot be audited from the project's JSON": (
-        "1.1.0", project("1.2.0"), [], "behind 1.2.0",
+        "1.1.0",
+        project("1.2.0"),
+        [],
+        "behind 1.2.0",
     ),
     "a project PyPI did not return is not audited": (
-        "1.2.0", None, [], "PyPI did not answer",
+        "1.2.0",
+        None,
+        [],
+        "PyPI did not answer",
     ),
 }
 

@@ -38,7 +38,10 @@ def test_hadolint_finds_nothing_not_even_style(hadolint: str) -> None:
     labels = [arg for name, kind in LABELS.items() for arg in ("--require-label", f"{name}:{kind}")]
     done = subprocess.run(
         [hadolint, "--no-color", "--failure-threshold", "style", "--strict-labels", *labels, str(DOCKERFILE)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
@@ -63,21 +66,33 @@ def test_the_image_runs_the_command_line_as_a_numeric_user() -> None:
 
 
 def test_the_build_context_is_an_allow_list() -> None:
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     assert patterns[0] == "*", "everything is left out unless listed"
     allowed = {p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")}
-    assert allowed <= {"pyproject.toml", "requirements.lock", "requirements-build.lock", "README.md", "LICENSE",
-                       "service"}
+    assert allowed <= {
+        "pyproject.toml",
+        "requirements.lock",
+        "requirements-build.lock",
+        "README.md",
+        "LICENSE",
+        "service",
+    }
 
 
 def test_the_build_context_leaves_out_the_emulator_and_the_demo() -> None:
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     # A later line wins over an earlier one: the exclusions must come after the package is let in.
-    after_the_package = patterns[patterns.index("!service/") + 1:]
+    after_the_package = patterns[patterns.index("!service/") + 1 :]
     for left_out in ("service/emulator/", "service/demo.py", "service/demo_view.py"):
         assert left_out in after_the_package
         assert (ROOT / left_out).exists(), f"{left_out} moved: point .dockerignore at its new place"

@@ -63,8 +63,11 @@ def shards(docs: Docs) -> int:
 
 
 def state_configmaps(docs: Docs) -> list[str]:
-    return sorted(d["metadata"]["name"] for d in of_kind(docs, "ConfigMap")
-                  if d["metadata"]["name"].startswith("secret-rotator-state"))
+    return sorted(
+        d["metadata"]["name"]
+        for d in of_kind(docs, "ConfigMap")
+        if d["metadata"]["name"].startswith("secret-rotator-state")
+    )
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -78,8 +81,16 @@ def test_the_fleet_holds_its_resources_and_no_claim_or_secret(fleet: Docs) -> No
     counts: dict[str, int] = {}
     for doc in fleet:
         counts[doc["kind"]] = counts.get(doc["kind"], 0) + 1
-    assert counts == {"Namespace": 1, "ServiceAccount": 1, "Role": 1, "RoleBinding": 1, "ConfigMap": 1 + shards(fleet),
-                      "CronJob": 1, "PrometheusRule": 1, "NetworkPolicy": 2}
+    assert counts == {
+        "Namespace": 1,
+        "ServiceAccount": 1,
+        "Role": 1,
+        "RoleBinding": 1,
+        "ConfigMap": 1 + shards(fleet),
+        "CronJob": 1,
+        "PrometheusRule": 1,
+        "NetworkPolicy": 2,
+    }
     for doc in fleet:
         assert dig(doc, "metadata", "labels", "app.kubernetes.io/name") == "secret-rotator", doc["metadata"]["name"]
         if doc["kind"] != "Namespace":
@@ -154,8 +165,13 @@ async def test_each_shards_store_works_within_the_role_and_no_other_name_does(fl
     count = shards(fleet)
     async with serving(server) as url:
         for index in range(count):
-            store = KubernetesStateStore(server.namespace, f"secret-rotator-state{shard_suffix(index, count)}",
-                                         api_url=url, token_file=token, ca_file=None)
+            store = KubernetesStateStore(
+                server.namespace,
+                f"secret-rotator-state{shard_suffix(index, count)}",
+                api_url=url,
+                token_file=token,
+                ca_file=None,
+            )
             try:
                 await store.add_intent(f"target-{index}", INTENT)
                 await store.put(f"target-{index}", "sink-a", receipt(f"k{index}"))
@@ -163,8 +179,13 @@ async def test_each_shards_store_works_within_the_role_and_no_other_name_does(fl
             finally:
                 await store.close()
         # Another number of shards names other ConfigMaps, which the Role does not reach.
-        other = KubernetesStateStore(server.namespace, f"secret-rotator-state{shard_suffix(0, count * 2)}",
-                                     api_url=url, token_file=token, ca_file=None)
+        other = KubernetesStateStore(
+            server.namespace,
+            f"secret-rotator-state{shard_suffix(0, count * 2)}",
+            api_url=url,
+            token_file=token,
+            ca_file=None,
+        )
         try:
             with pytest.raises(RemoteError) as caught:
                 await other.get("target-0", "sink-a")

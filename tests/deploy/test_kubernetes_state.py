@@ -56,7 +56,11 @@ def test_what_the_component_adds_and_removes(renders: Renders, with_kubernetes_s
     before, after = counts(renders[overlay]), counts(with_kubernetes_state[overlay])
     changed = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in before.keys() | after.keys()}
     assert {kind: n for kind, n in changed.items() if n} == {
-        "Role": 1, "RoleBinding": 1, "ConfigMap": 1, "NetworkPolicy": 1, "PersistentVolumeClaim": -1,
+        "Role": 1,
+        "RoleBinding": 1,
+        "ConfigMap": 1,
+        "NetworkPolicy": 1,
+        "PersistentVolumeClaim": -1,
     }
     assert not of_kind(with_kubernetes_state[overlay], "ClusterRole")
     assert not of_kind(with_kubernetes_state[overlay], "ClusterRoleBinding")
@@ -67,8 +71,9 @@ def test_what_the_component_adds_and_removes(renders: Renders, with_kubernetes_s
 
 
 @pytest.mark.parametrize("overlay", _ids("the pod gets an API token and no state volume"))
-def test_the_pod_mounts_a_token_and_no_state_volume(renders: Renders, with_kubernetes_state: Renders,
-                                                    overlay: str) -> None:
+def test_the_pod_mounts_a_token_and_no_state_volume(
+    renders: Renders, with_kubernetes_state: Renders, overlay: str
+) -> None:
     docs = with_kubernetes_state[overlay]
     spec = pod_template(docs)["spec"]
 
@@ -100,10 +105,14 @@ def test_the_binding_names_the_pods_service_account(with_kubernetes_state: Rende
     docs = with_kubernetes_state[overlay]
     binding, role, account = one(docs, "RoleBinding"), one(docs, "Role"), one(docs, "ServiceAccount")
 
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": account["metadata"]["namespace"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": account["metadata"]["namespace"]}
+    ]
     assert pod_template(docs)["spec"]["serviceAccountName"] == account["metadata"]["name"]
 
 
@@ -112,8 +121,9 @@ def test_the_api_server_port_is_let_out(with_kubernetes_state: Renders, overlay:
     docs = with_kubernetes_state[overlay]
     labels = pod_template(docs)["metadata"]["labels"]
     policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"]["matchLabels"], labels)]
-    ports = {(port["protocol"], port["port"]) for p in policies for r in p["spec"].get("egress", [])
-             for port in r["ports"]}
+    ports = {
+        (port["protocol"], port["port"]) for p in policies for r in p["spec"].get("egress", []) for port in r["ports"]
+    }
 
     assert ("TCP", 6443) in ports
     assert ("TCP", 443) in ports
@@ -142,7 +152,9 @@ class RbacApiServer:
     def allows(self, verb: str, name: str | None) -> bool:
         """RBAC's rule: a rule with resourceNames matches only requests naming one of them (never a create)."""
         return any(
-            "" in rule["apiGroups"] and "configmaps" in rule["resources"] and verb in rule["verbs"]
+            "" in rule["apiGroups"]
+            and "configmaps" in rule["resources"]
+            and verb in rule["verbs"]
             and (not rule.get("resourceNames") or name in rule["resourceNames"])
             for rule in self.rules
         )
@@ -150,8 +162,14 @@ class RbacApiServer:
     async def handle(self, request: web.Request) -> web.Response:
         collection = f"/api/v1/namespaces/{self.namespace}/configmaps"
         name = request.path.removeprefix(collection + "/") if request.path.startswith(collection + "/") else None
-        verb = {("GET", True): "get", ("PUT", True): "update", ("PATCH", True): "patch", ("DELETE", True): "delete",
-                ("GET", False): "list", ("POST", False): "create"}.get((request.method, name is not None), "other")
+        verb = {
+            ("GET", True): "get",
+            ("PUT", True): "update",
+            ("PATCH", True): "patch",
+            ("DELETE", True): "delete",
+            ("GET", False): "list",
+            ("POST", False): "create",
+        }.get((request.method, name is not None), "other")
         response = await self._answer(request, verb, name, collection)
         self.answered.append((verb, name, response.status))
         return response
@@ -206,8 +224,9 @@ def rbac_server(docs: list[dict[str, Any]], *, ship_configmap: bool) -> RbacApiS
 
 
 @pytest.mark.parametrize("overlay", _ids("the state store reads and writes receipts within the Role"))
-async def test_the_state_store_works_within_the_role(with_kubernetes_state: Renders, overlay: str,
-                                                     tmp_path: Path) -> None:
+async def test_the_state_store_works_within_the_role(
+    with_kubernetes_state: Renders, overlay: str, tmp_path: Path
+) -> None:
     server = rbac_server(with_kubernetes_state[overlay], ship_configmap=True)
     token = tmp_path / "token"
     token.write_text(server.token)

@@ -19,9 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_URL = "https://github.com/secret-rotator/secret-rotator/blob/main/docs/runbook.md#"
 # What a blocked plan or a warning sends an operator to (plan's own words name the first one).
-MORE_SECTIONS = ("push-never-confirmed-no-room", "statecorrupt", "competing_state_store-and-foreign_credential",
-                 "no_room_for_retry", "cap_reached", "httpconnections_full", "credentialexpiring",
-                 "consumerlagging", "evidenceunavailable")
+MORE_SECTIONS = (
+    "push-never-confirmed-no-room",
+    "statecorrupt",
+    "competing_state_store-and-foreign_credential",
+    "no_room_for_retry",
+    "cap_reached",
+    "httpconnections_full",
+    "credentialexpiring",
+    "consumerlagging",
+    "evidenceunavailable",
+)
 BLOCKED = (Reason.CAP_REACHED, Reason.NO_ROOM_FOR_RETRY, Reason.COMPETING_STATE_STORE)
 
 
@@ -100,8 +108,11 @@ def test_the_runbook_s_own_links_lead_to_its_sections() -> None:
 
 def test_every_place_the_code_sends_an_operator_to_the_runbook_names_a_section() -> None:
     # The planner's blocked messages quote a section's title: "see the runbook, 'push never confirmed, no room'".
-    quoted = [title for path in (ROOT / "service").rglob("*.py")
-              for title in re.findall(r"see the runbook, '([^']+)'", path.read_text(encoding="utf-8"))]
+    quoted = [
+        title
+        for path in (ROOT / "service").rglob("*.py")
+        for title in re.findall(r"see the runbook, '([^']+)'", path.read_text(encoding="utf-8"))
+    ]
 
     assert quoted
     assert {anchor(title) for title in quoted} <= set(sections())

@@ -108,8 +108,12 @@ async def test_seed_who_signs_in_by_device_code_and_what_an_app_requests(
     body = {"tenant_id": tid, "user_object_id": "00000000-0000-0000-0000-000000000001"}
     assert (await control(http, emu, "POST", "device-sign-in", body))[0] == 404
 
-    requested = [{"resourceAppId": "00000003-0000-0000-c000-000000000000",
-                  "resourceAccess": [{"id": "df021288-bdef-4463-88db-98f22de89214", "type": "Role"}]}]
+    requested = [
+        {
+            "resourceAppId": "00000003-0000-0000-c000-000000000000",
+            "resourceAccess": [{"id": "df021288-bdef-4463-88db-98f22de89214", "type": "Role"}],
+        }
+    ]
     body = {"tenant_id": tid, "display_name": "Dime.Scheduler", "required_resource_access": requested}
     status, app = await control(http, emu, "POST", "seed/app", body)
     assert status == 201
@@ -122,16 +126,27 @@ async def test_respond_and_flood_faults_through_the_control_api(
     emu: Emulator, tenant_id: str, http: aiohttp.ClientSession
 ) -> None:
     url = f"{emu.url}/{tenant_id}/v2.0/.well-known/openid-configuration"
-    status, _ = await control(http, emu, "POST", "faults", {
-        "path": "openid-configuration", "kind": "respond", "status": 418, "count": 1,
-        "body": '{"echo": "{{request.header:X-Probe|base64}}"}', "headers": {"X-Echo": "{{request.header:X-Probe}}"},
-    })
+    status, _ = await control(
+        http,
+        emu,
+        "POST",
+        "faults",
+        {
+            "path": "openid-configuration",
+            "kind": "respond",
+            "status": 418,
+            "count": 1,
+            "body": '{"echo": "{{request.header:X-Probe|base64}}"}',
+            "headers": {"X-Echo": "{{request.header:X-Probe}}"},
+        },
+    )
     assert status == 201
     response = await http.get(url, headers={"X-Probe": "hi"})
     assert (response.status, response.headers["X-Echo"], await response.json()) == (418, "hi", {"echo": "aGk="})
 
-    status, fault = await control(http, emu, "POST", "faults",
-                                  {"path": "openid-configuration", "kind": "flood", "status": 200, "size": 1000})
+    status, fault = await control(
+        http, emu, "POST", "faults", {"path": "openid-configuration", "kind": "flood", "status": 200, "size": 1000}
+    )
     assert status == 201
     assert len(await (await http.get(url)).read()) == 1000
     _, listed = await control(http, emu, "GET", "faults")

@@ -134,10 +134,12 @@ def test_a_hook_fault_needs_a_hook() -> None:
 
 async def test_respond_echoes_the_request_through_filters(emu: Emulator, http: aiohttp.ClientSession) -> None:
     emu.faults.add(
-        path=r"^/dimescheduler/", kind="respond", status=400,
+        path=r"^/dimescheduler/",
+        kind="respond",
+        status=400,
         body='{"got": "{{request.body|base64}}", "key": "{{request.header:X-API-KEY|unicode}}", '
-             '"url": "{{request.body|url}}", "as_json": "{{request.body|json}}", '
-             '"field": "{{request.field:clientSecret}}"}',
+        '"url": "{{request.body|url}}", "as_json": "{{request.body|json}}", '
+        '"field": "{{request.field:clientSecret}}"}',
     )
     sent = '{"clientSecret": "s~1"}'
 
@@ -158,12 +160,16 @@ async def test_respond_after_rewrites_the_real_answer_it_replaces(
 ) -> None:
     app = emu.add_app(rotator.tenant_id, "Dime.Scheduler", owners=[rotator.object_id])
     emu.faults.add(
-        path=r"/addPassword$", kind="respond", status=200, after=True,
+        path=r"/addPassword$",
+        kind="respond",
+        status=200,
+        after=True,
         body='{"keyId": "{{response.field:keyId}}", "secretText": "{{response.field:secretText}}", "endDateTime": ',
     )
 
     response = await http.post(
-        f"{emu.graph_url}/applications/{app.object_id}/addPassword", json={},
+        f"{emu.graph_url}/applications/{app.object_id}/addPassword",
+        json={},
         headers={"Authorization": f"Bearer {await get_token(rotator)}"},
     )
 
@@ -175,18 +181,16 @@ async def test_respond_after_rewrites_the_real_answer_it_replaces(
 
 
 async def test_respond_redirects_with_a_templated_location(emu: Emulator, http: aiohttp.ClientSession) -> None:
-    emu.faults.add(path=r"^/secrets/", kind="respond", status=307, body="",
-                   headers={"Location": "https://127.0.0.1:9/elsewhere"})
+    emu.faults.add(
+        path=r"^/secrets/", kind="respond", status=307, body="", headers={"Location": "https://127.0.0.1:9/elsewhere"}
+    )
 
-    response = await http.put(f"{emu.vault_url}/secrets/x?api-version=7.5", json={"value": "v"},
-                              allow_redirects=False)
+    response = await http.put(f"{emu.vault_url}/secrets/x?api-version=7.5", json={"value": "v"}, allow_redirects=False)
 
     assert (response.status, response.headers["Location"]) == (307, "https://127.0.0.1:9/elsewhere")
 
 
-async def test_flood_counts_what_it_wrote_before_the_client_hung_up(
-    emu: Emulator, http: aiohttp.ClientSession
-) -> None:
+async def test_flood_counts_what_it_wrote_before_the_client_hung_up(emu: Emulator, http: aiohttp.ClientSession) -> None:
     size = 256 * 1024 * 1024
     emu.faults.add(path=r"^/dimescheduler/", kind="flood", status=500, size=size, body='{"error": "')
 
@@ -214,12 +218,19 @@ async def test_flood_sends_all_of_it_to_a_client_that_reads(emu: Emulator, http:
     ("arguments", "problem"),
     [
         pytest.param({"kind": "flood"}, "size", id="a flood needs a size"),
-        pytest.param({"kind": "respond", "body": "{{request.secret}}"}, "unknown placeholder",
-                     id="an unknown placeholder is refused"),
-        pytest.param({"kind": "respond", "body": "{{request.body|rot13}}"}, "unknown filter",
-                     id="an unknown filter is refused"),
-        pytest.param({"kind": "respond", "headers": {"X": "{{request.header}}"}}, "needs a :NAME",
-                     id="a header placeholder needs the header's name"),
+        pytest.param(
+            {"kind": "respond", "body": "{{request.secret}}"},
+            "unknown placeholder",
+            id="an unknown placeholder is refused",
+        ),
+        pytest.param(
+            {"kind": "respond", "body": "{{request.body|rot13}}"}, "unknown filter", id="an unknown filter is refused"
+        ),
+        pytest.param(
+            {"kind": "respond", "headers": {"X": "{{request.header}}"}},
+            "needs a :NAME",
+            id="a header placeholder needs the header's name",
+        ),
     ],
 )
 def test_a_fault_that_cannot_work_is_refused_when_added(arguments: dict[str, Any], problem: str) -> None:

@@ -77,14 +77,24 @@ def _many(count: int) -> list[dict[str, Any]]:
     ("requests", "words"),
     [
         pytest.param(_many(21), "exceeds the limit", id="21 requests are one too many"),
-        pytest.param([get("a", "/applications"), get("A", "/applications")], "unique",
-                     id="ids differing only in case are the same id"),
-        pytest.param([get("1", "https://graph.microsoft.com/v1.0/applications")], "relative",
-                     id="an absolute url is refused"),
-        pytest.param([get("1", "/applications", dependsOn=["9"])], "depends on",
-                     id="dependsOn naming no request of the batch is refused"),
-        pytest.param([{"id": "1", "method": "PATCH", "url": "/applications/x", "body": {"notes": "n"}}],
-                     "Content-Type", id="a body without its Content-Type is refused"),
+        pytest.param(
+            [get("a", "/applications"), get("A", "/applications")],
+            "unique",
+            id="ids differing only in case are the same id",
+        ),
+        pytest.param(
+            [get("1", "https://graph.microsoft.com/v1.0/applications")], "relative", id="an absolute url is refused"
+        ),
+        pytest.param(
+            [get("1", "/applications", dependsOn=["9"])],
+            "depends on",
+            id="dependsOn naming no request of the batch is refused",
+        ),
+        pytest.param(
+            [{"id": "1", "method": "PATCH", "url": "/applications/x", "body": {"notes": "n"}}],
+            "Content-Type",
+            id="a body without its Content-Type is refused",
+        ),
         pytest.param("not a list", "payload", id="requests that are not a list are refused"),
     ],
 )
@@ -110,10 +120,16 @@ async def test_depends_on_runs_a_request_after_its_dependency_and_fails_it_with_
     emu: Emulator, http: aiohttp.ClientSession, token: str, rotator: Identity
 ) -> None:
     [app] = owned_apps(emu, rotator, 1)
-    add = {"id": "add", "method": "POST", "url": f"/applications/{app.object_id}/addPassword",
-           "headers": {"Content-Type": "application/json"}, "body": {"passwordCredential": {"displayName": "x"}}}
+    add = {
+        "id": "add",
+        "method": "POST",
+        "url": f"/applications/{app.object_id}/addPassword",
+        "headers": {"Content-Type": "application/json"},
+        "body": {"passwordCredential": {"displayName": "x"}},
+    }
     requests = [
-        get("after", f"/applications/{app.object_id}?$select=passwordCredentials", dependsOn=["add"]), add,
+        get("after", f"/applications/{app.object_id}?$select=passwordCredentials", dependsOn=["add"]),
+        add,
         get("missing", f"/applications/{uuid.uuid4()}"),
         get("orphan", f"/applications/{app.object_id}", dependsOn=["MISSING"]),
     ]
@@ -135,8 +151,12 @@ async def test_a_fault_on_a_request_inside_a_batch_is_that_requests_answer_with_
     first, second = owned_apps(emu, rotator, 2)
     emu.faults.add(rf"^/v1\.0/applications\(appId='{second.app_id}'\)$", "GET", "throttle", retry_after=7)
 
-    status, body = await batch(http, emu, token, [get("1", f"/applications(appId='{first.app_id}')"),
-                                                  get("2", f"/applications(appId='{second.app_id}')")])
+    status, body = await batch(
+        http,
+        emu,
+        token,
+        [get("1", f"/applications(appId='{first.app_id}')"), get("2", f"/applications(appId='{second.app_id}')")],
+    )
 
     assert status == 200
     by_id = {a["id"]: a for a in body["responses"]}

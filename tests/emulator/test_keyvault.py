@@ -247,8 +247,9 @@ async def test_the_vault_lists_each_secrets_current_version_in_pages_of_maxresul
 ) -> None:
     for name in ("a", "b", "c"):
         for n in range(2):
-            await call(http, "PUT", f"{emu.vault_url}/secrets/{name}?{API}", vault_token,
-                       {"value": "v", "tags": {"n": str(n)}})
+            await call(
+                http, "PUT", f"{emu.vault_url}/secrets/{name}?{API}", vault_token, {"value": "v", "tags": {"n": str(n)}}
+            )
 
     pages = await _list_versions(http, f"{emu.vault_url}/secrets?{API}&maxresults=2", vault_token)
 

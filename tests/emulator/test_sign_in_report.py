@@ -48,8 +48,15 @@ async def test_a_token_for_a_secret_shows_as_that_credentials_last_sign_in(
     assert row["appId"] == consumer.client_id
     assert row["credentialOrigin"] == "application"
     assert row["keyType"] == "clientSecret"
-    assert {"id", "appObjectId", "servicePrincipalObjectId", "expirationDateTime", "createdDateTime",
-            "keyUsage", "resourceId"} <= set(row)
+    assert {
+        "id",
+        "appObjectId",
+        "servicePrincipalObjectId",
+        "expirationDateTime",
+        "createdDateTime",
+        "keyUsage",
+        "resourceId",
+    } <= set(row)
     last = parse_iso(row["signInActivity"]["lastSignInDateTime"])
     assert signed_in_at - timedelta(seconds=5) <= last <= signed_in_at  # the second sign-in, not the first
     assert row["signInActivity"]["lastSignInRequestId"]
@@ -60,8 +67,12 @@ async def test_a_failed_sign_in_is_not_recorded(
 ) -> None:
     response = await http.post(
         f"{emu.url}/{consumer.tenant_id}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": consumer.client_id, "client_secret": "wrong",
-              "scope": "https://graph.microsoft.com/.default"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": consumer.client_id,
+            "client_secret": "wrong",
+            "scope": "https://graph.microsoft.com/.default",
+        },
     )
     assert response.status == 401
 

@@ -60,13 +60,16 @@ class FileSink:
         if not versions:
             return Holding(self.id, None, None, readable=True)
         latest = versions[-1]
-        return Holding(self.id, latest["key_id"], datetime.fromisoformat(latest["since"]), readable=True,
-                       recorded=recorded)
+        return Holding(
+            self.id, latest["key_id"], datetime.fromisoformat(latest["since"]), readable=True, recorded=recorded
+        )
 
     async def write(self, credential: Credential, secret: Secret, supersedes: frozenset[str] = frozenset()) -> None:
         # Read back like Key Vault: every version records its own key id, so `supersedes` is of no use here.
-        versions = [*self._versions(), {"key_id": credential.key_id, "since": self._clock.now().isoformat(),
-                                        "value": secret.reveal()}]
+        versions = [
+            *self._versions(),
+            {"key_id": credential.key_id, "since": self._clock.now().isoformat(), "value": secret.reveal()},
+        ]
         partial = self._path.with_suffix(".partial")
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

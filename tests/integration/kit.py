@@ -51,8 +51,12 @@ class Kit:
 
     def credential(self, secret_file: Path | None = None) -> AsyncTokenCredential:
         identity = IdentityConfig.model_validate(
-            {"type": "client_secret", "tenant_id": self.world.tenant, "client_id": self.world.rotator_client_id,
-             "client_secret": {"file": str(secret_file or self.world.tmp / "rotator-secret")}}
+            {
+                "type": "client_secret",
+                "tenant_id": self.world.tenant,
+                "client_id": self.world.rotator_client_id,
+                "client_secret": {"file": str(secret_file or self.world.tmp / "rotator-secret")},
+            }
         )
         credential = rotator_credential(identity, self.endpoints, self.session, self.world.tenant)
         self.closers.append(credential.close)
@@ -61,12 +65,14 @@ class Kit:
     def directory(self, retry: RetryPolicy = FAST_RETRY, *, secret_file: Path | None = None) -> GraphDirectory:
         credential = self.credential(secret_file)
         tenant, endpoints = self.world.tenant, self.endpoints
-        reads = GraphReads(self.session, credential, tenant, endpoints.graph_url, endpoints.graph_scope, retry,
-                           Metrics())
+        reads = GraphReads(
+            self.session, credential, tenant, endpoints.graph_url, endpoints.graph_scope, retry, Metrics()
+        )
 
         def writes() -> GraphWrites:
-            client, http = graph_service_client(credential, tenant, endpoints.graph_url, endpoints.graph_scope,
-                                                self.tls)
+            client, http = graph_service_client(
+                credential, tenant, endpoints.graph_url, endpoints.graph_scope, self.tls
+            )
             self.closers.append(http.aclose)
             return GraphWrites(client, tenant, retry, Metrics())
 
@@ -104,8 +110,7 @@ async def kit(world: World) -> AsyncIterator[Kit]:
 def calls(emu: Emulator, service: str, method: str | None = None, path: str = "") -> list[RequestRecord]:
     """The requests one service of the emulator answered, optionally by method and a path fragment."""
     return [
-        r for r in emu.requests
-        if r.service == service and (method is None or r.method == method) and path in r.path
+        r for r in emu.requests if r.service == service and (method is None or r.method == method) and path in r.path
     ]
 
 
@@ -126,8 +131,6 @@ async def loopback_server(handler: Callable[[web.Request], Awaitable[web.StreamR
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
-
-
 
 
 @contextlib.asynccontextmanager

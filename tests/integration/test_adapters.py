@@ -94,8 +94,10 @@ async def test_read_app_returns_the_app_and_its_credentials_in_one_request(kit: 
     world = kit.world
     now = world.clock.now().replace(microsecond=0)
     seeded: dict[str, tuple[str, datetime, datetime]] = {}
-    for name, start, end in [("by hand", now - days(10), now + days(300)),
-                             ("secret-rotator 2024-01-01T00:00:00Z", now - days(1), now + days(89))]:
+    for name, start, end in [
+        ("by hand", now - days(10), now + days(300)),
+        ("secret-rotator 2024-01-01T00:00:00Z", now - days(1), now + days(89)),
+    ]:
         key_id, _ = world.emu.add_password(world.tenant, world.app_id, display_name=name, start=start, end=end)
         seeded[key_id] = (name, start, end)
     directory = kit.directory()
@@ -143,21 +145,53 @@ def _unavailable_forever(world: World) -> str:
 @pytest.mark.parametrize(
     ("arrange", "reason", "transient", "status", "code", "gets"),
     [
-        pytest.param(_unknown_app, FailureReason.NOT_FOUND, False, 404, "Request_ResourceNotFound", (1, 2),
-                     id="an appId no app has is not_found, permanent, asked once (in a batch: then alone)"),
-        pytest.param(_app_not_owned, FailureReason.PERMISSION_DENIED, False, 403, "Authorization_RequestDenied",
-                     (1, 2), id="an app the rotator does not own is permission_denied (in a batch: once alone)"),
-        pytest.param(_throttled_forever, FailureReason.THROTTLED, True, 429, "TooManyRequests",
-                     (QUICK.attempts, QUICK.attempts),
-                     id="a 429 that never stops is throttled after the policy's attempts"),
-        pytest.param(_unavailable_forever, FailureReason.UNEXPECTED, True, 503, "ServiceUnavailable",
-                     (QUICK.attempts, QUICK.attempts),
-                     id="a 503 that never stops stays transient after the policy's attempts"),
+        pytest.param(
+            _unknown_app,
+            FailureReason.NOT_FOUND,
+            False,
+            404,
+            "Request_ResourceNotFound",
+            (1, 2),
+            id="an appId no app has is not_found, permanent, asked once (in a batch: then alone)",
+        ),
+        pytest.param(
+            _app_not_owned,
+            FailureReason.PERMISSION_DENIED,
+            False,
+            403,
+            "Authorization_RequestDenied",
+            (1, 2),
+            id="an app the rotator does not own is permission_denied (in a batch: once alone)",
+        ),
+        pytest.param(
+            _throttled_forever,
+            FailureReason.THROTTLED,
+            True,
+            429,
+            "TooManyRequests",
+            (QUICK.attempts, QUICK.attempts),
+            id="a 429 that never stops is throttled after the policy's attempts",
+        ),
+        pytest.param(
+            _unavailable_forever,
+            FailureReason.UNEXPECTED,
+            True,
+            503,
+            "ServiceUnavailable",
+            (QUICK.attempts, QUICK.attempts),
+            id="a 503 that never stops stays transient after the policy's attempts",
+        ),
     ],
 )
 async def test_read_app_fails_with_a_sorted_error(
-    kit: Kit, read: ReadPath, arrange: Callable[[World], str], reason: FailureReason, transient: bool, status: int,
-    code: str, gets: tuple[int, int],
+    kit: Kit,
+    read: ReadPath,
+    arrange: Callable[[World], str],
+    reason: FailureReason,
+    transient: bool,
+    status: int,
+    code: str,
+    gets: tuple[int, int],
 ) -> None:
     client_id = arrange(kit.world)
     directory = kit.directory(QUICK)
@@ -167,7 +201,11 @@ async def test_read_app_fails_with_a_sorted_error(
 
     error = caught.value
     assert (error.service, error.reason, error.transient, error.status, error.code) == (
-        "graph", reason, transient, status, code,
+        "graph",
+        reason,
+        transient,
+        status,
+        code,
     )
     assert client_id in error.target
     assert error.hint
@@ -244,8 +282,15 @@ class CountingCredential:
 async def test_graph_reads_ask_for_a_token_once_and_reuse_it(kit: Kit) -> None:
     credential = CountingCredential(kit.credential())
     endpoints = kit.endpoints
-    reads = GraphReads(kit.session, credential, kit.world.tenant, endpoints.graph_url,  # type: ignore[arg-type]
-                       endpoints.graph_scope, QUICK, Metrics())
+    reads = GraphReads(
+        kit.session,
+        credential,
+        kit.world.tenant,
+        endpoints.graph_url,  # type: ignore[arg-type]
+        endpoints.graph_scope,
+        QUICK,
+        Metrics(),
+    )
 
     for _ in range(3):
         await reads.read_app(kit.world.app_id)
@@ -337,7 +382,10 @@ async def test_add_password_beyond_the_tenant_policy_is_a_policy_violation(kit: 
     error = caught.value
     assert not isinstance(error, OutcomeUnknown)
     assert (error.reason, error.transient, error.status, error.code) == (
-        FailureReason.POLICY_VIOLATION, False, 400, "CredentialInvalidLifetimeAsPerAppPolicy",
+        FailureReason.POLICY_VIOLATION,
+        False,
+        400,
+        "CredentialInvalidLifetimeAsPerAppPolicy",
     )
     assert "lifetime" in (error.hint or "")
     assert kit.world.passwords() == []
@@ -403,7 +451,10 @@ async def test_remove_password_of_an_unknown_key_id_counts_as_removed(kit: Kit) 
     ],
 )
 async def test_password_lifetime_limit(
-    kit: Kit, may_read_policies: bool, tenant_limit: timedelta | None, app_limit: timedelta | None,
+    kit: Kit,
+    may_read_policies: bool,
+    tenant_limit: timedelta | None,
+    app_limit: timedelta | None,
     expected: timedelta | None,
 ) -> None:
     world = kit.world
@@ -471,7 +522,11 @@ async def test_key_vault_reading_a_missing_secret_is_not_found(kit: Kit) -> None
 
     error = caught.value
     assert (error.service, error.reason, error.transient, error.status, error.code) == (
-        "keyvault", FailureReason.NOT_FOUND, False, 404, "SecretNotFound",
+        "keyvault",
+        FailureReason.NOT_FOUND,
+        False,
+        404,
+        "SecretNotFound",
     )
     assert "secret_name" in (error.hint or "")
 
@@ -494,7 +549,10 @@ async def test_key_vault_refusing_the_rotator_is_permission_denied(
 
     error = caught.value
     assert (error.service, error.reason, error.transient, error.status) == (
-        "keyvault", FailureReason.PERMISSION_DENIED, False, 403,
+        "keyvault",
+        FailureReason.PERMISSION_DENIED,
+        False,
+        403,
     )
     assert "Key Vault Secrets Officer" in (error.hint or "")
     assert kit.emu.vault_versions(NAME) == []
@@ -562,8 +620,9 @@ def _unknown_client(world: World) -> tuple[str, str]:
     ("arrange", "code"),
     [
         pytest.param(_right_secret, None, id="the right secret gets a token"),
-        pytest.param(_wrong_secret, "AADSTS7000215",
-                     id="a wrong secret is refused (7000215), maybe not yet replicated"),
+        pytest.param(
+            _wrong_secret, "AADSTS7000215", id="a wrong secret is refused (7000215), maybe not yet replicated"
+        ),
         pytest.param(_expired_secret, "AADSTS7000222", id="an expired secret is refused (7000222)"),
         pytest.param(_unknown_client, "AADSTS700016", id="an unknown client is refused (700016)"),
     ],
@@ -580,7 +639,10 @@ async def test_try_token(kit: Kit, arrange: Callable[[World], tuple[str, str]], 
 
     error = caught.value
     assert (error.service, error.reason, error.transient, error.code) == (
-        "entra", FailureReason.VERIFICATION_FAILED, True, code,
+        "entra",
+        FailureReason.VERIFICATION_FAILED,
+        True,
+        code,
     )
     assert client_id in error.target
     assert_no_secrets(str(error), "the verifier's error")
@@ -612,7 +674,9 @@ async def test_push_delivers_the_body_and_the_idempotency_key(kit: Kit) -> None:
 
     [delivery] = kit.emu.receiver.deliveries
     assert (delivery.tenant_id, delivery.client_id, delivery.expires_on) == (
-        kit.world.tenant, kit.world.app_id, "2030-01-01T00:00:00Z",
+        kit.world.tenant,
+        kit.world.app_id,
+        "2030-01-01T00:00:00Z",
     )
     assert delivery.extra == {"environment": "prod"}
     assert delivery.idempotency_key == key_id
@@ -630,7 +694,10 @@ async def test_push_with_a_wrong_api_key_fails_at_once_with_a_hint_about_api_key
 
     error = caught.value
     assert (error.service, error.reason, error.transient, error.status) == (
-        "push", FailureReason.SINK_FAILED, False, 401,
+        "push",
+        FailureReason.SINK_FAILED,
+        False,
+        401,
     )
     assert "api_key" in (error.hint or "")
     assert len(calls(kit.emu, "receiver", "POST")) == 1
@@ -719,8 +786,12 @@ async def test_push_error_text_contains_no_part_of_an_echoed_secret_cut_at_the_l
 
 
 def receipt(key_id: str, status: str = "held") -> Receipt:
-    return Receipt(key_id=key_id, status=status, since=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),  # type: ignore[arg-type]
-                   history=("k0", key_id))
+    return Receipt(
+        key_id=key_id,
+        status=status,
+        since=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),  # type: ignore[arg-type]
+        history=("k0", key_id),
+    )
 
 
 async def test_file_store_round_trips_receipts_per_target_and_sink(tmp_path: Path) -> None:
@@ -833,7 +904,8 @@ class FakeKubernetes:
     def bump(self, name: str, data: dict[str, str]) -> None:
         self._version += 1
         self.configmaps[name] = {
-            "apiVersion": "v1", "kind": "ConfigMap",
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "rotator", "resourceVersion": str(self._version)},
             "data": data,
         }
@@ -848,8 +920,12 @@ class FakeKubernetes:
             return web.json_response({"kind": "Status", "code": 401, "reason": "Unauthorized"}, status=401)
         if self.deny:
             return web.json_response(
-                {"kind": "Status", "code": 403, "reason": "Forbidden",
-                 "message": 'configmaps is forbidden: User "system:serviceaccount:rotator:rotator" cannot get'},
+                {
+                    "kind": "Status",
+                    "code": 403,
+                    "reason": "Forbidden",
+                    "message": 'configmaps is forbidden: User "system:serviceaccount:rotator:rotator" cannot get',
+                },
                 status=403,
             )
         prefix = "/api/v1/namespaces/rotator/configmaps"
@@ -892,8 +968,9 @@ async def kubernetes(tmp_path: Path) -> AsyncIterator[tuple[FakeKubernetes, Kube
     token_file.write_text("service-account-token\n")
     fake = FakeKubernetes(token="service-account-token")
     async with loopback_server(fake.handle) as url:
-        store = KubernetesStateStore("rotator", "secret-rotator-state", api_url=url, token_file=token_file,
-                                     ca_file=None)
+        store = KubernetesStateStore(
+            "rotator", "secret-rotator-state", api_url=url, token_file=token_file, ca_file=None
+        )
         try:
             yield fake, store
         finally:
@@ -933,7 +1010,9 @@ async def test_kubernetes_store_keeps_intents_under_a_key_of_their_own(
     assert await store.intents("dime-exchange.intents") == (intent(0, "no_receipt"),)
     assert await store.get("dime-exchange", "sink-a") == receipt("k1")
     assert sorted(fake.configmaps["secret-rotator-state"]["data"]) == [
-        "dime-exchange.intents", "dime-exchange.intents.intents", "dime-exchange.json",
+        "dime-exchange.intents",
+        "dime-exchange.intents.intents",
+        "dime-exchange.json",
     ]
 
 
@@ -955,7 +1034,9 @@ def _theirs(server: FakeKubernetes) -> None:
     ],
 )
 async def test_kubernetes_store_redoes_a_write_that_lost_a_race_and_keeps_both_receipts(
-    kubernetes: tuple[FakeKubernetes, KubernetesStateStore], existing: bool, conflicts: list[tuple[str, int]],
+    kubernetes: tuple[FakeKubernetes, KubernetesStateStore],
+    existing: bool,
+    conflicts: list[tuple[str, int]],
 ) -> None:
     fake, store = kubernetes
     if existing:
@@ -984,7 +1065,10 @@ async def test_kubernetes_store_refused_by_rbac_is_permission_denied(
 
         error = caught.value
         assert (error.service, error.reason, error.transient, error.status) == (
-            "kubernetes", FailureReason.PERMISSION_DENIED, False, 403,
+            "kubernetes",
+            FailureReason.PERMISSION_DENIED,
+            False,
+            403,
         )
         assert "ConfigMap" in (error.hint or "")
         assert "service-account-token" not in str(error)

@@ -44,8 +44,11 @@ async def test_in_a_rotating_pass_a_retirement_not_needed_for_room_runs_after_th
     [result] = await world.run()
 
     assert result.outcome is Outcome.CHANGED
-    writes = [(r.method, r.path.rsplit("/", 1)[-1]) for r in world.emu.requests
-              if r.method != "GET" and r.service != "entra" and r.status < 400]
+    writes = [
+        (r.method, r.path.rsplit("/", 1)[-1])
+        for r in world.emu.requests
+        if r.method != "GET" and r.service != "entra" and r.status < 400
+    ]
     assert writes[0] == ("POST", "addPassword")
     assert writes[-1] == ("POST", "removePassword"), "retired only after every sink took the new secret"
     assert [w for w in writes if w[1] == "exchange-settings"], "the push happened before it"

@@ -36,8 +36,13 @@ SHOWN_ONCE = "----- client secret: shown once"
 SECRET_NAME = "dime-exchange-client-secret"
 MARKER = "secret-rotator "
 STEPS = [
-    "application", "service principal", "admin consent: Calendars.ReadWrite",
-    "admin consent: MailboxSettings.ReadWrite", "admin consent: User.Read.All", "owner", "client secret",
+    "application",
+    "service principal",
+    "admin consent: Calendars.ReadWrite",
+    "admin consent: MailboxSettings.ReadWrite",
+    "admin consent: User.Read.All",
+    "owner",
+    "client secret",
 ]
 
 
@@ -53,7 +58,7 @@ class Ran:
         for line in self.out.splitlines():
             for step in (*STEPS, "app settings"):
                 if line.strip().startswith(step + "  "):
-                    found[step] = line.strip()[len(step):].strip().split("  ")[0]
+                    found[step] = line.strip()[len(step) :].strip().split("  ")[0]
         return found
 
     def json(self) -> dict[str, Any]:
@@ -97,12 +102,23 @@ class Site:
         secret.write_text(admin.secret)
         secret.chmod(0o600)
         config = self.tmp / f"admin-{admin.client_id}.yaml"
-        config.write_text(yaml.safe_dump({
-            "cloud": {"authority_host": self.emu.url, "graph_url": self.emu.graph_url,
-                      "ca_bundle": str(self.emu.ca_file)},
-            "credential": {"type": "client_secret", "tenant_id": self.tenant, "client_id": admin.client_id,
-                           "client_secret": {"file": str(secret)}},
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "cloud": {
+                        "authority_host": self.emu.url,
+                        "graph_url": self.emu.graph_url,
+                        "ca_bundle": str(self.emu.ca_file),
+                    },
+                    "credential": {
+                        "type": "client_secret",
+                        "tenant_id": self.tenant,
+                        "client_id": admin.client_id,
+                        "client_secret": {"file": str(secret)},
+                    },
+                }
+            )
+        )
         return config
 
     async def bootstrap(
@@ -145,8 +161,9 @@ class Site:
     def assert_complete(self, app: AppRecord) -> None:
         assert app.sign_in_audience == "AzureADMyOrg"
         assert DEFAULT_REDIRECT_URI in app.redirect_uris
-        requested = {(r["resourceAppId"], a["id"], a["type"])
-                     for r in app.required_resource_access for a in r["resourceAccess"]}
+        requested = {
+            (r["resourceAppId"], a["id"], a["type"]) for r in app.required_resource_access for a in r["resourceAccess"]
+        }
         assert {(GRAPH_APP_ID, role_id, "Role") for role_id in GRAPH_ROLES.values()} <= requested
         assert self.has_sp(app)
         assert self.consented(app) >= set(GRAPH_ROLES)
@@ -190,7 +207,11 @@ async def test_a_fresh_tenant_gets_the_whole_setup_and_the_secret_is_shown_once(
     assert f"client id:  {app.app_id}" in rest
     snippet = yaml.safe_load(rest.split("add this target to the rotator's config:", 1)[1])
     assert snippet["targets"][0] | {"sinks": None} == {
-        "name": "dime.scheduler", "tenant_id": site.tenant, "client_id": app.app_id, "sinks": None}
+        "name": "dime.scheduler",
+        "tenant_id": site.tenant,
+        "client_id": app.app_id,
+        "sinks": None,
+    }
 
 
 async def test_json_output_carries_the_secret_for_scripts_when_it_is_not_stored(site: Site) -> None:
@@ -238,8 +259,16 @@ async def test_a_rerun_duplicates_nothing_and_shows_no_secret(site: Site) -> Non
     assert site.app().object_id == app.object_id
     assert (len(site.managed(app)), sorted(app.owners), site.consented(app)) == before
     tenant = site.emu.directory.require_tenant(site.tenant)
-    assert len([a for a in tenant.assignments if a.principal_id != site.rotator.object_id
-                and a.principal_display_name == DEFAULT_NAME]) == 3
+    assert (
+        len(
+            [
+                a
+                for a in tenant.assignments
+                if a.principal_id != site.rotator.object_id and a.principal_display_name == DEFAULT_NAME
+            ]
+        )
+        == 3
+    )
 
 
 async def test_new_secret_adds_a_second_managed_secret_on_request(site: Site) -> None:
@@ -254,8 +283,12 @@ async def test_new_secret_adds_a_second_managed_secret_on_request(site: Site) ->
 
 
 # requiredResourceAccess that requests every Graph permission bootstrap grants (the emulator copies it).
-REQUESTS_ALL = [{"resourceAppId": GRAPH_APP_ID, "resourceAccess": [
-    {"id": role_id, "type": "Role"} for role_id in GRAPH_ROLES.values()]}]
+REQUESTS_ALL = [
+    {
+        "resourceAppId": GRAPH_APP_ID,
+        "resourceAccess": [{"id": role_id, "type": "Role"} for role_id in GRAPH_ROLES.values()],
+    }
+]
 
 
 def _bare_app(site: Site, **kwargs: Any) -> AppRecord:
@@ -282,12 +315,20 @@ def app_with_consent_but_no_owner(site: Site) -> AppRecord:
 
 
 def app_missing_a_redirect_uri_and_a_permission(site: Site) -> AppRecord:
-    return site.emu.add_app(site.tenant, DEFAULT_NAME, redirect_uris=["https://dime.example.com/own"],
-                            required_resource_access=[
-        {"resourceAppId": GRAPH_APP_ID, "resourceAccess": [
-            {"id": GRAPH_ROLES["User.Read.All"], "type": "Role"},
-            {"id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d", "type": "Scope"}]},  # User.Read, delegated
-    ])
+    return site.emu.add_app(
+        site.tenant,
+        DEFAULT_NAME,
+        redirect_uris=["https://dime.example.com/own"],
+        required_resource_access=[
+            {
+                "resourceAppId": GRAPH_APP_ID,
+                "resourceAccess": [
+                    {"id": GRAPH_ROLES["User.Read.All"], "type": "Role"},
+                    {"id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d", "type": "Scope"},
+                ],
+            },  # User.Read, delegated
+        ],
+    )
 
 
 def app_with_only_a_hand_made_secret(site: Site) -> AppRecord:
@@ -300,22 +341,50 @@ def app_with_only_a_hand_made_secret(site: Site) -> AppRecord:
 @pytest.mark.parametrize(
     ("seed", "expected"),
     [
-        pytest.param(app_without_sp_or_consent,
-                     {"service principal": "created", "admin consent: User.Read.All": "created", "owner": "created",
-                      "client secret": "created", "app settings": "present"},
-                     id="an app without service principal or consent gets both, an owner and a secret"),
-        pytest.param(app_with_consent_but_no_owner,
-                     {"service principal": "present", "admin consent: User.Read.All": "present", "owner": "created",
-                      "client secret": "present", "app settings": "present"},
-                     id="an app with consent but no owner gets only the owner"),
-        pytest.param(app_missing_a_redirect_uri_and_a_permission,
-                     {"service principal": "present", "admin consent: User.Read.All": "created",
-                      "owner": "created", "client secret": "created", "app settings": "updated"},
-                     id="an app missing the redirect URI and two permissions gains them and keeps its own"),
-        pytest.param(app_with_only_a_hand_made_secret,
-                     {"service principal": "present", "admin consent: User.Read.All": "present",
-                      "owner": "present", "client secret": "created", "app settings": "present"},
-                     id="an app with only a hand-made secret gets a managed one and keeps the other"),
+        pytest.param(
+            app_without_sp_or_consent,
+            {
+                "service principal": "created",
+                "admin consent: User.Read.All": "created",
+                "owner": "created",
+                "client secret": "created",
+                "app settings": "present",
+            },
+            id="an app without service principal or consent gets both, an owner and a secret",
+        ),
+        pytest.param(
+            app_with_consent_but_no_owner,
+            {
+                "service principal": "present",
+                "admin consent: User.Read.All": "present",
+                "owner": "created",
+                "client secret": "present",
+                "app settings": "present",
+            },
+            id="an app with consent but no owner gets only the owner",
+        ),
+        pytest.param(
+            app_missing_a_redirect_uri_and_a_permission,
+            {
+                "service principal": "present",
+                "admin consent: User.Read.All": "created",
+                "owner": "created",
+                "client secret": "created",
+                "app settings": "updated",
+            },
+            id="an app missing the redirect URI and two permissions gains them and keeps its own",
+        ),
+        pytest.param(
+            app_with_only_a_hand_made_secret,
+            {
+                "service principal": "present",
+                "admin consent: User.Read.All": "present",
+                "owner": "present",
+                "client secret": "created",
+                "app settings": "present",
+            },
+            id="an app with only a hand-made secret gets a managed one and keeps the other",
+        ),
     ],
 )
 async def test_partial_state_is_completed(
@@ -370,22 +439,33 @@ async def test_an_app_found_by_client_id_is_completed_whatever_its_name(site: Si
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--tenant-id", "not-a-guid"], "--tenant-id not-a-guid: must be a GUID",
-                     id="a tenant id that is no GUID"),
+        pytest.param(
+            ["--tenant-id", "not-a-guid"], "--tenant-id not-a-guid: must be a GUID", id="a tenant id that is no GUID"
+        ),
         pytest.param(["--owner", "rotator"], "--owner rotator: must be a GUID", id="an owner that is no object id"),
-        pytest.param(["--store", "https://vault/secret"], "write it as keyvault://VAULT/SECRET-NAME",
-                     id="a store that is no keyvault URI"),
-        pytest.param(["--secret-lifetime", "90"], "--secret-lifetime: not a duration",
-                     id="a lifetime without a unit"),
-        pytest.param(["--redirect-uri", "http://app.example.com/signin"], "must be https",
-                     id="a plain-http redirect URI"),
+        pytest.param(
+            ["--store", "https://vault/secret"],
+            "write it as keyvault://VAULT/SECRET-NAME",
+            id="a store that is no keyvault URI",
+        ),
+        pytest.param(["--secret-lifetime", "90"], "--secret-lifetime: not a duration", id="a lifetime without a unit"),
+        pytest.param(
+            ["--redirect-uri", "http://app.example.com/signin"], "must be https", id="a plain-http redirect URI"
+        ),
     ],
 )
 def test_bad_arguments_exit_2_before_any_network_call(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["bootstrap", "--tenant-id", "11111111-1111-1111-1111-111111111111",
-            "--authority-host", "https://login.invalid", "--graph-url", "https://graph.invalid/v1.0"]
+    base = [
+        "bootstrap",
+        "--tenant-id",
+        "11111111-1111-1111-1111-111111111111",
+        "--authority-host",
+        "https://login.invalid",
+        "--graph-url",
+        "https://graph.invalid/v1.0",
+    ]
 
     code = cli.main([*base, *args])
 
@@ -418,13 +498,27 @@ async def test_an_unknown_client_id_exits_2(site: Site) -> None:
 @pytest.mark.parametrize(
     ("roles", "failed", "needs", "created"),
     [
-        pytest.param((), "reading what the tenant has", "Application.Read.All", [],
-                     id="an admin who may not even read apps is told so and nothing is created"),
-        pytest.param(("Application.Read.All",), "application", "Application.ReadWrite.All", [],
-                     id="an admin who may only read apps is told to get Application.ReadWrite.All"),
-        pytest.param(("Application.ReadWrite.All",), "admin consent: Calendars.ReadWrite",
-                     "AppRoleAssignment.ReadWrite.All", ["application", "service principal"],
-                     id="an admin who may not consent gets the app and its service principal, and is told why"),
+        pytest.param(
+            (),
+            "reading what the tenant has",
+            "Application.Read.All",
+            [],
+            id="an admin who may not even read apps is told so and nothing is created",
+        ),
+        pytest.param(
+            ("Application.Read.All",),
+            "application",
+            "Application.ReadWrite.All",
+            [],
+            id="an admin who may only read apps is told to get Application.ReadWrite.All",
+        ),
+        pytest.param(
+            ("Application.ReadWrite.All",),
+            "admin consent: Calendars.ReadWrite",
+            "AppRoleAssignment.ReadWrite.All",
+            ["application", "service principal"],
+            id="an admin who may not consent gets the app and its service principal, and is told why",
+        ),
     ],
 )
 async def test_missing_privileges_exit_1_naming_them_and_a_rerun_completes(
@@ -497,8 +591,12 @@ async def test_a_failure_in_json_names_the_privilege_and_what_was_created(site: 
     ("role", "code", "needs"),
     [
         pytest.param("Global Administrator", 0, None, id="a global administrator does it all"),
-        pytest.param("Cloud Application Administrator", 1, "Privileged Role Administrator",
-                     id="a cloud application administrator is told consent needs a privileged role"),
+        pytest.param(
+            "Cloud Application Administrator",
+            1,
+            "Privileged Role Administrator",
+            id="a cloud application administrator is told consent needs a privileged role",
+        ),
     ],
 )
 async def test_the_device_code_sign_in(site: Site, role: str, code: int, needs: str | None) -> None:
@@ -540,8 +638,15 @@ async def test_the_device_code_sign_in_serves_the_vault_too_with_one_prompt(site
 
 
 def device_code_flags(site: Site) -> list[str]:
-    return ["--device-code", "--authority-host", site.emu.url, "--graph-url", site.emu.graph_url,
-            "--ca-bundle", str(site.emu.ca_file)]
+    return [
+        "--device-code",
+        "--authority-host",
+        site.emu.url,
+        "--graph-url",
+        site.emu.graph_url,
+        "--ca-bundle",
+        str(site.emu.ca_file),
+    ]
 
 
 # -- --store ---------------------------------------------------------------------------------------
@@ -570,19 +675,28 @@ async def test_store_puts_the_secret_in_key_vault_and_never_in_the_output(site: 
     assert "value" not in document["secret"]
     assert "held by" in document["steps"][-1]["detail"]
     assert document["secret"] | {"expires_on": None, "display_name": None} == {
-        "key_id": credential.key_id, "display_name": None, "expires_on": None, "created": False,
-        "stored_in": site.vault}
+        "key_id": credential.key_id,
+        "display_name": None,
+        "expires_on": None,
+        "created": False,
+        "stored_in": site.vault,
+    }
     [sink] = document["config"]["targets"][0]["sinks"]
-    assert sink == {"type": "keyvault", "vault_url": site.emu.vault_url, "secret_name": SECRET_NAME,
-                    "verify_challenge_resource": False}
+    assert sink == {
+        "type": "keyvault",
+        "vault_url": site.emu.vault_url,
+        "secret_name": SECRET_NAME,
+        "verify_challenge_resource": False,
+    }
     assert len(site.emu.vault_versions(SECRET_NAME)) == 1
 
 
 async def test_store_refuses_a_vault_secret_that_holds_another_apps_secret(site: Site) -> None:
     other = site.emu.add_app(site.tenant, "Another app")
     config = site.admin()
-    first = await site.bootstrap("--store", site.vault, "--client-id", other.app_id, "--output", "json",
-                                 config=config, owner=False)
+    first = await site.bootstrap(
+        "--store", site.vault, "--client-id", other.app_id, "--output", "json", config=config, owner=False
+    )
     assert first.code == 0  # the other app's secret, written the way the rotator writes it
 
     ran = await site.bootstrap("--store", site.vault, config=config)
@@ -649,15 +763,28 @@ async def test_the_bootstrapped_app_is_rotated_by_run_with_no_manual_step(site: 
     first_key = ran.json()["secret"]["key_id"]
     rotator_secret = site.tmp / "rotator-secret"
     rotator_secret.write_text(site.rotator.secret)
-    config = parse_config(yaml.safe_dump({
-        "cloud": {"authority_host": site.emu.url, "graph_url": site.emu.graph_url,
-                  "ca_bundle": str(site.emu.ca_file)},
-        "credential": {"type": "client_secret", "tenant_id": site.tenant, "client_id": site.rotator.client_id,
-                       "client_secret": {"file": str(rotator_secret)}},
-        "defaults": {"lifetime": "90d", "grace_period": "1d", "verify_timeout": "20s"},
-        "state": {"backend": "file", "path": str(site.tmp / "state")},
-        **snippet,
-    }), "bootstrapped.yaml", environ={})
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "cloud": {
+                    "authority_host": site.emu.url,
+                    "graph_url": site.emu.graph_url,
+                    "ca_bundle": str(site.emu.ca_file),
+                },
+                "credential": {
+                    "type": "client_secret",
+                    "tenant_id": site.tenant,
+                    "client_id": site.rotator.client_id,
+                    "client_secret": {"file": str(rotator_secret)},
+                },
+                "defaults": {"lifetime": "90d", "grace_period": "1d", "verify_timeout": "20s"},
+                "state": {"backend": "file", "path": str(site.tmp / "state")},
+                **snippet,
+            }
+        ),
+        "bootstrapped.yaml",
+        environ={},
+    )
     captured = LogCapture()
     options = PassOptions(flags=Flags(), retry=FAST_RETRY, backoff=FAST_BACKOFF)
 

@@ -36,9 +36,12 @@ def fleet(world: World, *, due: str | None = None) -> dict[str, tuple[str, str]]
     """Targets in two tenants, each with its own app, Key Vault secret and push: name -> (tenant, app id).
     ``due``: the target whose secrets live 30 days (the others' 90), so that it alone is due after 21."""
     away = consent_in_another_tenant(world)
-    owners = {world.tenant: world.rotator_object_id,
-              away: world.emu.directory.sp_by_app_id(world.emu.directory.require_tenant(away),
-                                                     world.rotator_client_id).object_id}
+    owners = {
+        world.tenant: world.rotator_object_id,
+        away: world.emu.directory.sp_by_app_id(
+            world.emu.directory.require_tenant(away), world.rotator_client_id
+        ).object_id,
+    }
     targets = {}
     for n in range(TARGETS_HOME + TARGETS_AWAY):
         tenant = world.tenant if n < TARGETS_HOME else away
@@ -153,8 +156,9 @@ async def test_an_app_that_cannot_be_read_fails_its_target_as_alone_and_the_othe
 ) -> None:
     fleet(world)
     await world.run()
-    ghost = world.target("ghost", app_id="0c5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a", sinks=("keyvault",),
-                         secret_name="ghost")
+    ghost = world.target(
+        "ghost", app_id="0c5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a", sinks=("keyvault",), secret_name="ghost"
+    )
     theirs = world.emu.add_app(world.tenant, "Not ours")
     world.target("not-ours", app_id=theirs.app_id, sinks=("keyvault",), secret_name="not-ours")
     world.emu.reset_requests()

@@ -75,8 +75,13 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def subprocess_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "SECRET_ROTATOR_CONFIG"}
     completed = subprocess.run(
-        [sys.executable, "-m", "service", *argv], capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**environ, **(env or {})}, check=False,
+        [sys.executable, "-m", "service", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**environ, **(env or {})},
+        check=False,
     )
     assert_no_secrets(completed.stdout, "the subprocess's stdout")
     assert_no_secrets(completed.stderr, "the subprocess's stderr")
@@ -100,8 +105,11 @@ def network_calls(emu: Emulator) -> list[str]:
 def writes(emu: Emulator) -> list[str]:
     """Requests that could change something (token requests are POSTs that change nothing; a Graph `$batch`
     is a POST that carries requests, each recorded on its own, which count by their own methods)."""
-    return [f"{r.method} {r.path}" for r in emu.requests
-            if r.method != "GET" and r.service != "entra" and r.path != "/v1.0/$batch"]
+    return [
+        f"{r.method} {r.path}"
+        for r in emu.requests
+        if r.method != "GET" and r.service != "entra" and r.path != "/v1.0/$batch"
+    ]
 
 
 # --- a broken config or usage: exit 2, say where and how to fix it, contact nothing ---------------
@@ -160,51 +168,130 @@ def api_key_file(content: bytes | None = None, *, path: str | None = None) -> Ca
     return change
 
 
-
-
 CONFIG = "{config}"  # replaced by the path of the written config file
 
 
 @pytest.mark.parametrize(
     ("break_it", "argv", "where", "fix"),
     [
-        pytest.param(unknown_key, ["run", "--config", CONFIG], "colour", "unknown key: remove it",
-                     id="an unknown key is named"),
-        pytest.param(inline_api_key, ["run", "--config", CONFIG], "targets[0].sinks[1].api_key", "{env: NAME}",
-                     id="an inline api_key is refused without echoing it"),
-        pytest.param(missing_env_reference, ["run", "--config", CONFIG], "targets[0].sinks[1].api_key",
-                     "SECRET_ROTATOR_TEST_NEVER_SET is not set", id="an env reference to an unset variable is named"),
-        pytest.param(bad_guid, ["run", "--config", CONFIG], "targets[0].tenant_id", "must be a GUID",
-                     id="a tenant_id that is no GUID says where to find the GUID"),
-        pytest.param(http_vault_url, ["run", "--config", CONFIG], "targets[0].sinks[0].vault_url",
-                     "plain http is refused", id="a plain http vault_url is refused"),
-        pytest.param(bad_duration, ["run", "--config", CONFIG], "defaults.lifetime", "write it like 90d",
-                     id="a duration that is not one shows how to write one"),
-        pytest.param(renew_before_the_whole_lifetime, ["run", "--config", CONFIG], "renew_before",
-                     "must be shorter than lifetime", id="renew_before as long as the lifetime is refused"),
-        pytest.param(unchanged, ["run", "--config", CONFIG, "--target", "nope"], "--target nope",
-                     "known: dime-exchange", id="--target naming no target lists the known ones"),
-        pytest.param(unchanged, ["run"], "--config FILE", "SECRET_ROTATOR_CONFIG",
-                     id="no --config and no SECRET_ROTATOR_CONFIG says how to give one"),
-        pytest.param(unchanged, ["run", "--config", "{tmp}/nowhere/config.yaml"], "nowhere/config.yaml",
-                     "cannot read the config file", id="a config path that cannot be read is named"),
-        pytest.param(api_key_file(b"\xff\xfe not utf-8"), ["run", "--config", CONFIG], "targets[0].sinks[1].api_key",
-                     "is not UTF-8 text", id="a secret file that is not UTF-8 is a config error, not a crash"),
-        pytest.param(api_key_file(path="/dev/zero"), ["run", "--config", CONFIG], "targets[0].sinks[1].api_key",
-                     "it is a character device, not a regular file", id="a secret file that is /dev/zero is refused"),
-        pytest.param(unchanged, ["run", "--config", "/dev/zero"], "/dev/zero",
-                     "it is a character device", id="a config file that is /dev/zero is refused, not read"),
-        pytest.param(inline_api_key, ["plan", "--config", CONFIG], "targets[0].sinks[1].api_key", "{env: NAME}",
-                     id="plan refuses a broken config the same way"),
-        pytest.param(inline_api_key, ["status", "--config", CONFIG], "targets[0].sinks[1].api_key", "{env: NAME}",
-                     id="status refuses a broken config the same way"),
-        pytest.param(inline_api_key, ["config", "check", CONFIG], "targets[0].sinks[1].api_key", "{env: NAME}",
-                     id="config check says exactly what is wrong"),
+        pytest.param(
+            unknown_key, ["run", "--config", CONFIG], "colour", "unknown key: remove it", id="an unknown key is named"
+        ),
+        pytest.param(
+            inline_api_key,
+            ["run", "--config", CONFIG],
+            "targets[0].sinks[1].api_key",
+            "{env: NAME}",
+            id="an inline api_key is refused without echoing it",
+        ),
+        pytest.param(
+            missing_env_reference,
+            ["run", "--config", CONFIG],
+            "targets[0].sinks[1].api_key",
+            "SECRET_ROTATOR_TEST_NEVER_SET is not set",
+            id="an env reference to an unset variable is named",
+        ),
+        pytest.param(
+            bad_guid,
+            ["run", "--config", CONFIG],
+            "targets[0].tenant_id",
+            "must be a GUID",
+            id="a tenant_id that is no GUID says where to find the GUID",
+        ),
+        pytest.param(
+            http_vault_url,
+            ["run", "--config", CONFIG],
+            "targets[0].sinks[0].vault_url",
+            "plain http is refused",
+            id="a plain http vault_url is refused",
+        ),
+        pytest.param(
+            bad_duration,
+            ["run", "--config", CONFIG],
+            "defaults.lifetime",
+            "write it like 90d",
+            id="a duration that is not one shows how to write one",
+        ),
+        pytest.param(
+            renew_before_the_whole_lifetime,
+            ["run", "--config", CONFIG],
+            "renew_before",
+            "must be shorter than lifetime",
+            id="renew_before as long as the lifetime is refused",
+        ),
+        pytest.param(
+            unchanged,
+            ["run", "--config", CONFIG, "--target", "nope"],
+            "--target nope",
+            "known: dime-exchange",
+            id="--target naming no target lists the known ones",
+        ),
+        pytest.param(
+            unchanged,
+            ["run"],
+            "--config FILE",
+            "SECRET_ROTATOR_CONFIG",
+            id="no --config and no SECRET_ROTATOR_CONFIG says how to give one",
+        ),
+        pytest.param(
+            unchanged,
+            ["run", "--config", "{tmp}/nowhere/config.yaml"],
+            "nowhere/config.yaml",
+            "cannot read the config file",
+            id="a config path that cannot be read is named",
+        ),
+        pytest.param(
+            api_key_file(b"\xff\xfe not utf-8"),
+            ["run", "--config", CONFIG],
+            "targets[0].sinks[1].api_key",
+            "is not UTF-8 text",
+            id="a secret file that is not UTF-8 is a config error, not a crash",
+        ),
+        pytest.param(
+            api_key_file(path="/dev/zero"),
+            ["run", "--config", CONFIG],
+            "targets[0].sinks[1].api_key",
+            "it is a character device, not a regular file",
+            id="a secret file that is /dev/zero is refused",
+        ),
+        pytest.param(
+            unchanged,
+            ["run", "--config", "/dev/zero"],
+            "/dev/zero",
+            "it is a character device",
+            id="a config file that is /dev/zero is refused, not read",
+        ),
+        pytest.param(
+            inline_api_key,
+            ["plan", "--config", CONFIG],
+            "targets[0].sinks[1].api_key",
+            "{env: NAME}",
+            id="plan refuses a broken config the same way",
+        ),
+        pytest.param(
+            inline_api_key,
+            ["status", "--config", CONFIG],
+            "targets[0].sinks[1].api_key",
+            "{env: NAME}",
+            id="status refuses a broken config the same way",
+        ),
+        pytest.param(
+            inline_api_key,
+            ["config", "check", CONFIG],
+            "targets[0].sinks[1].api_key",
+            "{env: NAME}",
+            id="config check says exactly what is wrong",
+        ),
     ],
 )
 def test_a_broken_config_exits_2_with_the_key_and_a_fix_and_contacts_nothing(
-    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    break_it: Callable[[dict[str, Any]], None], argv: list[str], where: str, fix: str,
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    break_it: Callable[[dict[str, Any]], None],
+    argv: list[str],
+    where: str,
+    fix: str,
 ) -> None:
     monkeypatch.delenv("SECRET_ROTATOR_TEST_NEVER_SET", raising=False)
     data = world.config_data()
@@ -368,8 +455,9 @@ def test_the_emulator_takes_its_own_options_after_a_program_option(capsys: pytes
 
 
 def test_options_before_the_command_drive_a_real_run(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, "--config", str(world.config_file()), "--log-format", "json", "--log-level", "info",
-                       "run")
+    code, out, _ = cli(
+        capsys, "--config", str(world.config_file()), "--log-format", "json", "--log-level", "info", "run"
+    )
 
     assert code == 0
     events = [line["event"] for line in json_lines(out)]
@@ -382,8 +470,9 @@ def test_options_before_the_command_drive_a_real_run(world: World, capsys: pytes
     [
         pytest.param(("--log-level", "warning", "run"), False, id="a level before the command"),
         pytest.param(("run", "--log-level", "warning"), False, id="a level after the command"),
-        pytest.param(("--log-level", "warning", "run", "--log-level", "info"), True,
-                     id="the level after the command wins"),
+        pytest.param(
+            ("--log-level", "warning", "run", "--log-level", "info"), True, id="the level after the command wins"
+        ),
     ],
 )
 def test_the_log_level_is_taken_before_or_after_the_command(
@@ -604,18 +693,34 @@ def _failing(error: BaseException) -> Callable[[argparse.Namespace], int]:
 @pytest.mark.parametrize(
     ("error", "code", "line", "hint"),
     [
-        pytest.param(RuntimeError(f"boom\nwith {SECRET_IN_AN_ERROR} inside"), 1,
-                     "secret-rotator: unexpected RuntimeError: boom with *** inside", "--log-level debug",
-                     id="a bug is one scrubbed line, a hint, and exit 1"),
-        pytest.param(ServiceError("the state store is gone", reason=FailureReason.SINK_FAILED, hint="mount it"), 1,
-                     "secret-rotator: the state store is gone", "hint: mount it",
-                     id="a service error is its message and its hint, exit 1"),
-        pytest.param(ConfigError("state.path: not writable", hint="fix its owner"), 2,
-                     "secret-rotator: state.path: not writable", "hint: fix its owner",
-                     id="a config error exits 2"),
-        pytest.param(OSError(24, "Too many open files"), 1,
-                     "secret-rotator: unexpected OSError: [Errno 24] Too many open files", "report it",
-                     id="an OS error is not a traceback either"),
+        pytest.param(
+            RuntimeError(f"boom\nwith {SECRET_IN_AN_ERROR} inside"),
+            1,
+            "secret-rotator: unexpected RuntimeError: boom with *** inside",
+            "--log-level debug",
+            id="a bug is one scrubbed line, a hint, and exit 1",
+        ),
+        pytest.param(
+            ServiceError("the state store is gone", reason=FailureReason.SINK_FAILED, hint="mount it"),
+            1,
+            "secret-rotator: the state store is gone",
+            "hint: mount it",
+            id="a service error is its message and its hint, exit 1",
+        ),
+        pytest.param(
+            ConfigError("state.path: not writable", hint="fix its owner"),
+            2,
+            "secret-rotator: state.path: not writable",
+            "hint: fix its owner",
+            id="a config error exits 2",
+        ),
+        pytest.param(
+            OSError(24, "Too many open files"),
+            1,
+            "secret-rotator: unexpected OSError: [Errno 24] Too many open files",
+            "report it",
+            id="an OS error is not a traceback either",
+        ),
     ],
 )
 def test_every_exception_ends_as_one_scrubbed_line_with_a_hint(
@@ -644,4 +749,3 @@ def test_at_debug_level_the_traceback_is_shown_scrubbed(capsys: pytest.CaptureFi
     assert "Traceback (most recent call last)" in err
     assert "KeyError: '***'" in err
     assert SECRET_IN_AN_ERROR not in err
-

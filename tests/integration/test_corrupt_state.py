@@ -101,10 +101,12 @@ INTENTS_CORRUPT: dict[str, Callable[[Path], None]] = {
     "a file cut short": lambda p: write_raw(p, b'{"intents": [{"name": "secret-rotator 2026-01'),
     "bytes that are not UTF-8": lambda p: write_raw(p, b"\xff\xfe{}"),
     "an object without a list of intents": lambda p: write_raw(p, b'{"names": []}'),
-    "an intent without a name": lambda p: write_raw(p, b'{"intents": [{"at": "2026-01-02T00:00:00+00:00", '
-                                                      b'"reason": "forced"}]}'),
+    "an intent without a name": lambda p: write_raw(
+        p, b'{"intents": [{"at": "2026-01-02T00:00:00+00:00", "reason": "forced"}]}'
+    ),
     "an intent whose time has no UTC offset": lambda p: write_raw(
-        p, b'{"intents": [{"name": "n", "at": "2026-01-02T00:00:00", "reason": "forced"}]}'),
+        p, b'{"intents": [{"name": "n", "at": "2026-01-02T00:00:00", "reason": "forced"}]}'
+    ),
     "a file larger than any intents": lambda p: write_raw(p, b" " * (MAX_RECEIPTS_BYTES + 1) + b"{}"),
     "a directory in the file's place": lambda p: p.mkdir(parents=True),
 }
@@ -192,8 +194,9 @@ async def configmap(tmp_path: Path) -> AsyncIterator[tuple[FakeKubernetes, Kuber
     token_file.write_text("service-account-token\n")
     fake = FakeKubernetes(token="service-account-token")
     async with loopback_server(fake.handle) as url:
-        store = KubernetesStateStore("rotator", "secret-rotator-state", api_url=url, token_file=token_file,
-                                     ca_file=None)
+        store = KubernetesStateStore(
+            "rotator", "secret-rotator-state", api_url=url, token_file=token_file, ca_file=None
+        )
         try:
             yield fake, store
         finally:
@@ -256,17 +259,33 @@ async def test_an_unreadable_intents_key_is_state_corrupt_and_set_aside_alone(
 @pytest.mark.parametrize(
     ("answer", "status", "expected"),
     [
-        pytest.param(lambda: web.Response(body=b'{"data": {"x": "' + b"a" * (5 << 20) + b'"}}'), 200,
-                     "larger than", id="an answer larger than any ConfigMap is refused, not read whole"),
-        pytest.param(lambda: web.Response(text="<html>proxy</html>"), 200, "not JSON",
-                     id="an answer that is not JSON"),
-        pytest.param(lambda: web.json_response({"data": ["a list"]}), 200, "not a ConfigMap",
-                     id="an answer that is not a ConfigMap"),
-        pytest.param(lambda: web.json_response({"kind": "Status", "reason": "InternalError",
-                                                "message": "echo " + "x" * 8000}, status=500), 500,
-                     "InternalError echo xxx", id="an error's message is capped"),
-        pytest.param(lambda: web.Response(text="Bearer token-echoed-by-a-proxy " * 500, status=502), 502,
-                     "answered 502", id="an error answer that is not the API's Status is not quoted"),
+        pytest.param(
+            lambda: web.Response(body=b'{"data": {"x": "' + b"a" * (5 << 20) + b'"}}'),
+            200,
+            "larger than",
+            id="an answer larger than any ConfigMap is refused, not read whole",
+        ),
+        pytest.param(lambda: web.Response(text="<html>proxy</html>"), 200, "not JSON", id="an answer that is not JSON"),
+        pytest.param(
+            lambda: web.json_response({"data": ["a list"]}),
+            200,
+            "not a ConfigMap",
+            id="an answer that is not a ConfigMap",
+        ),
+        pytest.param(
+            lambda: web.json_response(
+                {"kind": "Status", "reason": "InternalError", "message": "echo " + "x" * 8000}, status=500
+            ),
+            500,
+            "InternalError echo xxx",
+            id="an error's message is capped",
+        ),
+        pytest.param(
+            lambda: web.Response(text="Bearer token-echoed-by-a-proxy " * 500, status=502),
+            502,
+            "answered 502",
+            id="an error answer that is not the API's Status is not quoted",
+        ),
     ],
 )
 async def test_a_strange_answer_from_the_api_is_a_remote_error_with_a_bounded_message(
@@ -316,8 +335,13 @@ async def test_with_key_vault_the_pass_sets_the_receipts_aside_and_resends_the_s
     """Two push sinks of one target meet the same unreadable document: one warning, one set-aside, each re-sent
     from Key Vault without a rotation, while another target of the pass is not bothered at all."""
     target = world.target(TARGET)
-    target["sinks"].append({"type": "webhook", "url": world.emu.receiver_url,
-                            "secret_headers": {"X-API-KEY": {"file": str(world.tmp / "dimescheduler-api-key")}}})
+    target["sinks"].append(
+        {
+            "type": "webhook",
+            "url": world.emu.receiver_url,
+            "secret_headers": {"X-API-KEY": {"file": str(world.tmp / "dimescheduler-api-key")}},
+        }
+    )
     second = world.emu.add_app(world.tenant, "Second", owners=[world.rotator_object_id])
     world.target("second", sinks=("keyvault", "dimescheduler"), secret_name="second-secret", app_id=second.app_id)
     await world.run()

@@ -81,8 +81,15 @@ async def start_daemon(world: World) -> AsyncIterator[StartDaemon]:
     started: list[Daemon] = []
 
     async def start(trigger: Any = HOURLY, **kwargs: Any) -> Daemon:
-        daemon = Daemon(world.config(), clock=world.clock, metrics=world.metrics, listen=("127.0.0.1", 0),
-                        options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF), trigger=trigger, **kwargs)
+        daemon = Daemon(
+            world.config(),
+            clock=world.clock,
+            metrics=world.metrics,
+            listen=("127.0.0.1", 0),
+            options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF),
+            trigger=trigger,
+            **kwargs,
+        )
         started.append(daemon)
         await daemon.start()
         return daemon
@@ -118,8 +125,14 @@ async def test_the_start_up_pass_rotates_and_every_endpoint_reports_it(world: Wo
     status, content_type, text = await get(f"{daemon.url}/metrics")
     assert status == 200
     assert content_type.startswith("text/plain; version=")
-    [expiry] = metric(text, "secret_rotator_credential_expiry_timestamp_seconds", target=TARGET,
-                      key_id=password.key_id, managed="true", in_use="true")
+    [expiry] = metric(
+        text,
+        "secret_rotator_credential_expiry_timestamp_seconds",
+        target=TARGET,
+        key_id=password.key_id,
+        managed="true",
+        in_use="true",
+    )
     assert expiry == pytest.approx(password.end.timestamp())
     [last_success] = metric(text, "secret_rotator_last_success_timestamp_seconds", target=TARGET)
     assert abs(last_success - world.clock.now().timestamp()) < 60
@@ -131,9 +144,7 @@ async def test_the_start_up_pass_rotates_and_every_endpoint_reports_it(world: Wo
     assert_no_secrets(text, "/metrics")
 
 
-async def test_readyz_says_not_ready_until_the_first_pass_has_finished(
-    world: World, start_daemon: StartDaemon
-) -> None:
+async def test_readyz_says_not_ready_until_the_first_pass_has_finished(world: World, start_daemon: StartDaemon) -> None:
     arrived = pause_on_add_password(world, 1.5)
     daemon = await start_daemon()
     async with asyncio.timeout(10):
@@ -297,7 +308,10 @@ class DaemonProcess:
             # Lowered in a wrapper that then execs the daemon: the limit must hold from its first descriptor.
             command = [sys.executable, "-c", _LIMITED.format(open_files), *command]
         process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
         return cls(process)
 

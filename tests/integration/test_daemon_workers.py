@@ -27,8 +27,14 @@ EXPIRY = "secret_rotator_credential_expiry_timestamp_seconds"
 
 
 def daemon(world: World, **kwargs: object) -> Daemon:
-    return Daemon(world.config(), clock=world.clock, metrics=world.metrics, listen=("127.0.0.1", 0),
-                  options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF, workers=2), **kwargs)  # type: ignore[arg-type]
+    return Daemon(
+        world.config(),
+        clock=world.clock,
+        metrics=world.metrics,
+        listen=("127.0.0.1", 0),
+        options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF, workers=2),
+        **kwargs,
+    )  # type: ignore[arg-type]
 
 
 async def test_metrics_of_every_worker_and_pass_reach_the_daemons_registry(world: World) -> None:
@@ -58,8 +64,9 @@ async def test_metrics_of_every_worker_and_pass_reach_the_daemons_registry(world
         assert metric(text, "secret_rotator_rotations_total", target=name, reason="renewal_due") == [1.0]
         [last] = metric(text, "secret_rotator_last_success_timestamp_seconds", target=name)
         assert last >= world.clock.now().timestamp() - 60
-    assert metric(text, "secret_rotator_remote_calls_total", service="graph", operation="addPassword",
-                  outcome="ok") == [2.0 * len(apps)]  # later passes found every target healthy
+    assert metric(
+        text, "secret_rotator_remote_calls_total", service="graph", operation="addPassword", outcome="ok"
+    ) == [2.0 * len(apps)]  # later passes found every target healthy
     assert metric(text, "secret_rotator_pass_duration_seconds_count") == [float(running.passes)]
     assert metric(text, "secret_rotator_failures_total") == []
 
@@ -83,15 +90,20 @@ async def test_a_pass_cancelled_at_shutdown_leaves_no_worker_behind(world: World
 def _labels(text: str, name: str, **match: str) -> list[dict[str, str]]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    return [dict(s.labels) for family in text_string_to_metric_families(text) for s in family.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in match.items())]
+    return [
+        dict(s.labels)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in match.items())
+    ]
 
 
 @pytest.mark.slow
 async def test_the_daemon_command_runs_its_passes_in_workers(world: World) -> None:
     apps = fleet(world)
-    running = await DaemonProcess.start("--config", str(world.config_file()), "--listen", "127.0.0.1:0",
-                                        "--workers", "2")
+    running = await DaemonProcess.start(
+        "--config", str(world.config_file()), "--listen", "127.0.0.1:0", "--workers", "2"
+    )
     try:
         finished = await running.event("run.finished")
         running.process.send_signal(signal.SIGTERM)

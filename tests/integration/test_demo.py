@@ -23,7 +23,7 @@ ENTRA_SECRET = re.compile(r"[A-Za-z0-9_.~-]{3}\dQ~[A-Za-z0-9_.~-]{34}")
 
 
 def assert_the_story_is_told(output: str) -> None:
-    summary = output[output.index("Summary ("):]
+    summary = output[output.index("Summary (") :]
     assert "adopted the hand-made secret" in summary
     assert "rotated it before it expired" in summary
     assert "pushed it to Dime.Scheduler, which signed in with it" in summary
@@ -59,8 +59,14 @@ async def test_the_demo_command_runs_the_whole_lifecycle_in_under_two_minutes_an
     env = {k: v for k, v in os.environ.items() if k != "SECRET_ROTATOR_CONFIG"}
     began = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "demo", "--keep",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        sys.executable,
+        "-m",
+        "service",
+        "demo",
+        "--keep",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     workdir: Path | None = None
     try:

@@ -31,8 +31,17 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "deploy/README.md")
 SCRIPT = Path(sys.executable).parent / "secret-rotator"
 # The first words that make inline code a command line (prose quotes plenty of other code).
-PROGRAMS = ("secret-rotator", ".venv/bin/secret-rotator", "./dev.sh", "az", "kubectl", "podman", "docker", "crane",
-            "apt-get")
+PROGRAMS = (
+    "secret-rotator",
+    ".venv/bin/secret-rotator",
+    "./dev.sh",
+    "az",
+    "kubectl",
+    "podman",
+    "docker",
+    "crane",
+    "apt-get",
+)
 SHELL_FENCES = ("sh", "bash", "shell", "console")
 
 # --- reading command lines out of the documents -------------------------------------------------------
@@ -65,7 +74,7 @@ def document_commands(text: str) -> list[str]:
             end = next(j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```"))
             if fence.group(1) in SHELL_FENCES:
                 indent = len(lines[i]) - len(lines[i].lstrip())
-                commands.extend(_logical_lines([line[indent:] for line in lines[i + 1:end]]))
+                commands.extend(_logical_lines([line[indent:] for line in lines[i + 1 : end]]))
             i = end + 1
             continue
         if lines[i].startswith("    ") and (i == 0 or not lines[i - 1].strip()):
@@ -106,7 +115,7 @@ REGISTRY = "needs the image registry"
 SKIPPED: dict[str, str] = {
     "./dev.sh demo": "sets up .venv from PyPI first; the `secret-rotator demo` it runs is tests/integration/test_demo",
     "./dev.sh test": "is this test suite",
-    "./dev.sh test -m \"not container\"": "is this test suite",
+    './dev.sh test -m "not container"': "is this test suite",
     "./dev.sh audit": "asks PyPI's advisory service (network); CI runs it (.ci/run)",
     "./dev.sh setup": "installs from PyPI (network) into .venv, which this suite runs in already",
     "./dev.sh test tests/unit -x": "is (part of) this test suite",
@@ -189,8 +198,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     """`.venv/bin/secret-rotator emulator`, as README.md prints it, until its "ready" line."""
     command = argv(EMULATOR, tmp_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 60
@@ -218,8 +228,9 @@ def run(command: str, expected: Run, config: Path, cwd: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SECRET_ROTATOR_CONFIG"}
     if expected.pod_environment:
         env["SECRET_ROTATOR_CONFIG"] = str(config)
-    done = subprocess.run(argv(command, config), cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        argv(command, config), cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     output = done.stdout + done.stderr
     assert_no_secrets(output, f"the output of `{command}`")
     assert done.returncode == expected.code, f"`{command}` exited {done.returncode}:\n{output[-3000:]}"
@@ -251,9 +262,7 @@ def test_every_command_line_this_test_knows_is_still_in_the_documents() -> None:
     assert {*RUNS, *SKIPPED, EMULATOR} - printed == set(), "remove what the documents no longer print"
 
 
-def test_every_command_line_of_the_documents_and_the_emulator_runs_as_printed(
-    served: Served, tmp_path: Path
-) -> None:
+def test_every_command_line_of_the_documents_and_the_emulator_runs_as_printed(served: Served, tmp_path: Path) -> None:
     deploy = tmp_path / "deploy-overlay"
     deploy.mkdir()
     shutil.copy(ROOT / "deploy" / "base" / "config.yaml", deploy / "config.yaml")  # "a copy of base/config.yaml"

@@ -51,9 +51,7 @@ def lagging_seconds(world: World, key_id: str) -> float | None:
     )
 
 
-async def test_the_old_secret_waits_for_the_reports_evidence_that_the_consumer_switched(
-    world: World, kit: Kit
-) -> None:
+async def test_the_old_secret_waits_for_the_reports_evidence_that_the_consumer_switched(world: World, kit: Kit) -> None:
     on_usage(world)
     old, _, new, new_secret = await renewed(world)
     world.clock.advance(timedelta(hours=25))  # the grace period has run
@@ -140,6 +138,9 @@ async def test_a_report_that_gives_no_evidence_falls_back_to_the_grace_period(
     assert event["hint"]
     assert result.plan is not None
     assert any(n.startswith(f"evidence unavailable ({reason})") for n in result.plan.notes)
-    assert world.metrics.registry.get_sample_value(
-        "secret_rotator_evidence_unavailable", {"target": TARGET, "reason": reason}
-    ) == 1
+    assert (
+        world.metrics.registry.get_sample_value(
+            "secret_rotator_evidence_unavailable", {"target": TARGET, "reason": reason}
+        )
+        == 1
+    )

@@ -83,9 +83,13 @@ async def test_a_short_429_storm_is_ridden_out_honouring_retry_after(world: Worl
     assert result.outcome is Outcome.CHANGED
     throttled = [r for r in world.emu.requests if r.service == "graph" and r.status == 429]
     assert len(throttled) == 2
-    assert world.metrics.registry.get_sample_value(
-        "secret_rotator_remote_calls_total", {"service": "graph", "operation": "read the app", "outcome": "transient"}
-    ) == 2.0
+    assert (
+        world.metrics.registry.get_sample_value(
+            "secret_rotator_remote_calls_total",
+            {"service": "graph", "operation": "read the app", "outcome": "transient"},
+        )
+        == 2.0
+    )
 
 
 async def test_a_429_storm_that_does_not_stop_fails_the_target_as_throttled(world: World) -> None:

@@ -18,8 +18,16 @@ from tests.integration.test_cli import ROOT, subprocess_cli
 from tests.unit.test_startup_imports import PROBE, among
 
 # The write side: Graph's SDK and its HTTP stack (kiota's, on httpx).
-WRITE_SIDE = ("msgraph", "msgraph_core", "kiota_abstractions", "kiota_http", "kiota_authentication_azure",
-              "kiota_serialization_json", "httpx", "httpcore")
+WRITE_SIDE = (
+    "msgraph",
+    "msgraph_core",
+    "kiota_abstractions",
+    "kiota_http",
+    "kiota_authentication_azure",
+    "kiota_serialization_json",
+    "httpx",
+    "httpcore",
+)
 
 
 @pytest.fixture
@@ -38,8 +46,14 @@ def test_a_healthy_run_never_imports_graphs_sdk(world: World, tmp_path: Path) ->
     assert subprocess_cli("run", "--config", config).returncode == 0  # the first run writes
     listing = tmp_path / "modules.json"
 
-    done = subprocess.run([sys.executable, "-c", PROBE, str(listing), "run", "--config", config], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(listing), "run", "--config", config],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     result = json.loads(listing.read_text())
     assert (result["code"] or 0) == 0, done.stderr

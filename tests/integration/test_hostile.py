@@ -97,8 +97,13 @@ async def test_a_push_endpoint_echoing_the_secret_encoded_leaves_it_in_no_error(
 
 async def test_a_push_endpoint_error_keeps_its_own_code_and_message(kit: Kit) -> None:
     _, text = kit.emu.add_password(kit.world.tenant, kit.world.app_id)
-    kit.emu.faults.add(r"^/dimescheduler/", "POST", "respond", status=422,
-                       body='{"error": {"code": "InvalidTenant", "message": "tenant is not linked\\nto this account"}}')
+    kit.emu.faults.add(
+        r"^/dimescheduler/",
+        "POST",
+        "respond",
+        status=422,
+        body='{"error": {"code": "InvalidTenant", "message": "tenant is not linked\\nto this account"}}',
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.pusher(kit.emu.receiver_url).push(push_fields(kit.world), Secret(text), "k1")
@@ -108,9 +113,14 @@ async def test_a_push_endpoint_error_keeps_its_own_code_and_message(kit: Kit) ->
 
 async def test_a_full_pass_against_an_echoing_push_endpoint_logs_no_secret(world: World) -> None:
     world.target(sinks=("keyvault", "dimescheduler"))
-    world.emu.faults.add(r"^/dimescheduler/", "POST", "respond", status=400,
-                         body='{"error": "bad_request", "echo": "{{request.field:clientSecret|base64}} '
-                              '{{request.field:clientSecret|unicode}} {{request.body|base64}}"}')
+    world.emu.faults.add(
+        r"^/dimescheduler/",
+        "POST",
+        "respond",
+        status=400,
+        body='{"error": "bad_request", "echo": "{{request.field:clientSecret|base64}} '
+        '{{request.field:clientSecret|unicode}} {{request.body|base64}}"}',
+    )
 
     [result] = await world.run()  # world.run looks for every issued secret and token in the log lines
 
@@ -121,8 +131,9 @@ async def test_a_full_pass_against_an_echoing_push_endpoint_logs_no_secret(world
 
 async def test_a_huge_error_body_from_a_push_endpoint_is_not_read(kit: Kit) -> None:
     _, text = kit.emu.add_password(kit.world.tenant, kit.world.app_id)
-    flood = kit.emu.faults.add(r"^/dimescheduler/", "POST", "flood", status=400, size=FLOOD,
-                               body='{"error": "bad_request", "message": "')
+    flood = kit.emu.faults.add(
+        r"^/dimescheduler/", "POST", "flood", status=400, size=FLOOD, body='{"error": "bad_request", "message": "'
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.pusher(kit.emu.receiver_url).push(push_fields(kit.world), Secret(text), "k1")
@@ -165,16 +176,27 @@ async def test_a_full_pass_against_a_vault_echoing_headers_logs_no_token(world: 
 
 
 def _secret_bundle(request: web.Request) -> dict[str, object]:
-    return {"value": "accepted", "id": f"https://{request.host}{request.path}/0123456789abcdef",
-            "attributes": {"enabled": True, "created": 1_700_000_000, "updated": 1_700_000_000}, "tags": {}}
+    return {
+        "value": "accepted",
+        "id": f"https://{request.host}{request.path}/0123456789abcdef",
+        "attributes": {"enabled": True, "created": 1_700_000_000, "updated": 1_700_000_000},
+        "tags": {},
+    }
 
 
 async def test_a_vault_write_redirected_elsewhere_is_never_followed_nor_reported_done(kit: Kit) -> None:
     catcher = Catcher(_secret_bundle)
     value = "value-that-must-stay-home-0123456789"
     async with https_server(kit.emu, catcher.handle) as elsewhere:
-        kit.emu.faults.add(r"^/secrets/", "PUT", "respond", status=307, skip=1, body="",
-                           headers={"Location": f"{elsewhere}/secrets/{NAME}?api-version=7.6"})
+        kit.emu.faults.add(
+            r"^/secrets/",
+            "PUT",
+            "respond",
+            status=307,
+            skip=1,
+            body="",
+            headers={"Location": f"{elsewhere}/secrets/{NAME}?api-version=7.6"},
+        )
 
         with pytest.raises(RemoteError) as caught:
             await kit.vault().write(NAME, Secret(value), None, {})
@@ -187,8 +209,15 @@ async def test_a_vault_write_redirected_elsewhere_is_never_followed_nor_reported
 
 
 async def test_a_huge_error_body_from_the_vault_is_cut(kit: Kit) -> None:
-    flood = kit.emu.faults.add(r"^/secrets/", "GET", "flood", status=400, skip=1, size=FLOOD,
-                               body='{"error": {"code": "BadParameter", "message": "')
+    flood = kit.emu.faults.add(
+        r"^/secrets/",
+        "GET",
+        "flood",
+        status=400,
+        skip=1,
+        size=FLOOD,
+        body='{"error": {"code": "BadParameter", "message": "',
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.vault().read_value(NAME)
@@ -212,20 +241,32 @@ async def test_a_huge_success_body_from_the_vault_is_refused(kit: Kit) -> None:
 
 
 def _password_credential(request: web.Request) -> dict[str, object]:
-    return {"keyId": "6e7f8a9b-0c1d-4e2f-8a3b-4c5d6e7f8a9b", "secretText": "Zz18Q~not-made-by-entra-0123456789abcde",
-            "displayName": "secret-rotator x", "hint": "Zz1", "startDateTime": "2025-01-01T00:00:00Z",
-            "endDateTime": "2026-01-01T00:00:00Z"}
+    return {
+        "keyId": "6e7f8a9b-0c1d-4e2f-8a3b-4c5d6e7f8a9b",
+        "secretText": "Zz18Q~not-made-by-entra-0123456789abcde",
+        "displayName": "secret-rotator x",
+        "hint": "Zz1",
+        "startDateTime": "2025-01-01T00:00:00Z",
+        "endDateTime": "2026-01-01T00:00:00Z",
+    }
 
 
 async def test_an_add_password_redirected_elsewhere_is_never_followed_nor_reported_made(kit: Kit) -> None:
     catcher = Catcher(_password_credential)
     async with https_server(kit.emu, catcher.handle) as elsewhere:
-        kit.emu.faults.add(ADD_PASSWORD, "POST", "respond", status=307, body="",
-                           headers={"Location": f"{elsewhere}/v1.0/applications/x/addPassword"})
+        kit.emu.faults.add(
+            ADD_PASSWORD,
+            "POST",
+            "respond",
+            status=307,
+            body="",
+            headers={"Location": f"{elsewhere}/v1.0/applications/x/addPassword"},
+        )
 
         with pytest.raises(RemoteError) as caught:
-            await kit.directory().add_password(kit.world.app_object_id, "secret-rotator x",
-                                               kit.world.clock.now() + days(9))
+            await kit.directory().add_password(
+                kit.world.app_object_id, "secret-rotator x", kit.world.clock.now() + days(9)
+            )
 
     error = caught.value
     assert not isinstance(error, OutcomeUnknown), "a redirect is an answer: nothing was made"
@@ -237,8 +278,14 @@ async def test_an_add_password_redirected_elsewhere_is_never_followed_nor_report
 
 
 async def test_a_huge_error_body_from_graph_is_cut_and_sorted_by_its_status(kit: Kit) -> None:
-    flood = kit.emu.faults.add(r"^/v1\.0/applications\(appId=", "GET", "flood", status=403, size=FLOOD,
-                               body='{"error": {"code": "Authorization_RequestDenied", "message": "')
+    flood = kit.emu.faults.add(
+        r"^/v1\.0/applications\(appId=",
+        "GET",
+        "flood",
+        status=403,
+        size=FLOOD,
+        body='{"error": {"code": "Authorization_RequestDenied", "message": "',
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.directory().read_app(kit.world.app_id)
@@ -249,8 +296,14 @@ async def test_a_huge_error_body_from_graph_is_cut_and_sorted_by_its_status(kit:
 
 
 async def test_a_huge_success_body_from_graph_is_refused(kit: Kit) -> None:
-    flood = kit.emu.faults.add(r"^/v1\.0/applications\(appId=", "GET", "flood", status=200, size=FLOOD,
-                               body='{"id": "x", "passwordCredentials": [')
+    flood = kit.emu.faults.add(
+        r"^/v1\.0/applications\(appId=",
+        "GET",
+        "flood",
+        status=200,
+        size=FLOOD,
+        body='{"id": "x", "passwordCredentials": [',
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.directory().read_app(kit.world.app_id)
@@ -262,7 +315,10 @@ async def test_a_huge_success_body_from_graph_is_refused(kit: Kit) -> None:
 
 async def test_a_graph_error_echoing_the_bearer_token_leaves_it_in_no_error(kit: Kit) -> None:
     kit.emu.faults.add(
-        r"^/v1\.0/applications\(appId=", "GET", "respond", status=400,
+        r"^/v1\.0/applications\(appId=",
+        "GET",
+        "respond",
+        status=400,
         body='{"error": {"code": "BadRequest", "message": "bad header {{request.header:Authorization}}"}}',
     )
 
@@ -275,8 +331,14 @@ async def test_a_graph_error_echoing_the_bearer_token_leaves_it_in_no_error(kit:
 
 async def test_a_garbled_token_answer_during_a_graph_call_is_sorted_and_shows_no_secret(kit: Kit) -> None:
     # The rotator's own token request; the answer echoes its form, client secret and all.
-    kit.emu.faults.add(r"/oauth2/v2\.0/token$", "POST", "respond", status=200, content_type="text/html",
-                       body="<html>proxy says: {{request.body|base64}} {{request.body|url}}</html>")
+    kit.emu.faults.add(
+        r"/oauth2/v2\.0/token$",
+        "POST",
+        "respond",
+        status=200,
+        content_type="text/html",
+        body="<html>proxy says: {{request.body|base64}} {{request.body|url}}</html>",
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.directory().read_app(kit.world.app_id)
@@ -291,9 +353,12 @@ async def test_a_garbled_token_answer_during_a_graph_call_is_sorted_and_shows_no
 async def test_a_token_endpoint_echoing_the_request_leaves_no_secret_in_the_verifiers_error(kit: Kit) -> None:
     _, secret = kit.emu.add_password(kit.world.tenant, kit.world.app_id)
     kit.emu.faults.add(
-        r"/oauth2/v2\.0/token$", "POST", "respond", status=401,
+        r"/oauth2/v2\.0/token$",
+        "POST",
+        "respond",
+        status=401,
         body='{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided. '
-             'Request: {{request.body|base64}} {{request.body|unicode}}", "error_codes": [7000215]}',
+        'Request: {{request.body|base64}} {{request.body|unicode}}", "error_codes": [7000215]}',
     )
 
     with pytest.raises(RemoteError) as caught:
@@ -305,8 +370,14 @@ async def test_a_token_endpoint_echoing_the_request_leaves_no_secret_in_the_veri
 
 async def test_a_huge_error_body_from_the_token_endpoint_is_cut(kit: Kit) -> None:
     _, secret = kit.emu.add_password(kit.world.tenant, kit.world.app_id)
-    flood = kit.emu.faults.add(r"/oauth2/v2\.0/token$", "POST", "flood", status=400, size=FLOOD,
-                               body='{"error": "invalid_request", "error_description": "AADSTS90000: ')
+    flood = kit.emu.faults.add(
+        r"/oauth2/v2\.0/token$",
+        "POST",
+        "flood",
+        status=400,
+        size=FLOOD,
+        body='{"error": "invalid_request", "error_description": "AADSTS90000: ',
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.verifier().try_token(kit.world.tenant, kit.world.app_id, Secret(secret))
@@ -326,8 +397,9 @@ async def test_a_token_request_redirected_elsewhere_is_not_followed(kit: Kit) ->
     _, secret = kit.emu.add_password(kit.world.tenant, kit.world.app_id)
     catcher = Catcher(lambda _: {"token_type": "Bearer", "expires_in": 3599, "access_token": "not-from-entra"})
     async with https_server(kit.emu, catcher.handle) as elsewhere:
-        kit.emu.faults.add(r"/oauth2/v2\.0/token$", "POST", "respond", status=307, body="",
-                           headers={"Location": f"{elsewhere}/token"})
+        kit.emu.faults.add(
+            r"/oauth2/v2\.0/token$", "POST", "respond", status=307, body="", headers={"Location": f"{elsewhere}/token"}
+        )
 
         with pytest.raises(RemoteError) as caught:
             await kit.verifier().try_token(kit.world.tenant, kit.world.app_id, Secret(secret))
@@ -367,8 +439,14 @@ async def test_the_tokens_of_the_rotators_graph_and_vault_calls_and_of_the_verif
 async def test_a_compressed_graph_answer_is_never_inflated(
     kit: Kit, status: int, expected: tuple[int, FailureReason]
 ) -> None:
-    kit.emu.faults.add(r"^/v1\.0/applications\(appId=", "GET", "respond", status=status, body="\x1f\x8b-not-inflated",
-                       headers={"Content-Encoding": "gzip"})
+    kit.emu.faults.add(
+        r"^/v1\.0/applications\(appId=",
+        "GET",
+        "respond",
+        status=status,
+        body="\x1f\x8b-not-inflated",
+        headers={"Content-Encoding": "gzip"},
+    )
 
     with pytest.raises(RemoteError) as caught:
         await kit.directory().read_app(kit.world.app_id)

@@ -24,6 +24,7 @@ from service.http_endpoints import HttpServer, Limits, Reply
 
 ATTACKER = "127.0.0.2"  # another loopback address: a second peer, as another pod would be
 
+
 def broken() -> Reply:
     raise RuntimeError("a bug in a probe")
 
@@ -100,8 +101,9 @@ def headers_of(answer: bytes) -> dict[str, str]:
         pytest.param(b"GET /nothing HTTP/1.1\r\n\r\n", 404, id="an unknown path is not found"),
         pytest.param(b"GET /broken HTTP/1.1\r\n\r\n", 500, id="a probe that fails answers 500, the server stays"),
         pytest.param(b"POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405, id="only GET and HEAD are served"),
-        pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400,
-                     id="TLS on the plain port is refused"),
+        pytest.param(
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, id="TLS on the plain port is refused"
+        ),
         pytest.param(b"GET http://elsewhere/readyz HTTP/1.1\r\n\r\n", 400, id="an absolute URI is refused"),
     ],
 )

@@ -22,8 +22,9 @@ NAME = "secret-rotator-state"
 
 
 @contextlib.asynccontextmanager
-async def stores(tmp_path: Path, count: int, *, slow_reads: list[float] | None = None) -> AsyncIterator[
-        tuple[FakeKubernetes, list[KubernetesStateStore]]]:
+async def stores(
+    tmp_path: Path, count: int, *, slow_reads: list[float] | None = None
+) -> AsyncIterator[tuple[FakeKubernetes, list[KubernetesStateStore]]]:
     """``count`` stores of one ConfigMap, as ``count`` processes each have their own; the first GETs are
     answered after the seconds in ``slow_reads`` (with the ConfigMap as it was when they arrived)."""
     token = tmp_path / "token"
@@ -39,8 +40,9 @@ async def stores(tmp_path: Path, count: int, *, slow_reads: list[float] | None =
         return response
 
     async with loopback_server(handle) as url:
-        opened = [KubernetesStateStore("rotator", NAME, api_url=url, token_file=token, ca_file=None)
-                  for _ in range(count)]
+        opened = [
+            KubernetesStateStore("rotator", NAME, api_url=url, token_file=token, ca_file=None) for _ in range(count)
+        ]
         try:
             yield fake, opened
         finally:

@@ -94,8 +94,13 @@ async def test_an_unmanaged_secret_goes_after_the_grace_period_with_retire_unman
 
 async def test_expired_leftovers_are_cleaned_up_and_unmanaged_ones_are_not(world: World) -> None:
     now = world.clock.now()
-    managed, _ = world.emu.add_password(world.tenant, world.app_id, display_name="secret-rotator 2024-01-01T00:00:00Z",
-                                        start=now - days(200), end=now - days(110))
+    managed, _ = world.emu.add_password(
+        world.tenant,
+        world.app_id,
+        display_name="secret-rotator 2024-01-01T00:00:00Z",
+        start=now - days(200),
+        end=now - days(110),
+    )
     unmanaged, _ = world.emu.add_password(world.tenant, world.app_id, start=now - days(400), end=now - days(30))
 
     await world.run()
@@ -123,9 +128,12 @@ async def test_force_rotates_although_nothing_is_due(world: World) -> None:
     assert result.outcome is Outcome.CHANGED
     assert world.vault_key_id() != first.key_id
     assert len(world.passwords()) == 2
-    assert world.metrics.registry.get_sample_value(
-        "secret_rotator_rotations_total", {"target": "dime-exchange", "reason": "forced"}
-    ) == 1.0
+    assert (
+        world.metrics.registry.get_sample_value(
+            "secret_rotator_rotations_total", {"target": "dime-exchange", "reason": "forced"}
+        )
+        == 1.0
+    )
 
 
 async def test_revoke_previous_retires_the_leaked_secret_as_soon_as_the_new_one_is_everywhere(world: World) -> None:
@@ -148,8 +156,13 @@ async def _put_in_vault_by_hand(world: World, secret: str, *, expires: object) -
     from azure.keyvault.secrets.aio import SecretClient
 
     admin = world.emu.add_rotator(world.tenant, roles=(), display_name="admin")
-    credential = ClientSecretCredential(world.tenant, admin.client_id, admin.secret, authority=world.emu.url,
-                                        connection_verify=str(world.emu.ca_file))
-    async with credential, SecretClient(world.emu.vault_url, credential, verify_challenge_resource=False,
-                                        connection_verify=str(world.emu.ca_file)) as client:
+    credential = ClientSecretCredential(
+        world.tenant, admin.client_id, admin.secret, authority=world.emu.url, connection_verify=str(world.emu.ca_file)
+    )
+    async with (
+        credential,
+        SecretClient(
+            world.emu.vault_url, credential, verify_challenge_resource=False, connection_verify=str(world.emu.ca_file)
+        ) as client,
+    ):
         await client.set_secret(SECRET_NAME, secret, expires_on=expires)

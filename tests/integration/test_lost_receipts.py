@@ -82,12 +82,19 @@ async def test_a_run_with_an_empty_state_folder_keeps_the_receivers_secret_until
 
 async def push_by_hand(world: World, key_id: str, secret: str) -> None:
     """What a manual run from another host did: pushed a secret to the receiver, leaving no receipt here."""
-    body = {"tenantId": world.tenant, "clientId": world.app_id, "clientSecret": secret,
-            "expiresOn": "2030-01-01T00:00:00Z"}
+    body = {
+        "tenantId": world.tenant,
+        "clientId": world.app_id,
+        "clientSecret": secret,
+        "expiresOn": "2030-01-01T00:00:00Z",
+    }
     headers = {"X-API-KEY": world.emu.receiver.api_key, "Idempotency-Key": key_id}
-    async with aiohttp.ClientSession() as http, http.post(
-        world.emu.receiver_url, json=body, headers=headers, ssl=ssl.create_default_context(cafile=world.emu.ca_file)
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            world.emu.receiver_url, json=body, headers=headers, ssl=ssl.create_default_context(cafile=world.emu.ca_file)
+        ) as response,
+    ):
         assert response.status == 200
 
 
@@ -101,8 +108,9 @@ async def test_with_key_vault_a_push_sink_without_receipt_is_resent_and_what_it_
     [current] = world.passwords()
     world.clock.advance(timedelta(hours=1))
     start = world.clock.now() - timedelta(minutes=1)
-    other, secret = world.emu.add_password(world.tenant, world.app_id, display_name=credential_name(MARKER, start),
-                                           start=start, end=start + days(90))
+    other, secret = world.emu.add_password(
+        world.tenant, world.app_id, display_name=credential_name(MARKER, start), start=start, end=start + days(90)
+    )
     await push_by_hand(world, other, secret)
     world.clock.advance(timedelta(hours=1))
     fresh = with_state(world, "state-b")
@@ -125,8 +133,15 @@ async def test_with_key_vault_a_push_sink_without_receipt_is_resent_and_what_it_
 
 async def _cli(config: Path, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", *args, "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ),
+        sys.executable,
+        "-m",
+        "service",
+        *args,
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ),
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert_no_secrets(out.decode() + err.decode(), "the command's output")

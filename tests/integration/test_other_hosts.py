@@ -132,8 +132,9 @@ async def test_a_rotation_here_while_another_hosts_secret_is_still_on_its_way_do
     world.emu.faults.add(r"^/dimescheduler/", "POST", "latency", delay=1.5, count=1)
     created = asyncio.Event()
     loop = asyncio.get_running_loop()
-    world.emu.faults.add(r"/addPassword$", "POST", "hook", after=True, count=1,
-                         hook=lambda _: loop.call_soon_threadsafe(created.set))
+    world.emu.faults.add(
+        r"/addPassword$", "POST", "hook", after=True, count=1, hook=lambda _: loop.call_soon_threadsafe(created.set)
+    )
     watch = ReceiverWatch(world)
 
     async with watch.watching():
@@ -205,8 +206,13 @@ async def test_an_upgraded_store_without_intents_answers_an_unrecorded_secret_on
     await one(world, config)
     [recorded] = world.passwords()
     start = world.clock.now() - timedelta(minutes=30)
-    unrecorded, _ = world.emu.add_password(world.tenant, world.app_id, display_name=credential_name(
-        DEFAULT_MARKER, start), start=start, end=start + days(90))
+    unrecorded, _ = world.emu.add_password(
+        world.tenant,
+        world.app_id,
+        display_name=credential_name(DEFAULT_MARKER, start),
+        start=start,
+        end=start + days(90),
+    )
     for path in (world.tmp / "state" / "intents").iterdir():
         path.unlink()  # what the store looked like before the upgrade
     watch = ReceiverWatch(world)
@@ -221,7 +227,9 @@ async def test_an_upgraded_store_without_intents_answers_an_unrecorded_secret_on
     assert [e["reason"] for e in created] == ["no_credential_in_use", "foreign_credential"], "no churn"
     assert [p.key_id for p in world.passwords()] == [held(world)]
     assert {e["key_id"] for e in world.logs.named("credential.retired", reason="superseded")} == {
-        recorded.key_id, unrecorded}
+        recorded.key_id,
+        unrecorded,
+    }
 
 
 async def test_an_upgraded_store_whose_receipts_recorded_every_secret_changes_nothing(world: World) -> None:
@@ -244,8 +252,9 @@ async def test_an_upgraded_store_whose_receipts_recorded_every_secret_changes_no
 
 
 def intents(world: World, folder: str) -> list[dict[str, object]]:
-    entries: list[dict[str, object]] = json.loads(
-        (world.tmp / folder / "intents" / "dime-exchange.json").read_text())["intents"]
+    entries: list[dict[str, object]] = json.loads((world.tmp / folder / "intents" / "dime-exchange.json").read_text())[
+        "intents"
+    ]
     return entries
 
 
@@ -263,8 +272,11 @@ async def test_each_intent_ends_with_the_key_id_addpassword_answered_or_as_refus
 
     assert refused.outcome is Outcome.FAILED
     first, second = intents(world, "state")
-    assert (first["name"], first["key_id"], first["reason"]) == (created.display_name, created.key_id,
-                                                                  "no_credential_in_use")
+    assert (first["name"], first["key_id"], first["reason"]) == (
+        created.display_name,
+        created.key_id,
+        "no_credential_in_use",
+    )
     assert second["refused"] is True
     assert "key_id" not in second
     when = parse_credential_name(str(second["name"]), DEFAULT_MARKER)

@@ -13,8 +13,9 @@ async def test_look_alike_secrets_of_others_survive_renewals_grace_periods_and_r
     hour_ago = now - timedelta(hours=1)
 
     def seed(name: str) -> str:
-        key_id, _ = world.emu.add_password(world.tenant, world.app_id, display_name=name, start=hour_ago,
-                                           end=now + days(365))
+        key_id, _ = world.emu.add_password(
+            world.tenant, world.app_id, display_name=name, start=hour_ago, end=now + days(365)
+        )
         return key_id
 
     stamp = f"{hour_ago:%Y-%m-%dT%H:%M:%SZ}"

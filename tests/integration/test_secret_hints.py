@@ -26,8 +26,14 @@ ORPHAN_HINT, HAND_HINT = "~Q~", "~W~"  # no key id, date, sink id or word of our
 
 def seed(world: World, hint: str, name: str) -> str:
     start = datetime.now(UTC) - timedelta(hours=1)
-    key_id, _ = world.emu.add_password(world.tenant, world.app_id, display_name=name, start=start,
-                                       end=start + timedelta(days=90), secret=hint + secrets.token_urlsafe(30))
+    key_id, _ = world.emu.add_password(
+        world.tenant,
+        world.app_id,
+        display_name=name,
+        start=start,
+        end=start + timedelta(days=90),
+        secret=hint + secrets.token_urlsafe(30),
+    )
     return key_id
 
 
@@ -59,8 +65,13 @@ def test_plan_and_run_name_credentials_by_key_id_and_only_status_shows_hints(
     assert orphan in retired[0]["detail"]
     assert hand in noted_table
     assert "no receipt" in json.dumps(json.loads(noted_json)["targets"][0]["notes"])
-    for where, text in {"plan": plan_table, "plan --output json": plan_json, "run's log": run_log,
-                        "plan with a note": noted_table, "plan --output json with a note": noted_json}.items():
+    for where, text in {
+        "plan": plan_table,
+        "plan --output json": plan_json,
+        "run's log": run_log,
+        "plan with a note": noted_table,
+        "plan --output json with a note": noted_json,
+    }.items():
         assert ORPHAN_HINT not in text, where
         assert HAND_HINT not in text, where
         assert "(hint " not in text, where

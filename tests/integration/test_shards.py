@@ -29,7 +29,12 @@ async def secret_rotator(*argv: str, env: dict[str, str] | None = None) -> tuple
     """``python -m service ARGV``: exit code, stdout, stderr (checked for secrets)."""
     environ = {k: v for k, v in os.environ.items() if k not in ("SECRET_ROTATOR_CONFIG", "JOB_COMPLETION_INDEX")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "service",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     async with asyncio.timeout(60):
@@ -58,8 +63,9 @@ async def test_each_pod_takes_its_shard_and_every_command_finds_its_receipts(wor
 
     created: dict[str, int] = {}
     for index in range(SHARDS):
-        code, out, err = await secret_rotator("run", "--config", str(config), "--shards", str(SHARDS),
-                                              env={"JOB_COMPLETION_INDEX": str(index)})
+        code, out, err = await secret_rotator(
+            "run", "--config", str(config), "--shards", str(SHARDS), env={"JOB_COMPLETION_INDEX": str(index)}
+        )
         assert code == 0, err
         mine = [t.name for t in Shard(index, SHARDS).select(world.config().targets)]
         [started] = events(out, "run.started")
@@ -85,8 +91,11 @@ USAGE_ERRORS = {
     "a shard that does not exist": (["--shard", "4/4"], {}, "shard 4 of 4 does not exist"),
     "a number of shards that is not state.shards": (["--shard", "0/2"], {}, "state.shards is 3"),
     "--shards outside an Indexed Job": (["--shards", "3"], {}, "JOB_COMPLETION_INDEX, which is not set"),
-    "--shards with an index beyond N": (["--shards", "3"], {"JOB_COMPLETION_INDEX": "3"},
-                                        "completions must equal --shards"),
+    "--shards with an index beyond N": (
+        ["--shards", "3"],
+        {"JOB_COMPLETION_INDEX": "3"},
+        "completions must equal --shards",
+    ),
     "--shard and --shards together": (["--shard", "0/3", "--shards", "3"], {}, "not allowed with"),
     "no workers": (["--workers", "0"], {}, "must be at least 1"),
     "workers that are not a number": (["--workers", "many"], {}, "is not a whole number"),
@@ -94,8 +103,9 @@ USAGE_ERRORS = {
 
 
 @pytest.mark.parametrize(("argv", "env", "says"), USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
-async def test_a_usage_error_exits_2_before_anything_is_contacted(world: World, argv: list[str],
-                                                                  env: dict[str, str], says: str) -> None:
+async def test_a_usage_error_exits_2_before_anything_is_contacted(
+    world: World, argv: list[str], env: dict[str, str], says: str
+) -> None:
     fleet(world)
     config = sharded_config(world)
     world.emu.reset_requests()
@@ -116,10 +126,13 @@ async def test_a_target_outside_the_shard_is_named_with_its_shard(world: World) 
     other = (home + 1) % SHARDS
     world.emu.reset_requests()
 
-    code, _, err = await secret_rotator("run", "--config", str(config), "--target", "app-1-0", "--shard",
-                                        f"{other}/{SHARDS}")
+    code, _, err = await secret_rotator(
+        "run", "--config", str(config), "--target", "app-1-0", "--shard", f"{other}/{SHARDS}"
+    )
 
     assert code == 2
-    assert f"--target app-1-0: its tenant {tenant} is in shard {home}/{SHARDS}, not in this run's shard " \
-           f"{other}/{SHARDS}" in err
+    assert (
+        f"--target app-1-0: its tenant {tenant} is in shard {home}/{SHARDS}, not in this run's shard "
+        f"{other}/{SHARDS}" in err
+    )
     assert world.emu.requests == []

@@ -45,8 +45,12 @@ def no_credentials_anywhere(home: Path) -> dict[str, str]:
     """An environment where no sign-in DefaultAzureCredential knows is set up."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "IDENTITY_", "MSI_", "SECRET_ROTATOR"))}
     home.mkdir(exist_ok=True)
-    return {**env, "HOME": str(home), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-            "AZURE_POD_IDENTITY_AUTHORITY_HOST": f"http://127.0.0.1:{closed_port()}"}
+    return {
+        **env,
+        "HOME": str(home),
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST": f"http://127.0.0.1:{closed_port()}",
+    }
 
 
 def plan(world: World, credential: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +61,11 @@ def plan(world: World, credential: dict[str, Any]) -> dict[str, Any]:
     path.write_text(yaml.safe_dump(data))
     completed = subprocess.run(
         [sys.executable, "-m", "service", "plan", "--config", str(path), "--output", "json"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=no_credentials_anywhere(world.tmp / "home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=no_credentials_anywhere(world.tmp / "home"),
         check=False,
     )
     assert_no_secrets(completed.stdout + completed.stderr, "plan's output")
@@ -71,8 +79,10 @@ def test_default_azure_credential_with_nothing_set_up_names_each_sign_in_and_why
 
     message = error["message"]
     assert "\n" not in message
-    assert "DefaultAzureCredential tried environment variables (not set), workload identity (not set up), " \
-           "managed identity (no endpoint answered)" in message
+    assert (
+        "DefaultAzureCredential tried environment variables (not set), workload identity (not set up), "
+        "managed identity (no endpoint answered)" in message
+    )
     assert "Azure CLI (not installed)" in message
     assert "aka.ms" not in message
     assert "troubleshoot" not in message
@@ -81,22 +91,39 @@ def test_default_azure_credential_with_nothing_set_up_names_each_sign_in_and_why
 
 def test_a_wrong_client_secret_of_the_rotator_says_so_and_where_it_is(world: World) -> None:
     (world.tmp / "wrong-secret").write_text("not-the-rotators-secret")
-    error = plan(world, {"type": "client_secret", "tenant_id": world.tenant, "client_id": world.rotator_client_id,
-                         "client_secret": {"file": str(world.tmp / "wrong-secret")}})
+    error = plan(
+        world,
+        {
+            "type": "client_secret",
+            "tenant_id": world.tenant,
+            "client_id": world.rotator_client_id,
+            "client_secret": {"file": str(world.tmp / "wrong-secret")},
+        },
+    )
 
-    assert error["message"].endswith("the client secret sign-in failed: refused: AADSTS7000215: Invalid client "
-                                     "secret provided.")
+    assert error["message"].endswith(
+        "the client secret sign-in failed: refused: AADSTS7000215: Invalid client secret provided."
+    )
     assert "Trace ID" not in error["message"]
-    assert error["hint"] == ("the rotator's own client secret is wrong: put its current value where "
-                             "credential.client_secret points")
+    assert error["hint"] == (
+        "the rotator's own client secret is wrong: put its current value where credential.client_secret points"
+    )
 
 
 def test_workload_identity_without_its_token_file_says_which_file_and_how_a_pod_gets_one(world: World) -> None:
     missing = world.tmp / "no-such-token"
-    error = plan(world, {"type": "workload_identity", "client_id": world.rotator_client_id,
-                         "tenant_id": world.tenant, "token_file": str(missing)})
+    error = plan(
+        world,
+        {
+            "type": "workload_identity",
+            "client_id": world.rotator_client_id,
+            "tenant_id": world.tenant,
+            "token_file": str(missing),
+        },
+    )
 
     assert error["reason"] == "permission_denied"
-    assert error["message"].endswith(f"the workload identity sign-in failed: its token file {missing} cannot be "
-                                     "read (No such file or directory)")
+    assert error["message"].endswith(
+        f"the workload identity sign-in failed: its token file {missing} cannot be read (No such file or directory)"
+    )
     assert "azure.workload.identity/use=true" in error["hint"]

@@ -31,9 +31,11 @@ def report(kit: Kit, *, may_read: bool = True) -> GraphSignInReport:
 
 @pytest.mark.parametrize(
     ("graph_url", "beta"),
-    [("https://graph.microsoft.com/v1.0", "https://graph.microsoft.com/beta"),
-     ("https://graph.microsoft.com/v1.0/", "https://graph.microsoft.com/beta"),
-     ("https://127.0.0.1:8443", "https://127.0.0.1:8443/beta")],
+    [
+        ("https://graph.microsoft.com/v1.0", "https://graph.microsoft.com/beta"),
+        ("https://graph.microsoft.com/v1.0/", "https://graph.microsoft.com/beta"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443/beta"),
+    ],
     ids=["the public cloud's v1.0 root", "with a trailing slash", "a root without a version"],
 )
 def test_the_beta_root_sits_next_to_the_configured_v1_root(graph_url: str, beta: str) -> None:
@@ -69,7 +71,9 @@ async def test_without_audit_log_read_all_it_is_permission_denied(kit: Kit) -> N
         await report(kit, may_read=False).last_sign_ins(kit.world.app_id)
 
     assert (caught.value.reason, caught.value.status, caught.value.transient) == (
-        FailureReason.PERMISSION_DENIED, 403, False
+        FailureReason.PERMISSION_DENIED,
+        403,
+        False,
     )
     assert caught.value.code == "Authorization_RequestDenied"
 

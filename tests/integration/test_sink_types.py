@@ -27,8 +27,11 @@ from tests.integration.conftest import World
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_SINK_MODULE = Path(__file__).with_name("file_sink.py")
-TARGET = {"name": "t", "tenant_id": "00000000-0000-0000-0000-000000000000",
-          "client_id": "11111111-1111-1111-1111-111111111111"}
+TARGET = {
+    "name": "t",
+    "tenant_id": "00000000-0000-0000-0000-000000000000",
+    "client_id": "11111111-1111-1111-1111-111111111111",
+}
 
 
 @pytest.fixture
@@ -44,8 +47,14 @@ def file_sink() -> Iterator[ModuleType]:
 
 
 def file_target(world: World, path: Path, *sinks: dict[str, Any]) -> None:
-    world.targets.append({"name": "file-consumer", "tenant_id": world.tenant, "client_id": world.app_id,
-                          "sinks": [{"type": "file", "path": str(path)}, *sinks]})
+    world.targets.append(
+        {
+            "name": "file-consumer",
+            "tenant_id": world.tenant,
+            "client_id": world.app_id,
+            "sinks": [{"type": "file", "path": str(path)}, *sinks],
+        }
+    )
 
 
 async def test_a_sink_type_registered_from_outside_the_package_rotates_in_a_real_pass(
@@ -70,8 +79,11 @@ async def test_a_registered_sink_type_is_a_source_to_resync_a_push_sink_from(
     world: World, file_sink: ModuleType
 ) -> None:
     path = world.tmp / "client-secret.json"
-    push = {"type": "dimescheduler", "url": world.emu.receiver_url,
-            "api_key": {"file": str(world.tmp / "dimescheduler-api-key")}}
+    push = {
+        "type": "dimescheduler",
+        "url": world.emu.receiver_url,
+        "api_key": {"file": str(world.tmp / "dimescheduler-api-key")},
+    }
     file_target(world, path, push)
     await world.run()
     world.emu.receiver.clear()
@@ -127,9 +139,15 @@ def test_a_new_module_in_the_sinks_package_is_all_a_new_sink_type_takes(tmp_path
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SECRET_ROTATOR_CONFIG")}
 
     def secret_rotator(*argv: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-c", RUN_THE_COPY, *argv], cwd=tmp_path,
-                              env={**env, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True,
-                              timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", RUN_THE_COPY, *argv],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert_no_secrets(done.stdout + done.stderr, "the copy's output")
         return done
 
@@ -141,5 +159,8 @@ def test_a_new_module_in_the_sinks_package_is_all_a_new_sink_type_takes(tmp_path
     assert schema.returncode == 0, schema.stderr
     sinks = json.loads(schema.stdout)["$defs"]["Target"]["properties"]["sinks"]["items"]
     assert [branch["$ref"] for branch in sinks["oneOf"]] == [
-        "#/$defs/KeyVaultSink", "#/$defs/DimeSchedulerSink", "#/$defs/WebhookSink", "#/$defs/FileSinkSettings",
+        "#/$defs/KeyVaultSink",
+        "#/$defs/DimeSchedulerSink",
+        "#/$defs/WebhookSink",
+        "#/$defs/FileSinkSettings",
     ]

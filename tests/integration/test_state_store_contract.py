@@ -68,8 +68,14 @@ def _file_backend(path: Path) -> Backend:
         file = where(target, kind)
         return file.read_text() if file.exists() else None
 
-    return Backend("file", store, lambda: FileStateStore(path), lambda t, k: write_raw(t, k, NOT_JSON),
-                   read_raw, lock_reaches_other_store_objects=True)
+    return Backend(
+        "file",
+        store,
+        lambda: FileStateStore(path),
+        lambda t, k: write_raw(t, k, NOT_JSON),
+        read_raw,
+        lock_reaches_other_store_objects=True,
+    )
 
 
 def _configmap_backend(fake: FakeKubernetes, url: str, token_file: Path, stores: list[KubernetesStateStore]) -> Backend:
@@ -284,7 +290,11 @@ async def test_the_file_stores_lock_makes_a_pass_wait_for_another_process(tmp_pa
     store = FileStateStore(tmp_path)
     store.check()
     holder = await asyncio.create_subprocess_exec(  # another `run` on the same state directory
-        sys.executable, "-c", _HOLD_FLOCK, str(tmp_path / "locks" / f"{TARGET}.lock"), "1.0",
+        sys.executable,
+        "-c",
+        _HOLD_FLOCK,
+        str(tmp_path / "locks" / f"{TARGET}.lock"),
+        "1.0",
         stdout=asyncio.subprocess.PIPE,
     )
     try:

@@ -49,7 +49,7 @@ def rows(table: str) -> dict[str, list[str]]:
     lines = table.splitlines()
     header = next(i for i, line in enumerate(lines) if "KEY ID" in line)
     found = {}
-    for line in lines[header + 1:]:
+    for line in lines[header + 1 :]:
         if not line.startswith("  ") or line.startswith(("  sink ", "  note:")):
             break
         cells = [cell for cell in line.strip().split("  ") if cell.strip()]
@@ -64,8 +64,9 @@ def by_key(document: dict[str, Any], target: str = "dime-exchange") -> dict[str,
 
 def test_status_says_what_becomes_of_every_secret_and_when(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     now = world.clock.now()
-    hand_made, _ = world.emu.add_password(world.tenant, world.app_id, display_name="made by hand",
-                                          start=now - 80 * DAY, end=now + 10 * DAY)
+    hand_made, _ = world.emu.add_password(
+        world.tenant, world.app_id, display_name="made by hand", start=now - 80 * DAY, end=now + 10 * DAY
+    )
     path = str(world.config_file())
     assert cli(capsys, "run", "--config", path)[0] == 0
     [first] = [p.key_id for p in world.passwords() if p.key_id != hand_made]
@@ -73,9 +74,13 @@ def test_status_says_what_becomes_of_every_secret_and_when(world: World, capsys:
     [current] = [p.key_id for p in world.passwords() if p.key_id not in (hand_made, first)]
     # A secret named as this service names its own, that this state store never set out to create: another
     # host's (a one-off run from a laptop). Dime.Scheduler may hold it, so it is kept.
-    foreign, _ = world.emu.add_password(world.tenant, world.app_id, display_name=credential_name(
-        "secret-rotator", world.clock.now() - timedelta(minutes=1)), start=world.clock.now() - timedelta(minutes=1),
-        end=world.clock.now() + 90 * DAY)
+    foreign, _ = world.emu.add_password(
+        world.tenant,
+        world.app_id,
+        display_name=credential_name("secret-rotator", world.clock.now() - timedelta(minutes=1)),
+        start=world.clock.now() - timedelta(minutes=1),
+        end=world.clock.now() + 90 * DAY,
+    )
 
     code, table, _ = cli(capsys, "status", "--config", path)
     json_code, out, _ = cli(capsys, "status", "--config", path, "--output", "json")
@@ -112,8 +117,13 @@ def test_a_leftover_no_sink_ever_recorded_is_an_orphan_that_goes_after_in_flight
     path = str(world.config_file())
     cli(capsys, "run", "--config", path)
     started = world.clock.now() - timedelta(minutes=1)
-    orphan, _ = world.emu.add_password(world.tenant, world.app_id, display_name=credential_name(
-        "secret-rotator", started), start=started, end=started + 90 * DAY)
+    orphan, _ = world.emu.add_password(
+        world.tenant,
+        world.app_id,
+        display_name=credential_name("secret-rotator", started),
+        start=started,
+        end=started + 90 * DAY,
+    )
 
     _, table, _ = cli(capsys, "status", "--config", path)
     _, out, _ = cli(capsys, "status", "--config", path, "--output", "json")

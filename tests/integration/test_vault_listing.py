@@ -34,8 +34,12 @@ async def vault(world: World) -> AsyncIterator[KeyVault]:
     session = aiohttp_session(tls_context(emu.ca_file))
     endpoints = Endpoints(emu.url, emu.graph_url, "https://graph.microsoft.com/.default", emu.ca_file)
     identity = IdentityConfig.model_validate(
-        {"type": "client_secret", "tenant_id": world.tenant, "client_id": world.rotator_client_id,
-         "client_secret": {"file": str(world.tmp / "rotator-secret")}}
+        {
+            "type": "client_secret",
+            "tenant_id": world.tenant,
+            "client_id": world.rotator_client_id,
+            "client_secret": {"file": str(world.tmp / "rotator-secret")},
+        }
     )
     credential = rotator_credential(identity, endpoints, session, world.tenant)
     client = secret_client(emu.vault_url, credential, session, verify_challenge_resource=False)
@@ -50,9 +54,12 @@ async def vault(world: World) -> AsyncIterator[KeyVault]:
 def seed_in_order(world: World, versions: list[tuple[str, str]]) -> None:
     """Key Vault versions written one after another (5 s apart), each (key id, version id)."""
     for key_id, version_id in versions:
-        world.emu.add_vault_secret(SECRET_NAME, f"value-of-{key_id}-0123456789", version_id=version_id,
-                                   tags={"managed-by": "secret-rotator", "key-id": key_id,
-                                         "client-id": world.app_id})
+        world.emu.add_vault_secret(
+            SECRET_NAME,
+            f"value-of-{key_id}-0123456789",
+            version_id=version_id,
+            tags={"managed-by": "secret-rotator", "key-id": key_id, "client-id": world.app_id},
+        )
         world.clock.advance(timedelta(seconds=5))
 
 
@@ -81,10 +88,15 @@ async def test_the_key_vault_sink_holds_the_newest_version_not_the_last_one_list
     seed_in_order(world, WRITTEN)
     world.emu.vault_page_limit = page_limit
     start = world.clock.now() - timedelta(days=1)
-    app = App("object-id", world.app_id, "Dime.Scheduler", tuple(
-        Credential(key_id, f"secret-rotator {start:%Y-%m-%dT%H:%M:%SZ}", None, start, start + timedelta(days=90))
-        for key_id, _ in WRITTEN
-    ))
+    app = App(
+        "object-id",
+        world.app_id,
+        "Dime.Scheduler",
+        tuple(
+            Credential(key_id, f"secret-rotator {start:%Y-%m-%dT%H:%M:%SZ}", None, start, start + timedelta(days=90))
+            for key_id, _ in WRITTEN
+        ),
+    )
     sink = VaultSink(vault, world.emu.vault_url, SECRET_NAME, world.app_id)
 
     holding = await sink.read(app)
@@ -109,8 +121,9 @@ def seed_secrets(world: World, count: int, prefix: str = "app") -> list[str]:
 
 def listing_pages(world: World) -> list[int]:
     """The statuses of the listing's pages (the vault's 401 challenge, paid once by a new client, left out)."""
-    return [r.status for r in world.emu.requests if r.service == "keyvault" and r.path == "/secrets"
-            and r.status != 401]
+    return [
+        r.status for r in world.emu.requests if r.service == "keyvault" and r.path == "/secrets" and r.status != 401
+    ]
 
 
 def secret_reads(world: World) -> list[str]:
@@ -197,12 +210,27 @@ async def test_a_listing_the_vault_refuses_leaves_each_sink_to_read_its_own_secr
 
 async def test_a_next_link_away_from_the_vault_is_not_followed(world: World, vault: KeyVault) -> None:
     # Another host that would answer as the vault does: the listing would carry the vault's token there.
-    catcher = Catcher(lambda _: {"value": [{"id": f"{world.emu.vault_url}/secrets/{SECRET_NAME}",
-                                            "attributes": {"enabled": True, "created": 1},
-                                            "tags": {"key-id": "planted"}}], "nextLink": None})
+    catcher = Catcher(
+        lambda _: {
+            "value": [
+                {
+                    "id": f"{world.emu.vault_url}/secrets/{SECRET_NAME}",
+                    "attributes": {"enabled": True, "created": 1},
+                    "tags": {"key-id": "planted"},
+                }
+            ],
+            "nextLink": None,
+        }
+    )
     async with https_server(world.emu, catcher.handle) as elsewhere:
-        world.emu.faults.add(r"^/secrets$", "GET", "respond", status=200, count=1,
-                             body=f'{{"value": [], "nextLink": "{elsewhere}/secrets?$skiptoken=x"}}')
+        world.emu.faults.add(
+            r"^/secrets$",
+            "GET",
+            "respond",
+            status=200,
+            count=1,
+            body=f'{{"value": [], "nextLink": "{elsewhere}/secrets?$skiptoken=x"}}',
+        )
         vault.wanted = 2
 
         with pytest.raises(NotListed):
@@ -213,10 +241,15 @@ async def test_a_next_link_away_from_the_vault_is_not_followed(world: World, vau
 
 def _app_with(world: World, key_ids: list[str]) -> App:
     start = world.clock.now() - timedelta(days=1)
-    return App("object-id", world.app_id, "Dime.Scheduler", tuple(
-        Credential(k, f"secret-rotator {start:%Y-%m-%dT%H:%M:%SZ}", None, start, start + timedelta(days=90))
-        for k in key_ids
-    ))
+    return App(
+        "object-id",
+        world.app_id,
+        "Dime.Scheduler",
+        tuple(
+            Credential(k, f"secret-rotator {start:%Y-%m-%dT%H:%M:%SZ}", None, start, start + timedelta(days=90))
+            for k in key_ids
+        ),
+    )
 
 
 async def test_the_key_vault_sink_holds_the_listed_current_version_and_names_only_it(
@@ -240,15 +273,24 @@ async def test_the_key_vault_sink_holds_the_listed_current_version_and_names_onl
     ("arrange", "expected"),
     [
         pytest.param(lambda w: None, (None, frozenset(), True), id="no such secret: nothing held, nothing recorded"),
-        pytest.param(lambda w: w.emu.add_vault_secret(SECRET_NAME, "made-by-hand-0123456789"),
-                     (None, frozenset(), True), id="an untagged secret is read whole, to adopt it"),
-        pytest.param(lambda w: w.emu.add_vault_secret(
-            SECRET_NAME, "value-0123456789", tags={"key-id": "k1", "client-id": "another-app"}),
-                     (None, frozenset(), False), id="another app's secret holds nothing of ours"),
+        pytest.param(
+            lambda w: w.emu.add_vault_secret(SECRET_NAME, "made-by-hand-0123456789"),
+            (None, frozenset(), True),
+            id="an untagged secret is read whole, to adopt it",
+        ),
+        pytest.param(
+            lambda w: w.emu.add_vault_secret(
+                SECRET_NAME, "value-0123456789", tags={"key-id": "k1", "client-id": "another-app"}
+            ),
+            (None, frozenset(), False),
+            id="another app's secret holds nothing of ours",
+        ),
     ],
 )
 async def test_what_the_key_vault_sink_makes_of_the_listing(
-    world: World, vault: KeyVault, arrange: Callable[[World], object],
+    world: World,
+    vault: KeyVault,
+    arrange: Callable[[World], object],
     expected: tuple[str | None, frozenset[str], bool],
 ) -> None:
     arrange(world)

@@ -39,8 +39,11 @@ def closed_window(world: World) -> tuple[dict[str, Any], datetime]:
 
 def remote(world: World) -> tuple[object, ...]:
     """What the remote side holds: the app's secrets, the vault's versions, the receiver's deliveries."""
-    return (sorted(p.key_id for p in world.passwords()), len(world.emu.vault_versions(SECRET_NAME)),
-            len(world.emu.receiver.deliveries))
+    return (
+        sorted(p.key_id for p in world.passwords()),
+        len(world.emu.vault_versions(SECRET_NAME)),
+        len(world.emu.receiver.deliveries),
+    )
 
 
 async def plan(world: World) -> tuple[int, dict[str, Any], str]:
@@ -106,7 +109,8 @@ async def test_a_secret_about_to_expire_overrides_the_window(world: World) -> No
     [action] = document["targets"][0]["actions"]
     assert (action["kind"], action["reason"]) == ("create", "renewal_due")
     assert action["window_overridden"].startswith(
-        "outside the maintenance windows, but a secret a consumer depends on expires at ")
+        "outside the maintenance windows, but a secret a consumer depends on expires at "
+    )
 
     [result] = await world.run()
 
@@ -145,8 +149,14 @@ async def test_the_daemon_defers_too_and_runs_its_next_pass_when_the_window_open
     window, opens = closed_window(world)
     world.targets[0]["windows"] = [window]
     before = remote(world)
-    daemon = Daemon(world.config(), clock=world.clock, metrics=world.metrics, listen=("127.0.0.1", 0),
-                    options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF), trigger=IntervalTrigger(days=30))
+    daemon = Daemon(
+        world.config(),
+        clock=world.clock,
+        metrics=world.metrics,
+        listen=("127.0.0.1", 0),
+        options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF),
+        trigger=IntervalTrigger(days=30),
+    )
     await daemon.start()
     try:
         await passes(daemon, 1)

@@ -62,8 +62,10 @@ async def test_a_pass_in_workers_returns_every_target_and_its_metrics(world: Wor
         [password] = world.passwords(app_id, tenant)
         assert world.vault_key_id(name) == password.key_id
         # Each worker's metrics came back to the registry this process serves.
-        assert metrics.credential_expiry.labels(name, password.key_id, "true", "true")._value.get() == \
-            password.end.timestamp()
+        assert (
+            metrics.credential_expiry.labels(name, password.key_id, "true", "true")._value.get()
+            == password.end.timestamp()
+        )
         assert metrics.last_success.labels(name)._value.get() > 0
         assert metrics.rotations.labels(name, "no_credential_in_use")._value.get() == 1
     assert metrics.remote_calls.labels("graph", "addPassword", "ok")._value.get() == len(apps)

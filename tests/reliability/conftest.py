@@ -63,13 +63,26 @@ class Killer:
         self.faults.clear()
 
 
-async def run_cli(config: Path, *args: str, kill_on: tuple[str, str] | None = None, world: World | None = None,
-                  kill_delay: float = 0.0, killer: Killer | None = None) -> Finished:
+async def run_cli(
+    config: Path,
+    *args: str,
+    kill_on: tuple[str, str] | None = None,
+    world: World | None = None,
+    kill_delay: float = 0.0,
+    killer: Killer | None = None,
+) -> Finished:
     """`python -m service run --config FILE`, killed with SIGKILL right after the emulator answers
     ``kill_on = (method, path regex)`` (plus ``kill_delay`` seconds), if given, or when ``killer`` fires."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "run", "--config", str(config), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "service",
+        "run",
+        "--config",
+        str(config),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     if kill_on is not None:
@@ -98,8 +111,9 @@ def _kill(pid: int) -> None:
 
 
 async def authenticates(world: World, secret: str) -> bool:
-    credential = ClientSecretCredential(world.tenant, world.app_id, secret, authority=world.emu.url,
-                                        connection_verify=str(world.emu.ca_file))
+    credential = ClientSecretCredential(
+        world.tenant, world.app_id, secret, authority=world.emu.url, connection_verify=str(world.emu.ca_file)
+    )
     async with credential:
         try:
             await credential.get_token("https://graph.microsoft.com/.default")

@@ -29,7 +29,10 @@ STEPS = {
     "killed while verifying the new secret across a replication delay": ("POST", r"/addPassword$", 0.4, True),
     "killed right after the Key Vault write": ("PUT", r"^/secrets/", 0.0, True),
     "killed between the sinks: Key Vault written, the push never reached the endpoint": (
-        "POST", r"^/dimescheduler/", 0.0, False
+        "POST",
+        r"^/dimescheduler/",
+        0.0,
+        False,
     ),
     "killed after the push, before its receipt was confirmed": ("POST", r"^/dimescheduler/", 0.0, True),
 }

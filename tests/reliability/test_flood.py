@@ -111,8 +111,9 @@ async def test_a_slow_connection_flood_leaves_readyz_answering_and_the_pass_succ
     world: World, daemon: list[DaemonProcess]
 ) -> None:
     pause_on_add_password(world, 3.0)  # the pass still has its Entra, Key Vault and push calls ahead
-    process = await DaemonProcess.start("--config", str(world.config_file()), "--listen", "127.0.0.1:0",
-                                        open_files=OPEN_FILES)
+    process = await DaemonProcess.start(
+        "--config", str(world.config_file()), "--listen", "127.0.0.1:0", open_files=OPEN_FILES
+    )
     daemon.append(process)
     started = await process.event("daemon.started")
     host, port = parse_listen(started["listen"])

@@ -56,8 +56,17 @@ def events(finished: Finished, name: str) -> list[dict[str, Any]]:
 
 async def plan_json(path: Path, *args: str) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "plan", "--config", str(path), "--output", "json", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "service",
+        "plan",
+        "--config",
+        str(path),
+        "--output",
+        "json",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()[-2000:]

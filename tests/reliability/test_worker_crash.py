@@ -47,13 +47,23 @@ def two_tenants(world: World) -> dict[str, tuple[str, str]]:
     return apps
 
 
-async def run_workers(world: World, *, on_started: Callable[[int, int], None] | None = None) -> tuple[
-        int, list[dict[str, Any]]]:
+async def run_workers(
+    world: World, *, on_started: Callable[[int, int], None] | None = None
+) -> tuple[int, list[dict[str, Any]]]:
     """`python -m service run --workers 2`: its exit code and log lines; ``on_started(worker, pid)`` as each
     worker says it started."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "run", "--config", str(world.config_file()), "--workers", "2",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        sys.executable,
+        "-m",
+        "service",
+        "run",
+        "--config",
+        str(world.config_file()),
+        "--workers",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
     assert process.stderr is not None
@@ -83,8 +93,9 @@ async def run_workers(world: World, *, on_started: Callable[[int, int], None] | 
 
 
 async def authenticates(world: World, tenant: str, app_id: str, secret: str) -> bool:
-    credential = ClientSecretCredential(tenant, app_id, secret, authority=world.emu.url,
-                                        connection_verify=str(world.emu.ca_file))
+    credential = ClientSecretCredential(
+        tenant, app_id, secret, authority=world.emu.url, connection_verify=str(world.emu.ca_file)
+    )
     async with credential:
         try:
             await credential.get_token("https://graph.microsoft.com/.default")
@@ -104,8 +115,9 @@ async def check_invariants(world: World, apps: dict[str, tuple[str, str]]) -> No
     for delivery in world.emu.receiver.deliveries:
         last[delivery.client_id] = delivery
     for delivery in last.values():
-        assert world.emu.receiver.signs_in(delivery.tenant_id, delivery.client_id, delivery.reveal()), \
+        assert world.emu.receiver.signs_in(delivery.tenant_id, delivery.client_id, delivery.reveal()), (
             f"I1: the push endpoint holds a dead secret for {delivery.client_id}"
+        )
 
 
 async def test_a_worker_killed_mid_pass_fails_its_targets_loudly_and_the_next_passes_repair(world: World) -> None:
@@ -114,8 +126,11 @@ async def test_a_worker_killed_mid_pass_fails_its_targets_loudly_and_the_next_pa
     groups = worker_groups(world.config().targets, 2)
     [doomed] = [i for i, group in enumerate(groups) if group[0].tenant_id == doomed_tenant]
     doomed_names = sorted(t.name for t in groups[doomed])
-    object_ids = [world.emu.directory.app_by_app_id(world.emu.directory.require_tenant(tenant), app_id)
-                  for name, (tenant, app_id) in apps.items() if name in doomed_names]
+    object_ids = [
+        world.emu.directory.app_by_app_id(world.emu.directory.require_tenant(tenant), app_id)
+        for name, (tenant, app_id) in apps.items()
+        if name in doomed_names
+    ]
     pids: dict[int, int] = {}
     killed: list[int] = []
 
@@ -143,8 +158,12 @@ async def test_a_worker_killed_mid_pass_fails_its_targets_loudly_and_the_next_pa
     assert lost == doomed_names
     assert all(e["reason"] == "unexpected" for e in lines if e["event"] == "rotation.failed")
     survivors = sorted(set(apps) - set(doomed_names))
-    assert sorted(e["target"] for e in lines if e["event"] == "credential.created" and "worker" in e
-                  and e["worker"] != doomed) == survivors
+    assert (
+        sorted(
+            e["target"] for e in lines if e["event"] == "credential.created" and "worker" in e and e["worker"] != doomed
+        )
+        == survivors
+    )
     [finished] = [e for e in lines if e["event"] == "run.finished"]
     assert (finished["changed"], finished["failed"]) == (len(survivors), len(doomed_names))
     await check_invariants(world, apps)

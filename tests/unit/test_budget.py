@@ -86,8 +86,7 @@ async def flat_out(budget: Budget, clock: FakeTime, requests: int) -> list[float
 @pytest.mark.parametrize("processes", [2, 3, 4], ids=lambda n: f"{n} processes")
 async def test_processes_sharing_a_vault_stay_within_its_limit_together(processes: int) -> None:
     limit, clock = Limit(400, 10.0), FakeTime()
-    budgets = [Budget(limit.shared(processes), monotonic=clock.monotonic, sleep=clock.sleep)
-               for _ in range(processes)]
+    budgets = [Budget(limit.shared(processes), monotonic=clock.monotonic, sleep=clock.sleep) for _ in range(processes)]
 
     runs = await asyncio.gather(*(flat_out(b, clock, limit.requests * 3 // processes) for b in budgets))
 

@@ -31,15 +31,22 @@ def log_calls(source: str) -> list[ast.Call]:
     passed_on = set()
     for function in ast.walk(tree):
         if isinstance(function, ast.FunctionDef) and function.name in LOGGING_HELPERS:
-            typed = {a.arg for a in function.args.args
-                     if a.annotation is not None and ast.unparse(a.annotation) == "Event"}
-            passed_on |= {id(n) for n in ast.walk(function)
-                          if isinstance(n, ast.Call) and n.args and isinstance(n.args[0], ast.Name)
-                          and n.args[0].id in typed}
+            typed = {
+                a.arg for a in function.args.args if a.annotation is not None and ast.unparse(a.annotation) == "Event"
+            }
+            passed_on |= {
+                id(n)
+                for n in ast.walk(function)
+                if isinstance(n, ast.Call) and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id in typed
+            }
     return [
-        node for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
-        and node.func.attr in LOG_METHODS | LOGGING_HELPERS and id(node) not in passed_on
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.args
+        and node.func.attr in LOG_METHODS | LOGGING_HELPERS
+        and id(node) not in passed_on
     ]
 
 
@@ -73,8 +80,11 @@ def test_every_log_call_names_an_event_of_the_catalogue() -> None:
         pytest.param('log.warning(f"sink.{kind}")', True, id="an f-string is flagged"),
         pytest.param("self._warn(NAME, 'text')", True, id="a constant from elsewhere is flagged"),
         pytest.param("log.info(Event.RUN_STARTED, targets=1)", False, id="an Event member passes"),
-        pytest.param("def _warn(self, event: str) -> None:\n    log.warning(event)", True,
-                     id="a helper's parameter that is no Event is flagged"),
+        pytest.param(
+            "def _warn(self, event: str) -> None:\n    log.warning(event)",
+            True,
+            id="a helper's parameter that is no Event is flagged",
+        ),
     ],
 )
 def test_the_scan_tells_a_catalogue_event_from_anything_else(source: str, flagged: bool) -> None:
@@ -89,8 +99,8 @@ def test_a_helper_may_pass_on_its_event_parameter() -> None:
 def readme_events() -> set[str]:
     """The event names README's "Log events" table lists (every back-quoted name in its first column)."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Log events"):]
-    table = section[section.index("| event |"):].split("\n\n", 1)[0]
+    section = text[text.index("### Log events") :]
+    table = section[section.index("| event |") :].split("\n\n", 1)[0]
     names: set[str] = set()
     for row in table.splitlines()[2:]:
         names |= set(re.findall(r"`([a-z_]+\.[a-z_]+)`", row.split("|")[1]))
@@ -105,7 +115,7 @@ def test_readme_lists_every_contract_event_and_no_event_that_is_not_one() -> Non
 
 def test_readme_names_every_failure_reason() -> None:
     text = (ROOT / "README.md").read_text()
-    sentence = text[text.index("`reason` of `rotation.failed` is one of"):].split(";", 1)[0]
+    sentence = text[text.index("`reason` of `rotation.failed` is one of") :].split(";", 1)[0]
     assert set(re.findall(r"`([a-z_]+)`", sentence)) - {"reason"} == {str(r) for r in FailureReason}
 
 

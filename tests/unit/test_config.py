@@ -295,10 +295,13 @@ BROKEN = {
         "query: {code: {env: NAME}}",
     ),
     "a fragment in a push URL is refused": (
-        push(url="https://example.invalid/hook#part"), "targets[0].sinks[1].url", "query string or fragment",
+        push(url="https://example.invalid/hook#part"),
+        "targets[0].sinks[1].url",
+        "query string or fragment",
     ),
     "a query string in a vault URL is refused": (
-        TARGET.replace("vault.azure.net", "vault.azure.net?x=1"), "targets[0].sinks[0].vault_url",
+        TARGET.replace("vault.azure.net", "vault.azure.net?x=1"),
+        "targets[0].sinks[0].vault_url",
         "give the plain https://host/path",
     ),
     "an inline query value is refused": (
@@ -492,13 +495,21 @@ GOOD: dict[str, tuple[str, dict[str, str], Callable[[Config], None]]] = {
         {},
         sink_url("http://localhost:9000/hook"),
     ),
-    "a push to IPv6 loopback may use plain http": (push(url="http://[::1]:8443/x"), {}, sink_url("http://[::1]:8443/x")),
+    "a push to IPv6 loopback may use plain http": (
+        push(url="http://[::1]:8443/x"),
+        {},
+        sink_url("http://[::1]:8443/x"),
+    ),
     "ISO 8601 durations are accepted": (
-        "defaults: {lifetime: P60D, renew_before: PT480H}\n" + TARGET, {}, lifetimes(60 * DAY, 20 * DAY),
+        "defaults: {lifetime: P60D, renew_before: PT480H}\n" + TARGET,
+        {},
+        lifetimes(60 * DAY, 20 * DAY),
     ),
     "a file reference to a readable file is accepted": (push(api_key="{file: FILE}"), {}, api_key_from_the_file),
     "a null policy key means the default": (
-        "defaults: {lifetime: null}\n" + TARGET, {}, lifetimes(Policy().lifetime, None),
+        "defaults: {lifetime: null}\n" + TARGET,
+        {},
+        lifetimes(Policy().lifetime, None),
     ),
     "a secret query parameter is a reference": (
         with_sink("{type: webhook, url: 'https://fn.example.invalid/api/hook', query: {code: {env: FUNCTION_KEY}}}"),
@@ -562,7 +573,8 @@ def test_retire_on_usage_is_opt_in_in_defaults_or_per_target_with_its_lag() -> N
     config = parse_config(text, "test.yaml", ENV)
     policies = [config.policy(t) for t in config.targets]
     assert [(p.retire_on, p.usage_lag) for p in policies] == [
-        ("usage", timedelta(hours=3)), ("grace_period", timedelta(hours=3))
+        ("usage", timedelta(hours=3)),
+        ("grace_period", timedelta(hours=3)),
     ]
     plain = parse_config(TARGET, "test.yaml", ENV)
     assert plain.policy(plain.targets[0]).retire_on == "grace_period"

@@ -11,10 +11,16 @@ from service.config.problems import ConfigProblems
 VAULT = "{type: keyvault, vault_url: 'https://my-vault.vault.azure.net', secret_name: s}"
 
 
-def target(name: str = "dime-exchange", tenant: str = "00000000-0000-0000-0000-000000000000", extra: str = "",
-           sinks: str = VAULT) -> str:
-    return (f"  - name: {name}\n    tenant_id: {tenant}\n    client_id: 11111111-1111-1111-1111-111111111111\n"
-            f"{extra}    sinks: [{sinks}]\n")
+def target(
+    name: str = "dime-exchange",
+    tenant: str = "00000000-0000-0000-0000-000000000000",
+    extra: str = "",
+    sinks: str = VAULT,
+) -> str:
+    return (
+        f"  - name: {name}\n    tenant_id: {tenant}\n    client_id: 11111111-1111-1111-1111-111111111111\n"
+        f"{extra}    sinks: [{sinks}]\n"
+    )
 
 
 def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
@@ -50,27 +56,32 @@ def test_field_errors_and_cross_checks_come_together_in_the_order_of_the_file() 
 def test_a_policy_problem_of_the_defaults_is_told_once_not_once_per_target() -> None:
     text = "defaults: {lifetime: 1d, grace_period: 1d}\ntargets:\n" + "".join(target(name=f"t{i}") for i in range(5))
 
-    assert problems(text) == ["defaults: grace_period must be shorter than lifetime, else old secrets pile up to "
-                              "max_credentials"]
+    assert problems(text) == [
+        "defaults: grace_period must be shorter than lifetime, else old secrets pile up to max_credentials"
+    ]
 
 
 def test_a_target_whose_own_keys_make_the_policy_contradict_itself_is_named() -> None:
     text = "defaults: {renew_before: 30d}\ntargets:\n" + target() + target(name="short", extra="    lifetime: 14d\n")
 
-    assert problems(text) == ["targets[1] (short): renew_before (30d) must be shorter than lifetime (14d), else "
-                              "every pass would rotate"]
+    assert problems(text) == [
+        "targets[1] (short): renew_before (30d) must be shorter than lifetime (14d), else every pass would rotate"
+    ]
 
 
 def test_a_broken_target_still_gets_its_policy_and_references_checked() -> None:
     text = "targets:\n" + target(
-        tenant="not-a-guid", extra="    lifetime: 1d\n    grace_period: 2d\n",
+        tenant="not-a-guid",
+        extra="    lifetime: 1d\n    grace_period: 2d\n",
         sinks="{type: dimescheduler, url: 'https://example.invalid/x', api_key: {env: EMPTY}}",
     )
 
     found = problems(text, {"EMPTY": ""})
 
     assert [p.split(":")[0] for p in found] == [
-        "targets[0] (dime-exchange)", "targets[0].tenant_id", "targets[0].sinks[0].api_key",
+        "targets[0] (dime-exchange)",
+        "targets[0].tenant_id",
+        "targets[0].sinks[0].api_key",
     ]
 
 
@@ -83,7 +94,8 @@ def test_a_broken_target_still_gets_its_policy_and_references_checked() -> None:
 )
 def test_an_environment_variable_that_is_set_but_empty_says_so(value: str, said: str) -> None:
     text = "targets:\n" + target(
-        sinks="{type: dimescheduler, url: 'https://example.invalid/x', api_key: {env: API_KEY}}")
+        sinks="{type: dimescheduler, url: 'https://example.invalid/x', api_key: {env: API_KEY}}"
+    )
 
     (problem,) = problems(text, {"API_KEY": value})
 
@@ -92,15 +104,29 @@ def test_an_environment_variable_that_is_set_but_empty_says_so(value: str, said:
 
 
 UNKNOWN_KEYS = {
-    "a misspelt policy key in defaults": ("defaults: {grace_periode: 2d}\ntargets:\n" + target(),
-                                          "defaults.grace_periode", "grace_period"),
-    "a policy key on a target written in camel case": ("targets:\n" + target(extra="    gracePeriod: 2d\n"),
-                                                        "targets[0].gracePeriod", "grace_period"),
-    "a sink key with a letter missing": ("targets:\n" + target(sinks="{type: keyvault, vault_url: "
-                                         "'https://v.vault.azure.net', secret_name: s, verify_challenge: true}"),
-                                         "targets[0].sinks[0].verify_challenge", "verify_challenge_resource"),
-    "a push sink's key in the singular": ("targets:\n" + target(sinks="{type: webhook, url: 'https://e.invalid/x', "
-                                          "header: {X-Tenant: contoso}}"), "targets[0].sinks[0].header", "headers"),
+    "a misspelt policy key in defaults": (
+        "defaults: {grace_periode: 2d}\ntargets:\n" + target(),
+        "defaults.grace_periode",
+        "grace_period",
+    ),
+    "a policy key on a target written in camel case": (
+        "targets:\n" + target(extra="    gracePeriod: 2d\n"),
+        "targets[0].gracePeriod",
+        "grace_period",
+    ),
+    "a sink key with a letter missing": (
+        "targets:\n"
+        + target(
+            sinks="{type: keyvault, vault_url: 'https://v.vault.azure.net', secret_name: s, verify_challenge: true}"
+        ),
+        "targets[0].sinks[0].verify_challenge",
+        "verify_challenge_resource",
+    ),
+    "a push sink's key in the singular": (
+        "targets:\n" + target(sinks="{type: webhook, url: 'https://e.invalid/x', header: {X-Tenant: contoso}}"),
+        "targets[0].sinks[0].header",
+        "headers",
+    ),
     "a top-level key in the singular": ("target: []\ntargets:\n" + target(), "target", "targets"),
     "a state key": ("state: {backend: file, pth: /tmp}\ntargets:\n" + target(), "state.pth", "path"),
 }
@@ -122,7 +148,8 @@ def test_an_unknown_key_near_no_known_one_gets_no_suggestion() -> None:
 def test_a_key_under_a_secret_reference_is_never_suggested_against() -> None:
     pasted = "fil3"  # as likely a secret as a misspelling: never named, never matched
     text = "targets:\n" + target(
-        sinks=f"{{type: dimescheduler, url: 'https://e.invalid/x', api_key: {{{pasted}: /run/key}}}}")
+        sinks=f"{{type: dimescheduler, url: 'https://e.invalid/x', api_key: {{{pasted}: /run/key}}}}"
+    )
 
     (problem,) = problems(text)
 

@@ -14,10 +14,14 @@ WHEN = datetime(2026, 1, 5, 7, 8, 9, tzinfo=UTC)
 NAMES: dict[str, tuple[str | None, str, datetime | None]] = {
     "the name this service writes is ours": ("secret-rotator 2026-01-05T07:08:09Z", MARKER, WHEN),
     "another installation's marker that starts with ours is not ours": (
-        "secret-rotator-staging 2026-01-05T07:08:09Z", MARKER, None
+        "secret-rotator-staging 2026-01-05T07:08:09Z",
+        MARKER,
+        None,
     ),
     "a person's break-glass secret named after the marker is not ours": (
-        "secret-rotator: break-glass 2026-01-05", MARKER, None
+        "secret-rotator: break-glass 2026-01-05",
+        MARKER,
+        None,
     ),
     "the bare marker is not ours": ("secret-rotator", MARKER, None),
     "the marker and a space with nothing after it is not ours": ("secret-rotator ", MARKER, None),
@@ -32,10 +36,14 @@ NAMES: dict[str, tuple[str | None, str, datetime | None]] = {
     "no name is not ours": (None, MARKER, None),
     "an empty name is not ours": ("", MARKER, None),
     "a configured marker with a space in it works the same way": (
-        "dime rotator 2026-01-05T07:08:09Z", "dime rotator", WHEN
+        "dime rotator 2026-01-05T07:08:09Z",
+        "dime rotator",
+        WHEN,
     ),
     "the default marker's name is not ours under another configured marker": (
-        "secret-rotator 2026-01-05T07:08:09Z", "other-rotator", None
+        "secret-rotator 2026-01-05T07:08:09Z",
+        "other-rotator",
+        None,
     ),
 }
 

@@ -61,8 +61,11 @@ def test_every_public_class_and_function_of_the_core_has_a_docstring() -> None:
         pytest.param("def f():\n    return 1\n", [("f", False)], id="a function without a docstring is counted"),
         pytest.param('def f():\n    """Why."""\n', [("f", True)], id="a function with one passes"),
         pytest.param("def _f():\n    pass\n", [], id="a private function is not public"),
-        pytest.param("class A:\n    def m(self):\n        pass\n    def _p(self):\n        pass\n",
-                     [("A", False), ("A.m", False)], id="a public class's public methods are counted"),
+        pytest.param(
+            "class A:\n    def m(self):\n        pass\n    def _p(self):\n        pass\n",
+            [("A", False), ("A.m", False)],
+            id="a public class's public methods are counted",
+        ),
         pytest.param("class _A:\n    def m(self):\n        pass\n", [], id="a private class's methods are not"),
         pytest.param("@overload\ndef f(x: int) -> int: ...\n", [], id="an overload signature needs none"),
     ],

@@ -64,8 +64,10 @@ def test_plan_notes_say_why_the_report_gave_no_evidence_and_the_fix() -> None:
 
 
 def test_status_standings_carry_each_credentials_last_sign_in_and_the_missing_evidence() -> None:
-    said = {s.key_id: s for s in standings(NOW, [OLD, CUR], SWITCHED, ON_USAGE, made_here(OLD, CUR),
-                                           signed_in(cur=HOUR, old=2 * HOUR))}
+    said = {
+        s.key_id: s
+        for s in standings(NOW, [OLD, CUR], SWITCHED, ON_USAGE, made_here(OLD, CUR), signed_in(cur=HOUR, old=2 * HOUR))
+    }
 
     assert said["cur"].last_sign_in == NOW - HOUR
     assert said["old"].last_sign_in == NOW - 2 * HOUR
@@ -115,9 +117,19 @@ class Report:
 
 async def test_read_usage_takes_an_empty_report_for_no_data_and_a_failure_for_its_gap() -> None:
     empty = await read_usage(Report({}), "app")
-    denied = await read_usage(Report(RemoteError(
-        "Insufficient privileges", service="graph", target="t", reason=FailureReason.PERMISSION_DENIED,
-        transient=False, status=403)), "app")
+    denied = await read_usage(
+        Report(
+            RemoteError(
+                "Insufficient privileges",
+                service="graph",
+                target="t",
+                reason=FailureReason.PERMISSION_DENIED,
+                transient=False,
+                status=403,
+            )
+        ),
+        "app",
+    )
     read = await read_usage(Report({"cur": NOW}), "app")
 
     assert (empty.gap, empty.hint) == (EvidenceGap.NO_DATA, FIXES[EvidenceGap.NO_DATA])

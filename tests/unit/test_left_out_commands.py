@@ -51,8 +51,13 @@ def image_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def python(package: Path, code: str, *argv: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SECRET_ROTATOR_CONFIG")}
     return subprocess.run(
-        [sys.executable, "-c", code, *argv], cwd=package, env={**env, "PYTHONPATH": str(package)},
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-c", code, *argv],
+        cwd=package,
+        env={**env, "PYTHONPATH": str(package)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -113,8 +113,11 @@ REFUSED: dict[str, tuple[Make, dict[str, bool], str]] = {
     "a directory": (the_directory, {}, "it is a directory"),
     "a FIFO where a file is wanted": (fifo, {}, "it is a pipe (FIFO), not a regular file"),
     "a socket": (unix_socket, {}, "it is a socket"),
-    "a link where links are not followed": (symlink_to("/etc/hostname"), {"follow_symlinks": False},
-                                           "it is a symbolic link"),
+    "a link where links are not followed": (
+        symlink_to("/etc/hostname"),
+        {"follow_symlinks": False},
+        "it is a symbolic link",
+    ),
 }
 
 
@@ -166,7 +169,9 @@ def test_a_pipe_nobody_writes_to_is_refused_after_a_wait_not_waited_for_forever(
 
 CONFIG_FILES: dict[str, tuple[Make, str]] = {
     "a config larger than 16 MB is refused without being read": (
-        sparse(MAX_CONFIG_BYTES + 1), "it is 16 MB, more than the 16 MB allowed"),
+        sparse(MAX_CONFIG_BYTES + 1),
+        "it is 16 MB, more than the 16 MB allowed",
+    ),
     "/dev/zero as the config": (lambda _: Path("/dev/zero"), "it is a character device"),
     "a directory as the config": (the_directory, "it is a directory"),
     "a config that is not UTF-8": (regular(b"targets: [\xff]\n"), "not UTF-8 text (a byte that is not UTF-8 at"),

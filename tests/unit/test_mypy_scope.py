@@ -36,7 +36,8 @@ def test_every_msgraph_module_the_service_imports_is_analysed_by_mypy() -> None:
     patterns = analysed_patterns()
     # mypy's `a.b.*` covers a.b and everything below it.
     unchecked = sorted(
-        module for module in generated_imports()
+        module
+        for module in generated_imports()
         if not any(module == p or fnmatch.fnmatch(module, p) or module == p.removesuffix(".*") for p in patterns)
     )
 

@@ -19,8 +19,11 @@ from service.reconcile import Outcome, TargetResult
 APP = App("object-id", "11111111-1111-1111-1111-111111111111", "Dime.Scheduler", ())
 CREATE = Action(Kind.CREATE, Reason.RENEWAL_DUE, "cur was due for renewal at 2026-12-01 10:00Z")
 RETIRE = Action(Kind.RETIRE, Reason.SUPERSEDED, "old was superseded", key_id="old")
-DENIED = ServiceError("Graph answered 403 Authorization_RequestDenied", reason=FailureReason.PERMISSION_DENIED,
-                      hint="grant Application.ReadWrite.OwnedBy and make the rotator an owner of the app")
+DENIED = ServiceError(
+    "Graph answered 403 Authorization_RequestDenied",
+    reason=FailureReason.PERMISSION_DENIED,
+    hint="grant Application.ReadWrite.OwnedBy and make the rotator an owner of the app",
+)
 
 
 def result(outcome: Outcome, *done: Action, error: ServiceError | None = None, target: str = "a") -> TargetResult:
@@ -33,10 +36,13 @@ CASES = {
     "a rotation is told once": ([result(Outcome.CHANGED, CREATE)], [("a", "rotated")]),
     "a failure is told once": ([result(Outcome.FAILED, error=DENIED)], [("a", "failed")]),
     "a rotation whose later retirement failed tells both, once each": (
-        [result(Outcome.FAILED, CREATE, error=DENIED)], [("a", "rotated"), ("a", "failed")]),
+        [result(Outcome.FAILED, CREATE, error=DENIED)],
+        [("a", "rotated"), ("a", "failed")],
+    ),
     "each target is told on its own": (
         [result(Outcome.CHANGED, CREATE), result(Outcome.FAILED, error=DENIED, target="b")],
-        [("a", "rotated"), ("b", "failed")]),
+        [("a", "rotated"), ("b", "failed")],
+    ),
 }
 
 
@@ -48,8 +54,11 @@ def test_notices(results: list[TargetResult], expected: list[tuple[str, str]]) -
 def test_a_failure_says_the_reason_what_happened_and_what_to_do() -> None:
     [notice] = notices([result(Outcome.FAILED, error=DENIED)])
     assert dict(notice.facts) == {
-        "Target": "a", "App": f"Dime.Scheduler ({APP.app_id})", "Reason": "permission_denied",
-        "What happened": "Graph answered 403 Authorization_RequestDenied", "What to do": DENIED.hint,
+        "Target": "a",
+        "App": f"Dime.Scheduler ({APP.app_id})",
+        "Reason": "permission_denied",
+        "What happened": "Graph answered 403 Authorization_RequestDenied",
+        "What to do": DENIED.hint,
     }
 
 
@@ -59,8 +68,9 @@ def test_a_rotation_says_why_and_what_was_retired() -> None:
     assert dict(notice.facts)["Retired"] == "old"
 
 
-NOTICE = Notice("a", notices([result(Outcome.FAILED, error=DENIED)])[0].kind, "secret-rotator: <b> & co",
-                (("Reason", "x <y> & z"),))
+NOTICE = Notice(
+    "a", notices([result(Outcome.FAILED, error=DENIED)])[0].kind, "secret-rotator: <b> & co", (("Reason", "x <y> & z"),)
+)
 
 
 def test_the_teams_body_is_one_adaptive_card_with_a_fact_set() -> None:
@@ -78,23 +88,43 @@ def test_the_slack_body_is_text_with_markup_escaped() -> None:
     assert text == "*secret-rotator: &lt;b&gt; &amp; co*\n*Reason*: x &lt;y&gt; &amp; z"
 
 
-TARGET = {"name": "a", "tenant_id": "00000000-0000-0000-0000-000000000000",
-          "client_id": "11111111-1111-1111-1111-111111111111",
-          "sinks": [{"type": "keyvault", "vault_url": "https://v.vault.azure.net", "secret_name": "s"}]}
+TARGET = {
+    "name": "a",
+    "tenant_id": "00000000-0000-0000-0000-000000000000",
+    "client_id": "11111111-1111-1111-1111-111111111111",
+    "sinks": [{"type": "keyvault", "vault_url": "https://v.vault.azure.net", "secret_name": "s"}],
+}
 BAD = {
-    "an inline URL": ({"type": "slack", "url": "https://hooks.slack.com/services/T/B/x"}, {},
-                      "notify[0].url: an inline secret is refused: write {env: NAME} or {file: PATH} instead"),
-    "an unset variable": ({"type": "teams", "url": {"env": "HOOK"}}, {},
-                          "notify[0].url: environment variable HOOK is not set"),
+    "an inline URL": (
+        {"type": "slack", "url": "https://hooks.slack.com/services/T/B/x"},
+        {},
+        "notify[0].url: an inline secret is refused: write {env: NAME} or {file: PATH} instead",
+    ),
+    "an unset variable": (
+        {"type": "teams", "url": {"env": "HOOK"}},
+        {},
+        "notify[0].url: environment variable HOOK is not set",
+    ),
     "plain http to another host": (
-        {"type": "teams", "url": {"env": "HOOK"}}, {"HOOK": "http://example.com/hook/token"},
-        "notify[0].url: the URL in environment variable HOOK is plain http: a webhook URL is a secret, use the https"),
-    "no URL at all": ({"type": "slack", "url": {"env": "HOOK"}}, {"HOOK": "hooks.slack.com/x"},
-                      "notify[0].url: the URL in environment variable HOOK is not an absolute https URL"),
-    "an unknown type": ({"type": "discord", "url": {"env": "HOOK"}}, {"HOOK": "https://x.example/h"},
-                        "notify[0].type: Input should be 'teams' or 'slack'"),
-    "an unknown kind": ({"type": "slack", "url": {"env": "HOOK"}, "events": ["retired"]},
-                        {"HOOK": "https://x.example/h"}, "notify[0].events[0]: Input should be 'rotated' or 'failed'"),
+        {"type": "teams", "url": {"env": "HOOK"}},
+        {"HOOK": "http://example.com/hook/token"},
+        "notify[0].url: the URL in environment variable HOOK is plain http: a webhook URL is a secret, use the https",
+    ),
+    "no URL at all": (
+        {"type": "slack", "url": {"env": "HOOK"}},
+        {"HOOK": "hooks.slack.com/x"},
+        "notify[0].url: the URL in environment variable HOOK is not an absolute https URL",
+    ),
+    "an unknown type": (
+        {"type": "discord", "url": {"env": "HOOK"}},
+        {"HOOK": "https://x.example/h"},
+        "notify[0].type: Input should be 'teams' or 'slack'",
+    ),
+    "an unknown kind": (
+        {"type": "slack", "url": {"env": "HOOK"}, "events": ["retired"]},
+        {"HOOK": "https://x.example/h"},
+        "notify[0].events[0]: Input should be 'rotated' or 'failed'",
+    ),
 }
 
 
@@ -109,6 +139,9 @@ def test_a_webhook_that_cannot_be_used_is_refused_naming_the_key(
 
 
 def test_a_loopback_http_webhook_is_taken() -> None:
-    config = parse_config(yaml.safe_dump({"targets": [TARGET], "notify": [{"type": "slack", "url": {"env": "H"}}]}),
-                          "x.yaml", environ={"H": "http://127.0.0.1:8080/hook"})
+    config = parse_config(
+        yaml.safe_dump({"targets": [TARGET], "notify": [{"type": "slack", "url": {"env": "H"}}]}),
+        "x.yaml",
+        environ={"H": "http://127.0.0.1:8080/hook"},
+    )
     assert [h.type for h in config.notify] == ["slack"]

@@ -47,13 +47,24 @@ def keyvault(key_id: str | None, *, held_for: timedelta = 10 * DAY, recorded: tu
 
 
 def push(
-    key_id: str | None, *, held_for: timedelta = 10 * DAY, pending: bool = False, recorded: tuple[str, ...] = (),
+    key_id: str | None,
+    *,
+    held_for: timedelta = 10 * DAY,
+    pending: bool = False,
+    recorded: tuple[str, ...] = (),
     sink: str = PUSH,
 ) -> Holding:
     """A push sink (not readable): its holding is the last receipt; ``None``: it has no receipt at all."""
     ids = frozenset(recorded) | ({key_id} if key_id else set())
-    return Holding(sink, key_id, NOW - held_for if key_id else None, readable=False, pending=pending, recorded=ids,
-                   known=key_id is not None)
+    return Holding(
+        sink,
+        key_id,
+        NOW - held_for if key_id else None,
+        readable=False,
+        pending=pending,
+        recorded=ids,
+        known=key_id is not None,
+    )
 
 
 def describe(action: Action) -> str:
@@ -76,8 +87,7 @@ def made_here(*credentials: Credential, reason: Reason = Reason.RENEWAL_DUE) -> 
     """The intents this state store recorded before creating ``credentials``, with the key id each
     ``addPassword`` answered, but for LOST's: its answer never came back."""
     return tuple(
-        Intent(str(c.display_name), c.start or NOW, reason.value, None if c is LOST else c.key_id)
-        for c in credentials
+        Intent(str(c.display_name), c.start or NOW, reason.value, None if c is LOST else c.key_id) for c in credentials
     )
 
 
@@ -200,46 +210,87 @@ CASES: dict[str, Case] = {
     ),
     # --- retire_on: usage (evidence of the switch) ---------------------------------------------
     "with retire_on usage an old secret goes once the new one signed in after the handout and the old one not": Case(
-        [OLD, CUR], SWITCHED, ["retire superseded old"], policy=ON_USAGE,
+        [OLD, CUR],
+        SWITCHED,
+        ["retire superseded old"],
+        policy=ON_USAGE,
         usage=signed_in(cur=HOUR, old=2 * DAY + HOUR),
     ),
     "with retire_on usage a consumer still signing in with the old secret keeps it": Case(
-        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=HOUR, old=2 * HOUR),
+        [OLD, CUR],
+        SWITCHED,
+        [],
+        policy=ON_USAGE,
+        usage=signed_in(cur=HOUR, old=2 * HOUR),
     ),
     "with retire_on usage no sign-in with the new secret since its handout keeps the old one": Case(
-        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=2 * DAY + MINUTE, old=3 * DAY),
+        [OLD, CUR],
+        SWITCHED,
+        [],
+        policy=ON_USAGE,
+        usage=signed_in(cur=2 * DAY + MINUTE, old=3 * DAY),
     ),
     "with retire_on usage a sign-in in the very second of the handout (the verification's) is no evidence": Case(
-        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(cur=2 * DAY, old=3 * DAY),
+        [OLD, CUR],
+        SWITCHED,
+        [],
+        policy=ON_USAGE,
+        usage=signed_in(cur=2 * DAY, old=3 * DAY),
     ),
     "with retire_on usage a report without the new secret at all keeps the old one": Case(
-        [OLD, CUR], SWITCHED, [], policy=ON_USAGE, usage=signed_in(old=3 * DAY),
+        [OLD, CUR],
+        SWITCHED,
+        [],
+        policy=ON_USAGE,
+        usage=signed_in(old=3 * DAY),
     ),
     "with retire_on usage the old secret may sign in up to usage_lag after the handout": Case(
-        [OLD, CUR], SWITCHED, ["retire superseded old"], policy=ON_USAGE,
+        [OLD, CUR],
+        SWITCHED,
+        ["retire superseded old"],
+        policy=ON_USAGE,
         usage=signed_in(cur=HOUR, old=2 * DAY - 5 * HOUR),
     ),
     "with retire_on usage a lagging consumer's old secret goes once it has expired": Case(
-        [EXPIRED_OLD, CUR], SWITCHED, ["retire superseded_expired old"], policy=ON_USAGE,
+        [EXPIRED_OLD, CUR],
+        SWITCHED,
+        ["retire superseded_expired old"],
+        policy=ON_USAGE,
         usage=signed_in(cur=3 * DAY, old=11 * DAY),
     ),
     "with retire_on usage a report that cannot be read falls back to the grace period": Case(
-        [OLD, CUR], SWITCHED, ["retire superseded old"], policy=ON_USAGE,
+        [OLD, CUR],
+        SWITCHED,
+        ["retire superseded old"],
+        policy=ON_USAGE,
         usage=Usage(gap=EvidenceGap.NO_PERMISSION, detail="403", hint="grant AuditLog.Read.All"),
     ),
     "with retire_on usage the grace period still comes first": Case(
-        [OLD, CUR], [keyvault("cur", held_for=12 * HOUR, recorded=("old",))], [], policy=ON_USAGE,
+        [OLD, CUR],
+        [keyvault("cur", held_for=12 * HOUR, recorded=("old",))],
+        [],
+        policy=ON_USAGE,
         usage=signed_in(cur=HOUR, old=DAY),
     ),
     "with retire_on usage a handout younger than usage_lag waits for the report to catch up": Case(
-        [OLD, CUR], [keyvault("cur", held_for=3 * HOUR, recorded=("old",))], [],
-        policy=Policy(retire_on="usage", grace_period=HOUR), usage=signed_in(cur=HOUR, old=DAY),
+        [OLD, CUR],
+        [keyvault("cur", held_for=3 * HOUR, recorded=("old",))],
+        [],
+        policy=Policy(retire_on="usage", grace_period=HOUR),
+        usage=signed_in(cur=HOUR, old=DAY),
     ),
     "with retire_on grace_period the sign-in report decides nothing": Case(
-        [OLD, CUR], SWITCHED, ["retire superseded old"], usage=signed_in(cur=3 * DAY, old=MINUTE),
+        [OLD, CUR],
+        SWITCHED,
+        ["retire superseded old"],
+        usage=signed_in(cur=3 * DAY, old=MINUTE),
     ),
     "with retire_on usage an orphan needs no evidence: no consumer ever had it": Case(
-        [cred("stray", age=DAY), CUR], SWITCHED, ["retire orphan stray"], policy=ON_USAGE, usage=signed_in(old=DAY),
+        [cred("stray", age=DAY), CUR],
+        SWITCHED,
+        ["retire orphan stray"],
+        policy=ON_USAGE,
+        usage=signed_in(old=DAY),
     ),
     # --- operator flags --------------------------------------------------------------------------
     "--force rotates a healthy target": Case(
@@ -312,14 +363,16 @@ CASES: dict[str, Case] = {
         ["create renewal_due", "retire orphan orphan after rotation"],
     ),
     "a managed credential no sink recorded is no orphan while a push sink has no receipt": Case(
-        [CUR, cred("theirs", age=2 * HOUR)], [keyvault("cur"), push(None)],
+        [CUR, cred("theirs", age=2 * HOUR)],
+        [keyvault("cur"), push(None)],
         ["resync sink_lags cur to push from keyvault supersedes theirs"],
     ),
     "an expired managed credential is no orphan while a push sink has no receipt either": Case(
         [EXPIRED_OLD, CUR], [keyvault("cur"), push(None)], ["resync sink_lags cur to push from keyvault"]
     ),
     "one push sink without a receipt keeps every credential although another push sink has one": Case(
-        [CUR, cred("maybe", age=2 * HOUR)], [push("cur"), push(None, sink="other-push")],
+        [CUR, cred("maybe", age=2 * HOUR)],
+        [push("cur"), push(None, sink="other-push")],
         ["create sink_lags_unreadable supersedes cur maybe"],
     ),
     "a credential only a pending receipt recorded is no orphan": Case(
@@ -335,11 +388,15 @@ CASES: dict[str, Case] = {
         [CUR, THEIRS], [push("cur")], ["create foreign_credential supersedes theirs"], intents=made_here(CUR)
     ),
     "with Key Vault, a push sink that may hold another store's credential is re-sent what Key Vault holds": Case(
-        [CUR, THEIRS], [keyvault("cur"), push("cur")],
-        ["resync foreign_credential cur to push from keyvault supersedes theirs"], intents=made_here(CUR),
+        [CUR, THEIRS],
+        [keyvault("cur"), push("cur")],
+        ["resync foreign_credential cur to push from keyvault supersedes theirs"],
+        intents=made_here(CUR),
     ),
     "another store's credential that Key Vault recorded is superseded like any other: its tags are shared": Case(
-        [THEIRS, CUR], [keyvault("cur", recorded=("theirs",)), push("cur")], ["retire superseded theirs"],
+        [THEIRS, CUR],
+        [keyvault("cur", recorded=("theirs",)), push("cur")],
+        ["retire superseded theirs"],
         intents=made_here(CUR),
     ),
     "on a Key-Vault-only target a credential no sink recorded is an orphan whoever made it": Case(
@@ -349,17 +406,22 @@ CASES: dict[str, Case] = {
         [CUR, YOUNG_THEIRS], [push("cur")], [], intents=made_here(CUR)
     ),
     "what this store recorded before its last push goes after the grace period, another store's secret or not": Case(
-        [OLD, CUR, YOUNG_THEIRS], [push("cur", recorded=("old",))], ["retire superseded old"],
+        [OLD, CUR, YOUNG_THEIRS],
+        [push("cur", recorded=("old",))],
+        ["retire superseded old"],
         intents=made_here(OLD, CUR),
     ),
     "this store's own lost answer goes as an orphan, another store's secret or not": Case(
-        [CUR, LOST, THEIRS], [keyvault("cur"), push("cur")],
+        [CUR, LOST, THEIRS],
+        [keyvault("cur"), push("cur")],
         ["resync foreign_credential cur to push from keyvault supersedes theirs", "retire orphan lost"],
         intents=made_here(CUR, LOST),
     ),
     "another store's secret is never retired, not even with retire_unmanaged": Case(
-        [CUR, THEIRS], [keyvault("cur"), push("cur")],
-        ["resync foreign_credential cur to push from keyvault supersedes theirs"], intents=made_here(CUR),
+        [CUR, THEIRS],
+        [keyvault("cur"), push("cur")],
+        ["resync foreign_credential cur to push from keyvault supersedes theirs"],
+        intents=made_here(CUR),
         policy=Policy(retire_unmanaged=True),
     ),
     "a renewal while another store's credential is in flight does not record that one as superseded": Case(
@@ -369,39 +431,55 @@ CASES: dict[str, Case] = {
         [CUR, cred("dead", age=100 * DAY)], [push("cur")], ["retire orphan dead"], intents=made_here(CUR)
     ),
     "a pending receipt and another store's credential: the repair records that one as superseded": Case(
-        [CUR, THEIRS], [push("cur", pending=True)], ["create pending_unconfirmed supersedes theirs"],
+        [CUR, THEIRS],
+        [push("cur", pending=True)],
+        ["create pending_unconfirmed supersedes theirs"],
         intents=made_here(CUR),
     ),
     "a receipt naming a removed key and another store's credential: that one is answered": Case(
         [THEIRS], [push("gone", recorded=("old",))], ["create foreign_credential supersedes theirs"], intents=()
     ),
     "a credential named like this store's, in the same second, is another store's when this one was recorded": Case(
-        [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["create foreign_credential supersedes twin"],
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)],
+        [push("cur")],
+        ["create foreign_credential supersedes twin"],
         intents=made_here(cred("cur", age=HOUR)),
     ),
     "two credentials this store made within one second are both its own: the unrecorded one is an orphan": Case(
-        [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["retire orphan twin"],
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)],
+        [push("cur")],
+        ["retire orphan twin"],
         intents=made_here(cred("cur", age=HOUR), cred("twin", age=HOUR)),
     ),
     "so is one whose answer was lost, when the other of that name is this store's by its key id": Case(
-        [cred("cur", age=HOUR), cred("twin", age=HOUR)], [push("cur")], ["retire orphan twin"],
+        [cred("cur", age=HOUR), cred("twin", age=HOUR)],
+        [push("cur")],
+        ["retire orphan twin"],
         intents=(*made_here(cred("cur", age=HOUR)), *lost_answers(cred("twin", age=HOUR))),
     ),
     "a lost answer's name claims its credential however long ago it was": Case(
-        [CUR, cred("lost", age=DAY)], [push("cur")], ["retire orphan lost"],
+        [CUR, cred("lost", age=DAY)],
+        [push("cur")],
+        ["retire orphan lost"],
         intents=(*made_here(CUR), *lost_answers(cred("lost", age=DAY))),
     ),
     "an intent addPassword refused claims nothing: a credential of its name is another store's": Case(
-        [CUR, THEIRS], [push("cur")], ["create foreign_credential supersedes theirs"],
+        [CUR, THEIRS],
+        [push("cur")],
+        ["create foreign_credential supersedes theirs"],
         intents=(*made_here(CUR), replace(lost_answers(THEIRS)[0], refused=True)),
     ),
     "another store's credential named like this store's is never claimed, even when this store's is gone": Case(
-        [cred("twin", age=HOUR), CUR], [push("cur")], ["create foreign_credential supersedes twin"],
+        [cred("twin", age=HOUR), CUR],
+        [push("cur")],
+        ["create foreign_credential supersedes twin"],
         intents=(*made_here(CUR), Intent(str(cred("x", age=HOUR).display_name), NOW - HOUR, "forced", "retired")),
     ),
     "an intent whose name two unrecorded credentials carry proves neither is this store's lost answer": Case(
-        [CUR, cred("a", age=HOUR), cred("b", age=HOUR)], [push("cur")],
-        ["create foreign_credential supersedes a b"], intents=(*made_here(CUR), *lost_answers(cred("a", age=HOUR))),
+        [CUR, cred("a", age=HOUR), cred("b", age=HOUR)],
+        [push("cur")],
+        ["create foreign_credential supersedes a b"],
+        intents=(*made_here(CUR), *lost_answers(cred("a", age=HOUR))),
         policy=ROOMY,
     ),
     # --- an upgraded install: receipts, and no intent recorded yet ------------------------------
@@ -412,42 +490,63 @@ CASES: dict[str, Case] = {
         [CUR, LOST], [push("cur")], ["create foreign_credential supersedes lost"], intents=()
     ),
     "after that answer the credential is recorded, and goes after the grace period like any superseded one": Case(
-        [CUR, LOST, cred("new", age=2 * DAY)], [push("new", held_for=DAY, recorded=("cur", "lost"))],
-        ["retire superseded cur", "retire superseded lost"], intents=made_here(cred("new", age=2 * DAY)),
+        [CUR, LOST, cred("new", age=2 * DAY)],
+        [push("new", held_for=DAY, recorded=("cur", "lost"))],
+        ["retire superseded cur", "retire superseded lost"],
+        intents=made_here(cred("new", age=2 * DAY)),
     ),
     # --- two state stores that both keep rotating one push target --------------------------------
     "another store's credential made after this store's answer, within the grace period, blocks the answer": Case(
-        [FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
-        ["blocked competing_state_store"], intents=ANSWERED,
+        [FIRST, THEIRS1, ANSWER, THEIRS2],
+        [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
+        ["blocked competing_state_store"],
+        intents=ANSWERED,
     ),
     "so does one made after this store's answer to a lost receipt": Case(
-        [FIRST, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first",))],
-        ["blocked competing_state_store"], intents=made_here(ANSWER, reason=Reason.NO_RECEIPT),
+        [FIRST, ANSWER, THEIRS2],
+        [push("answer", held_for=6 * HOUR, recorded=("first",))],
+        ["blocked competing_state_store"],
+        intents=made_here(ANSWER, reason=Reason.NO_RECEIPT),
     ),
     "once this store's answer is older than the grace period, it answers again": Case(
-        [FIRST, THEIRS1, OLD_ANSWER, THEIRS2], [push("answer", held_for=DAY, recorded=("first", "theirs1"))],
-        ["create foreign_credential supersedes theirs2", "retire superseded first after rotation",
-         "retire superseded theirs1 after rotation"], policy=ROOMY,
+        [FIRST, THEIRS1, OLD_ANSWER, THEIRS2],
+        [push("answer", held_for=DAY, recorded=("first", "theirs1"))],
+        [
+            "create foreign_credential supersedes theirs2",
+            "retire superseded first after rotation",
+            "retire superseded theirs1 after rotation",
+        ],
+        policy=ROOMY,
         intents=(*made_here(FIRST), *made_here(OLD_ANSWER, reason=Reason.FOREIGN_CREDENTIAL)),
     ),
     "a credential another store made before this store's answer is answered, not blocked": Case(
         [FIRST, ANSWER, cred("theirs2", age=7 * HOUR)],
         [push("answer", held_for=6 * HOUR, recorded=("first",))],
-        ["create foreign_credential supersedes theirs2"], intents=ANSWERED, policy=ROOMY,
+        ["create foreign_credential supersedes theirs2"],
+        intents=ANSWERED,
+        policy=ROOMY,
     ),
     "an answer this store tried after its last one, and addPassword refused, changes nothing: blocked": Case(
-        [FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
+        [FIRST, THEIRS1, ANSWER, THEIRS2],
+        [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
         ["blocked competing_state_store"],
-        intents=(*ANSWERED, Intent("secret-rotator 2025-06-01T11:30:00Z", NOW - 30 * MINUTE, "renewal_due",
-                                   refused=True)),
+        intents=(
+            *ANSWERED,
+            Intent("secret-rotator 2025-06-01T11:30:00Z", NOW - 30 * MINUTE, "renewal_due", refused=True),
+        ),
     ),
     "after a renewal of its own, another store's credential is answered, not blocked": Case(
-        [FIRST, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first",))],
-        ["create foreign_credential supersedes theirs2"], intents=made_here(FIRST, ANSWER), policy=ROOMY,
+        [FIRST, ANSWER, THEIRS2],
+        [push("answer", held_for=6 * HOUR, recorded=("first",))],
+        ["create foreign_credential supersedes theirs2"],
+        intents=made_here(FIRST, ANSWER),
+        policy=ROOMY,
     ),
     "a push sink last given a secret that is gone gets a new one, even right after an answer": Case(
-        [THEIRS1, THEIRS2], [push("answer", recorded=("first",))],
-        ["create foreign_credential supersedes theirs1 theirs2"], intents=ANSWERED,
+        [THEIRS1, THEIRS2],
+        [push("answer", recorded=("first",))],
+        ["create foreign_credential supersedes theirs1 theirs2"],
+        intents=ANSWERED,
     ),
     # --- superseded ------------------------------------------------------------------------------
     "a superseded credential within the grace period is kept": Case(
@@ -575,7 +674,9 @@ CASES: dict[str, Case] = {
         [DUE], [keyvault("cur")], ["wait outside_window"], policy=Policy(windows=(WEEKDAYS,))
     ),
     "a rotation outside the windows that cannot wait goes ahead and says why": Case(
-        [cred("cur", age=88 * DAY)], [keyvault("cur")], ["create renewal_due overriding the window"],
+        [cred("cur", age=88 * DAY)],
+        [keyvault("cur")],
+        ["create renewal_due overriding the window"],
         policy=Policy(windows=(WEEKDAYS,)),
     ),
     "a blocked rotation still plans the retirements it can": Case(
@@ -631,65 +732,100 @@ def facts(case: Case) -> Facts:
 
 ROTATION_RULES: dict[str, tuple[Rule, Case, Reason | None]] = {
     "revoke_previous_asked answers --revoke-previous": (
-        revoke_previous_asked, Case([CUR], [keyvault("cur")], [], flags=Flags(revoke_previous=True)),
+        revoke_previous_asked,
+        Case([CUR], [keyvault("cur")], [], flags=Flags(revoke_previous=True)),
         Reason.REVOKE_PREVIOUS,
     ),
     "revoke_previous_asked is silent without it, even under --force": (
-        revoke_previous_asked, Case([CUR], [keyvault("cur")], [], flags=Flags(force=True)), None,
+        revoke_previous_asked,
+        Case([CUR], [keyvault("cur")], [], flags=Flags(force=True)),
+        None,
     ),
     "force_asked answers --force on a healthy target": (
-        force_asked, Case([CUR], [keyvault("cur")], [], flags=Flags(force=True)), Reason.FORCED,
+        force_asked,
+        Case([CUR], [keyvault("cur")], [], flags=Flags(force=True)),
+        Reason.FORCED,
     ),
     "force_asked is silent without it, even when renewal is due": (
-        force_asked, Case([DUE], [keyvault("cur")], []), None,
+        force_asked,
+        Case([DUE], [keyvault("cur")], []),
+        None,
     ),
     "holding_unknown answers a push sink without a receipt while nothing is held": (
-        holding_unknown, Case([CUR], [push(None)], []), Reason.NO_RECEIPT,
+        holding_unknown,
+        Case([CUR], [push(None)], []),
+        Reason.NO_RECEIPT,
     ),
     "holding_unknown is silent when every credential has expired": (
-        holding_unknown, Case([EXPIRED_OLD], [push(None)], []), None,
+        holding_unknown,
+        Case([EXPIRED_OLD], [push(None)], []),
+        None,
     ),
     "holding_unknown is silent while another sink holds a credential": (
-        holding_unknown, Case([CUR], [keyvault("cur"), push(None)], []), None,
+        holding_unknown,
+        Case([CUR], [keyvault("cur"), push(None)], []),
+        None,
     ),
     "foreign_unanswered answers another store's credential while nothing is held": (
-        foreign_unanswered, Case([THEIRS], [push("gone", recorded=("old",))], [], intents=()),
+        foreign_unanswered,
+        Case([THEIRS], [push("gone", recorded=("old",))], [], intents=()),
         Reason.FOREIGN_CREDENTIAL,
     ),
     "foreign_unanswered waits for one still in flight": (
-        foreign_unanswered, Case([YOUNG_THEIRS], [push("gone", recorded=("old",))], [], intents=()), None,
+        foreign_unanswered,
+        Case([YOUNG_THEIRS], [push("gone", recorded=("old",))], [], intents=()),
+        None,
     ),
     "foreign_unanswered is silent while a sink holds a credential": (
-        foreign_unanswered, Case([CUR, THEIRS], [push("cur")], [], intents=made_here(CUR)), None,
+        foreign_unanswered,
+        Case([CUR, THEIRS], [push("cur")], [], intents=made_here(CUR)),
+        None,
     ),
     "nothing_in_use answers a first run": (nothing_in_use, Case([], [keyvault(None)], []), Reason.NO_CREDENTIAL_IN_USE),
     "nothing_in_use answers sinks that hold only removed credentials": (
-        nothing_in_use, Case([CUR], [keyvault("gone")], []), Reason.NO_CREDENTIAL_IN_USE,
+        nothing_in_use,
+        Case([CUR], [keyvault("gone")], []),
+        Reason.NO_CREDENTIAL_IN_USE,
     ),
     "nothing_in_use is silent while a sink holds a credential": (
-        nothing_in_use, Case([CUR], [keyvault("cur")], []), None,
+        nothing_in_use,
+        Case([CUR], [keyvault("cur")], []),
+        None,
     ),
     "lag_without_source answers Key Vault lagging behind a push sink": (
-        lag_without_source, Case([OLD, CUR], [keyvault("old"), push("cur", recorded=("old",))], []),
+        lag_without_source,
+        Case([OLD, CUR], [keyvault("old"), push("cur", recorded=("old",))], []),
         Reason.SINK_LAGS_UNREADABLE,
     ),
     "lag_without_source answers a pending receipt no readable sink can repair": (
-        lag_without_source, Case([CUR], [push("cur", pending=True)], []), Reason.PENDING_UNCONFIRMED,
+        lag_without_source,
+        Case([CUR], [push("cur", pending=True)], []),
+        Reason.PENDING_UNCONFIRMED,
     ),
     "lag_without_source answers a push-only sink that may hold another store's credential": (
-        lag_without_source, Case([CUR, THEIRS], [push("cur")], [], intents=made_here(CUR)), Reason.FOREIGN_CREDENTIAL,
+        lag_without_source,
+        Case([CUR, THEIRS], [push("cur")], [], intents=made_here(CUR)),
+        Reason.FOREIGN_CREDENTIAL,
     ),
     "lag_without_source is silent when Key Vault can re-send the secret": (
-        lag_without_source, Case([OLD, CUR], [keyvault("cur", recorded=("old",)), push("old")], []), None,
+        lag_without_source,
+        Case([OLD, CUR], [keyvault("cur", recorded=("old",)), push("old")], []),
+        None,
     ),
     "lag_without_source is silent when no sink lags": (
-        lag_without_source, Case([CUR], [keyvault("cur"), push("cur")], []), None,
+        lag_without_source,
+        Case([CUR], [keyvault("cur"), push("cur")], []),
+        None,
     ),
     "renewal_due answers a credential past its renewal time": (
-        renewal_due, Case([DUE], [keyvault("cur")], []), Reason.RENEWAL_DUE,
+        renewal_due,
+        Case([DUE], [keyvault("cur")], []),
+        Reason.RENEWAL_DUE,
     ),
     "renewal_due answers an expired credential in use": (
-        renewal_due, Case([cred("cur", age=91 * DAY)], [keyvault("cur")], []), Reason.RENEWAL_DUE,
+        renewal_due,
+        Case([cred("cur", age=91 * DAY)], [keyvault("cur")], []),
+        Reason.RENEWAL_DUE,
     ),
     "renewal_due is silent before the renewal time": (renewal_due, Case([CUR], [keyvault("cur")], []), None),
 }
@@ -705,59 +841,100 @@ def test_rotation_rule(rule: Rule, case: Case, expected: Reason | None) -> None:
 
 def test_the_rotation_chain_asks_the_operator_first_then_what_is_held_then_renewal() -> None:
     assert [rule.__name__ for rule in ROTATION] == [
-        "revoke_previous_asked", "force_asked", "holding_unknown", "foreign_unanswered", "nothing_in_use",
-        "lag_without_source", "renewal_due",
+        "revoke_previous_asked",
+        "force_asked",
+        "holding_unknown",
+        "foreign_unanswered",
+        "nothing_in_use",
+        "lag_without_source",
+        "renewal_due",
     ]
 
 
 RETIREMENT_RULES: dict[str, tuple[RetireRule, Case, str, Reason | None]] = {
     "orphan takes a managed credential no sink recorded, once past in_flight_timeout": (
-        orphan, Case([CUR, cred("orphan", age=20 * MINUTE)], [keyvault("cur"), push("cur")], []), "orphan",
+        orphan,
+        Case([CUR, cred("orphan", age=20 * MINUTE)], [keyvault("cur"), push("cur")], []),
+        "orphan",
         Reason.ORPHAN,
     ),
     "orphan leaves one still in flight": (
-        orphan, Case([CUR, cred("young", age=5 * MINUTE)], [keyvault("cur"), push("cur")], []), "young", None,
+        orphan,
+        Case([CUR, cred("young", age=5 * MINUTE)], [keyvault("cur"), push("cur")], []),
+        "young",
+        None,
     ),
     "orphan leaves every credential while a push sink has no receipt": (
-        orphan, Case([CUR, cred("maybe", age=2 * HOUR)], [keyvault("cur"), push(None)], []), "maybe", None,
+        orphan,
+        Case([CUR, cred("maybe", age=2 * HOUR)], [keyvault("cur"), push(None)], []),
+        "maybe",
+        None,
     ),
     "orphan leaves a credential a sink recorded": (
-        orphan, Case([OLD, CUR], [keyvault("cur", recorded=("old",))], []), "old", None,
+        orphan,
+        Case([OLD, CUR], [keyvault("cur", recorded=("old",))], []),
+        "old",
+        None,
     ),
     "orphan leaves a hand-made credential, whatever retire_unmanaged says": (
-        orphan, Case([CUR, HAND], [keyvault("cur")], [], policy=Policy(retire_unmanaged=True)), "hand", None,
+        orphan,
+        Case([CUR, HAND], [keyvault("cur")], [], policy=Policy(retire_unmanaged=True)),
+        "hand",
+        None,
     ),
     "superseded takes a recorded credential once every sink has held its successor for the grace period": (
-        superseded, Case([OLD, CUR], [keyvault("cur", held_for=DAY, recorded=("old",)), push("cur", held_for=DAY)], []),
-        "old", Reason.SUPERSEDED,
+        superseded,
+        Case([OLD, CUR], [keyvault("cur", held_for=DAY, recorded=("old",)), push("cur", held_for=DAY)], []),
+        "old",
+        Reason.SUPERSEDED,
     ),
     "superseded waits while a sink is within the grace period": (
-        superseded, Case([OLD, CUR], [keyvault("cur", recorded=("old",)), push("cur", held_for=HOUR)], []), "old",
+        superseded,
+        Case([OLD, CUR], [keyvault("cur", recorded=("old",)), push("cur", held_for=HOUR)], []),
+        "old",
         None,
     ),
     "superseded waits while a receipt is pending": (
-        superseded, Case([OLD, CUR], [keyvault("cur", recorded=("old",)), push("cur", pending=True)], []), "old",
+        superseded,
+        Case([OLD, CUR], [keyvault("cur", recorded=("old",)), push("cur", pending=True)], []),
+        "old",
         None,
     ),
     "superseded leaves a managed credential no sink recorded to the orphan rule": (
-        superseded, Case([CUR, cred("orphan", age=HOUR)], [keyvault("cur")], []), "orphan", None,
+        superseded,
+        Case([CUR, cred("orphan", age=HOUR)], [keyvault("cur")], []),
+        "orphan",
+        None,
     ),
     "superseded takes a hand-made credential no sink holds (retirements ask retire_unmanaged first)": (
-        superseded, Case([CUR, HAND], [keyvault("cur")], [], policy=Policy(retire_unmanaged=True)), "hand",
+        superseded,
+        Case([CUR, HAND], [keyvault("cur")], [], policy=Policy(retire_unmanaged=True)),
+        "hand",
         Reason.SUPERSEDED,
     ),
     "revoked takes the credential in use under --revoke-previous": (
-        revoked, Case([CUR], [keyvault("cur")], [], flags=Flags(revoke_previous=True)), "cur", Reason.REVOKED,
+        revoked,
+        Case([CUR], [keyvault("cur")], [], flags=Flags(revoke_previous=True)),
+        "cur",
+        Reason.REVOKED,
     ),
     "revoked takes a hand-made credential a sink was given": (
-        revoked, Case([HAND], [keyvault("hand")], [], flags=Flags(revoke_previous=True)), "hand", Reason.REVOKED,
+        revoked,
+        Case([HAND], [keyvault("hand")], [], flags=Flags(revoke_previous=True)),
+        "hand",
+        Reason.REVOKED,
     ),
     "revoked leaves a hand-made credential no sink was given": (
-        revoked, Case([CUR, HAND], [keyvault("cur")], [], flags=Flags(revoke_previous=True)), "hand", None,
+        revoked,
+        Case([CUR, HAND], [keyvault("cur")], [], flags=Flags(revoke_previous=True)),
+        "hand",
+        None,
     ),
     "revoked leaves a credential still in flight": (
-        revoked, Case([CUR, cred("young", age=MINUTE)], [keyvault("cur")], [], flags=Flags(revoke_previous=True)),
-        "young", None,
+        revoked,
+        Case([CUR, cred("young", age=MINUTE)], [keyvault("cur")], [], flags=Flags(revoke_previous=True)),
+        "young",
+        None,
     ),
     "revoked takes nothing without --revoke-previous": (revoked, Case([CUR], [keyvault("cur")], []), "cur", None),
 }
@@ -777,8 +954,13 @@ def test_the_retirement_rules_are_orphan_then_superseded() -> None:
 
 
 def test_no_retirement_touches_what_a_sink_or_another_stores_consumer_may_hold() -> None:
-    case = Case([EXPIRED_OLD, CUR, THEIRS], [keyvault("cur", recorded=("old",)), push("old")], [],
-                intents=made_here(EXPIRED_OLD, CUR), policy=Policy(retire_unmanaged=True))
+    case = Case(
+        [EXPIRED_OLD, CUR, THEIRS],
+        [keyvault("cur", recorded=("old",)), push("old")],
+        [],
+        intents=made_here(EXPIRED_OLD, CUR),
+        policy=Policy(retire_unmanaged=True),
+    )
     assert [a.key_id for a in retirements(facts(case))] == []
 
 
@@ -793,28 +975,45 @@ def blocked(rule: BlockRule, case: Case) -> Reason | None:
 BLOCKING_RULES: dict[str, tuple[BlockRule, Case, Reason | None]] = {
     "competing_state_store blocks an answer to what another store made after this store's answer": (
         competing_state_store,
-        Case([FIRST, THEIRS1, ANSWER, THEIRS2], [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
-             [], intents=ANSWERED),
+        Case(
+            [FIRST, THEIRS1, ANSWER, THEIRS2],
+            [push("answer", held_for=6 * HOUR, recorded=("first", "theirs1"))],
+            [],
+            intents=ANSWERED,
+        ),
         Reason.COMPETING_STATE_STORE,
     ),
     "competing_state_store lets the answer through once this store's answer is past the grace period": (
         competing_state_store,
-        Case([FIRST, THEIRS1, OLD_ANSWER, THEIRS2], [push("answer", held_for=DAY, recorded=("first", "theirs1"))],
-             [], intents=(*made_here(FIRST), *made_here(OLD_ANSWER, reason=Reason.FOREIGN_CREDENTIAL)), policy=ROOMY),
+        Case(
+            [FIRST, THEIRS1, OLD_ANSWER, THEIRS2],
+            [push("answer", held_for=DAY, recorded=("first", "theirs1"))],
+            [],
+            intents=(*made_here(FIRST), *made_here(OLD_ANSWER, reason=Reason.FOREIGN_CREDENTIAL)),
+            policy=ROOMY,
+        ),
         None,
     ),
     "competing_state_store has nothing to say about a renewal": (
-        competing_state_store, Case([DUE], [push("cur")], []), None,
+        competing_state_store,
+        Case([DUE], [push("cur")], []),
+        None,
     ),
     "no_room blocks a rotation at the cap with nothing retirable": (
-        no_room, Case([HAND, HAND2, HAND3, DUE], [keyvault("cur")], []), Reason.CAP_REACHED,
+        no_room,
+        Case([HAND, HAND2, HAND3, DUE], [keyvault("cur")], []),
+        Reason.CAP_REACHED,
     ),
     "no_room keeps a push-only target's slot for a repair": (
-        no_room, Case([HAND, HAND2, DUE], [push("cur")], []), Reason.NO_ROOM_FOR_RETRY,
+        no_room,
+        Case([HAND, HAND2, DUE], [push("cur")], []),
+        Reason.NO_ROOM_FOR_RETRY,
     ),
     "no_room lets a rotation through below the cap": (no_room, Case([HAND, HAND2, DUE], [keyvault("cur")], []), None),
     "no_room lets a rotation through when a retirement makes room": (
-        no_room, Case([EXPIRED_OLD, HAND, HAND2, DUE], [keyvault("cur", recorded=("old",))], []), None,
+        no_room,
+        Case([EXPIRED_OLD, HAND, HAND2, DUE], [keyvault("cur", recorded=("old",))], []),
+        None,
     ),
 }
 
@@ -832,8 +1031,11 @@ def test_the_blocking_rules_are_competing_stores_then_room() -> None:
     ("chain", "table"),
     [
         pytest.param(ROTATION, ROTATION_RULES, id="every rotation rule has a row that answers and one that does not"),
-        pytest.param((*RETIREMENT, revoked), RETIREMENT_RULES,
-                     id="every retirement rule has a row that answers and one that does not"),
+        pytest.param(
+            (*RETIREMENT, revoked),
+            RETIREMENT_RULES,
+            id="every retirement rule has a row that answers and one that does not",
+        ),
         pytest.param(BLOCKING, BLOCKING_RULES, id="every blocking rule has a row that answers and one that does not"),
     ],
 )
@@ -960,22 +1162,29 @@ def test_renewal_time(credential: Credential, policy: Policy, expected: datetime
 NOTES = {
     "a push sink without a receipt may hold any valid secret": (
         Case([CUR, EXPIRED_OLD], [push(None)], []),
-        ["no receipt: push may hold any of these: cur; none of them is retired until it has held a "
-         "new secret for the grace period"],
+        [
+            "no receipt: push may hold any of these: cur; none of them is retired until it has held a "
+            "new secret for the grace period"
+        ],
     ),
     "a push sink may hold another store's credential": (
         Case([CUR, THEIRS], [keyvault("cur"), push("cur")], [], intents=made_here(CUR)),
-        ["created by another host or state store: push may hold theirs; kept until push has held a "
-         "newer secret for the grace period"],
+        [
+            "created by another host or state store: push may hold theirs; kept until push has held a "
+            "newer secret for the grace period"
+        ],
     ),
     "another store's credential still in flight is waited for": (
         Case([CUR, YOUNG_THEIRS], [push("cur")], [], intents=made_here(CUR)),
-        ["created by another host or state store: push may hold young; kept until push has held a "
-         "newer secret for the grace period; young is younger than in_flight_timeout (15m): the pass "
-         "that made it may still be delivering it, so it is answered once it is older"],
+        [
+            "created by another host or state store: push may hold young; kept until push has held a "
+            "newer secret for the grace period; young is younger than in_flight_timeout (15m): the pass "
+            "that made it may still be delivering it, so it is answered once it is older"
+        ],
     ),
     "a Key-Vault-only target has nothing to say about a credential no sink recorded": (
-        Case([CUR, THEIRS], [keyvault("cur")], [], intents=()), [],
+        Case([CUR, THEIRS], [keyvault("cur")], [], intents=()),
+        [],
     ),
     "this store's own lost answer is no note": (Case([CUR, LOST], [push("cur")], []), []),
 }
@@ -989,17 +1198,23 @@ def test_notes(case: Case, expected: list[str]) -> None:
 
 CLAIMS = {
     "a lost answer claims the one credential of its name": (
-        [CUR, LOST], (*made_here(CUR), *lost_answers(LOST)), {"lost"},
+        [CUR, LOST],
+        (*made_here(CUR), *lost_answers(LOST)),
+        {"lost"},
     ),
     "one of two credentials named alike is claimed by key id, the other by the lost answer": (
         [cred("cur", age=HOUR), cred("twin", age=HOUR)],
-        (*made_here(cred("cur", age=HOUR)), *lost_answers(cred("twin", age=HOUR))), {"twin"},
+        (*made_here(cred("cur", age=HOUR)), *lost_answers(cred("twin", age=HOUR))),
+        {"twin"},
     ),
     "two credentials of one name and one lost answer: neither is claimed": (
-        [cred("a", age=HOUR), cred("b", age=HOUR)], lost_answers(cred("a", age=HOUR)), set(),
+        [cred("a", age=HOUR), cred("b", age=HOUR)],
+        lost_answers(cred("a", age=HOUR)),
+        set(),
     ),
     "two lost answers of one name claim both credentials of that name": (
-        [cred("a", age=HOUR), cred("b", age=HOUR)], lost_answers(cred("a", age=HOUR), cred("b", age=HOUR)),
+        [cred("a", age=HOUR), cred("b", age=HOUR)],
+        lost_answers(cred("a", age=HOUR), cred("b", age=HOUR)),
         {"a", "b"},
     ),
     "an intent with its key id claims nothing more": ([CUR, LOST], made_here(CUR), set()),

@@ -48,8 +48,15 @@ rarely = st.sampled_from([False, False, False, False, True])
 
 # Names that are not this service's, look-alikes of its own included.
 NOT_OURS = [
-    None, "", "by hand", "rotator", MARKER, f"{MARKER}-staging 2025-01-01T00:00:00Z",
-    f"{MARKER}: break-glass 2025-01-01", f"{MARKER}  2025-01-01T00:00:00Z", f"{MARKER} 2025-01-01T00:00:00Z (copy)",
+    None,
+    "",
+    "by hand",
+    "rotator",
+    MARKER,
+    f"{MARKER}-staging 2025-01-01T00:00:00Z",
+    f"{MARKER}: break-glass 2025-01-01",
+    f"{MARKER}  2025-01-01T00:00:00Z",
+    f"{MARKER} 2025-01-01T00:00:00Z (copy)",
 ]
 
 
@@ -466,8 +473,11 @@ def test_a_steady_state_needs_nothing(s: Scenario) -> None:
 def test_status_says_due_exactly_for_what_the_plan_retires_and_names_every_credential_once(s: Scenario) -> None:
     said = standings(NOW, s.credentials, s.holdings, s.policy, s.intents, s.usage)
     # An expired superseded credential the sign-in report never showed switched from is still "superseded".
-    retired = {a.key_id: Reason.SUPERSEDED if a.reason is Reason.SUPERSEDED_EXPIRED else a.reason
-               for a in s.plan() if a.kind is Kind.RETIRE and a.reason is not Reason.REVOKED}
+    retired = {
+        a.key_id: Reason.SUPERSEDED if a.reason is Reason.SUPERSEDED_EXPIRED else a.reason
+        for a in s.plan()
+        if a.kind is Kind.RETIRE and a.reason is not Reason.REVOKED
+    }
 
     assert [x.key_id for x in said] == [c.key_id for c in s.credentials]
     due = {x.key_id: x.state for x in said if x.due}

@@ -54,8 +54,9 @@ class Store:
         r = self.receipt
         if r is None:
             return Holding(SINK, None, None, readable=False, known=False)
-        return Holding(SINK, r.key_id, r.since, readable=False, pending=r.pending,
-                       recorded=frozenset(r.history) | {r.key_id})
+        return Holding(
+            SINK, r.key_id, r.since, readable=False, pending=r.pending, recorded=frozenset(r.history) | {r.key_id}
+        )
 
 
 class Target:
@@ -80,8 +81,7 @@ class Target:
 
     def begin(self, store: Store, stop: str = "none", flags: Flags = NO_FLAGS) -> None:
         """gather, plan, and apply up to addPassword; the rest waits in ``store.in_flight``."""
-        actions = plan(self.now, list(self.app.values()), [store.holding()], self.policy, flags,
-                       tuple(store.intents))
+        actions = plan(self.now, list(self.app.values()), [store.holding()], self.policy, flags, tuple(store.intents))
         for found in claims(list(self.app.values()), store.intents):  # recorded before anything is done
             store.intents = [found if (i.name, i.at) == (found.name, found.at) else i for i in store.intents]
         for i, action in enumerate(actions):
@@ -103,7 +103,7 @@ class Target:
                 self.app[credential.key_id] = credential
                 if stop != "after_add":  # the answer came back: the intent gets the key id
                     store.intents[-1] = replace(intent, key_id=credential.key_id)
-                    store.in_flight = (credential, action, actions[i + 1:])
+                    store.in_flight = (credential, action, actions[i + 1 :])
                 return
 
     def finish(self, store: Store, stop: str = "none") -> None:
@@ -166,8 +166,11 @@ class Stores(RuleBasedStateMachine):
     def a_pass_in_flight_pushes(self, data: st.DataObject, stop: str) -> None:
         self.target.finish(data.draw(st.sampled_from([s for s in self.stores if s.in_flight])), stop)
 
-    @rule(step=st.sampled_from([MINUTE, 5 * MINUTE, 16 * MINUTE, 6 * 60 * MINUTE, timedelta(days=1),
-                                timedelta(days=2), timedelta(days=40)]))
+    @rule(
+        step=st.sampled_from(
+            [MINUTE, 5 * MINUTE, 16 * MINUTE, 6 * 60 * MINUTE, timedelta(days=1), timedelta(days=2), timedelta(days=40)]
+        )
+    )
     def time_passes(self, step: timedelta) -> None:
         # A pass in flight ends within in_flight_timeout (verify_timeout is shorter): the clock waits for it.
         if any(s.in_flight for s in self.stores):

@@ -49,7 +49,8 @@ ECHOES: dict[str, tuple[str, Callable[[str], str]]] = {
     "base64 of the body after one more byte (the second alignment)": (SECRET, lambda _: _b64(BODY, b"x")),
     "base64 of the body after two more bytes (the third alignment)": (SECRET, lambda _: _b64(BODY, b"xy")),
     "base64url of the body at every alignment": (
-        SECRET, lambda _: " ".join(_b64url(BODY, p) for p in (b"", b"x", b"xy")),
+        SECRET,
+        lambda _: " ".join(_b64url(BODY, p) for p in (b"", b"x", b"xy")),
     ),
     "JSON with one character as a \\u escape (~ as \\u007e)": (SECRET, lambda v: v.replace("~", "\\u007e")),
     "JSON with every character as a \\u escape": (SECRET, _every_char_escaped),
@@ -83,13 +84,17 @@ def test_an_echoed_secret_is_masked_in_any_encoding(value: str, echo: Callable[[
 
 PATTERNS = {
     "the token after Bearer is masked": (
-        "Authorization: Bearer abcdefghijklmnopqrstuvwxyz-0123456789", f"Authorization: Bearer {MASK}",
+        "Authorization: Bearer abcdefghijklmnopqrstuvwxyz-0123456789",
+        f"Authorization: Bearer {MASK}",
     ),
-    "bearer in lower case is masked too": ('{"authorization": "bearer 0123456789abcdef0123"}',
-                                           f'{{"authorization": "bearer {MASK}"}}'),
+    "bearer in lower case is masked too": (
+        '{"authorization": "bearer 0123456789abcdef0123"}',
+        f'{{"authorization": "bearer {MASK}"}}',
+    ),
     "an unregistered JWT is masked wherever it stands": (f"echo: {UNREGISTERED_JWT}.", f"echo: {MASK}."),
     "prose about bearer tokens stays": (
-        "AKV10000: Request is missing a Bearer or PoP token.", "AKV10000: Request is missing a Bearer or PoP token.",
+        "AKV10000: Request is missing a Bearer or PoP token.",
+        "AKV10000: Request is missing a Bearer or PoP token.",
     ),
     "a challenge's parameters stay": (
         'Bearer authorization="https://login.microsoftonline.com/t", resource="https://vault.azure.net"',

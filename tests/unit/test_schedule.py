@@ -23,8 +23,9 @@ def apscheduler_takes(expression: str) -> bool:
         if len(fields) != 5:
             return False
         minute, hour, day, month, day_of_week = fields
-        CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=cron_weekdays(day_of_week),
-                    timezone=UTC)
+        CronTrigger(
+            minute=minute, hour=hour, day=day, month=month, day_of_week=cron_weekdays(day_of_week), timezone=UTC
+        )
     except (ValueError, TypeError):
         return False
     return True

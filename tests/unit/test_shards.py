@@ -48,8 +48,9 @@ KNOWN = [
 COUNTS = (1, 2, 3, 4, 8, 16, 100)
 
 
-@pytest.mark.parametrize(("tenant", "shards"),
-                         [pytest.param(t, s, id=f"tenant {t} keeps its shards") for t, s in KNOWN])
+@pytest.mark.parametrize(
+    ("tenant", "shards"), [pytest.param(t, s, id=f"tenant {t} keeps its shards") for t, s in KNOWN]
+)
 def test_a_tenants_shard_is_written_in_stone(tenant: str, shards: list[int]) -> None:
     assert [shard_of(tenant, n) for n in COUNTS] == shards
 
@@ -58,8 +59,14 @@ def test_the_shard_does_not_depend_on_the_process_hash_seed() -> None:
     """``hash()`` of a str changes with every process; the shard must not."""
     probe = f"from service.shards import shard_of; print([shard_of(t, 7) for t in {tenants(50)!r}])"
     seen = {
-        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
         for seed in ("1", "2", "3")
     }
     assert len(seen) == 1
@@ -101,8 +108,11 @@ def test_adding_a_tenant_moves_no_other_tenant() -> None:
 
 def test_workers_keep_a_tenant_together_and_balance_by_targets() -> None:
     sizes = [40, 25, 20, 10, 5, 5, 3, 1, 1]
-    targets = [T(f"{t}-{i}", tenant) for t, (tenant, size) in enumerate(zip(tenants(9), sizes, strict=True))
-               for i in range(size)]
+    targets = [
+        T(f"{t}-{i}", tenant)
+        for t, (tenant, size) in enumerate(zip(tenants(9), sizes, strict=True))
+        for i in range(size)
+    ]
 
     groups = worker_groups(targets, 3)
 
@@ -206,15 +216,18 @@ def test_shards_takes_the_index_from_the_indexed_job(environ: dict[str, str], re
         pytest.param({"cpu.max": "150000 100000\n"}, 2, id="cgroup v2 quota of 1.5 CPUs: 2 workers"),
         pytest.param({"cpu.max": "50000 100000\n"}, 1, id="half a CPU: 1"),
         pytest.param({"cpu.max": "max 100000\n"}, None, id="no quota: every CPU"),
-        pytest.param({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3,
-                     id="cgroup v1 quota of 3 CPUs"),
-        pytest.param({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None,
-                     id="cgroup v1 without a quota"),
+        pytest.param(
+            {"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3, id="cgroup v1 quota of 3 CPUs"
+        ),
+        pytest.param(
+            {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None, id="cgroup v1 without a quota"
+        ),
         pytest.param({}, None, id="no cgroup files"),
     ],
 )
-def test_the_default_workers_are_the_cpus_the_pod_may_use(tmp_path: Path, files: dict[str, str],
-                                                          most: int | None) -> None:
+def test_the_default_workers_are_the_cpus_the_pod_may_use(
+    tmp_path: Path, files: dict[str, str], most: int | None
+) -> None:
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)

@@ -44,8 +44,10 @@ def test_every_config_key_has_a_description_an_example_and_a_default_unless_requ
     undocumented = [
         f"{section}.{key}: {', '.join(missing)}"
         for section, key, prop, required in _properties(json_schema())
-        if (missing := [what for what in ("description", "examples") if not prop.get(what)]
-            + ([] if required or "default" in prop else ["default"]))
+        if (
+            missing := [what for what in ("description", "examples") if not prop.get(what)]
+            + ([] if required or "default" in prop else ["default"])
+        )
     ]
 
     assert undocumented == [], (
@@ -97,7 +99,10 @@ def test_the_examples_folder_holds_the_examples_this_test_checks() -> None:
 
 @pytest.mark.parametrize(("name", "shows"), EXAMPLES.items(), ids=EXAMPLES.keys())
 def test_each_example_config_passes_config_check_and_shows_what_it_is_named_for(
-    name: str, shows: Callable[[Config], bool], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    shows: Callable[[Config], bool],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = ROOT / "config" / "examples" / name
     text = path.read_text(encoding="utf-8")

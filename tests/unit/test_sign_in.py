@@ -36,20 +36,25 @@ NOTHING_SET_UP = (
 
 CASES = {
     "nothing is set up: every sign-in tried, each in a word or two": (
-        "default", NOTHING_SET_UP.format(cli="Azure CLI not found on path"),
+        "default",
+        NOTHING_SET_UP.format(cli="Azure CLI not found on path"),
         "DefaultAzureCredential tried environment variables (not set), workload identity (not set up), managed "
         "identity (no endpoint answered), shared token cache (no account), VS Code (not signed in), Azure CLI (not "
         "installed), Azure PowerShell (not installed), Azure Developer CLI (not installed)",
         "set credential.type to the sign-in this host has",
     ),
     "the Azure CLI is there but nobody logged in": (
-        "default", NOTHING_SET_UP.format(cli="Please run 'az login' to set up an account"),
-        "Azure CLI (not logged in)", "set credential.type",
+        "default",
+        NOTHING_SET_UP.format(cli="Please run 'az login' to set up an account"),
+        "Azure CLI (not logged in)",
+        "set credential.type",
     ),
     "the Azure CLI's user is refused by the target's tenant: its code and the fix for it": (
-        "default", NOTHING_SET_UP.format(
+        "default",
+        NOTHING_SET_UP.format(
             cli="AADSTS50034: The user account person@contoso.com does not exist in the fabrikam.com directory. "
-                "To sign into this application, the account must be added to the directory. Trace ID: 1"),
+            "To sign into this application, the account must be added to the directory. Trace ID: 1"
+        ),
         "Azure CLI (refused: AADSTS50034: The user account person@contoso.com does not exist in the fabrikam.com "
         "directory.)",
         "`az login --tenant TENANT`",
@@ -57,7 +62,8 @@ CASES = {
     "a managed identity endpoint that answers something else": (
         "managed_identity",
         'ManagedIdentityCredential authentication unavailable. Unexpected content type "text/plain"',
-        "the managed identity sign-in failed: the answer was no token", "assign a managed identity",
+        "the managed identity sign-in failed: the answer was no token",
+        "assign a managed identity",
     ),
     "a pod token without a federated credential in Entra": (
         "workload_identity",
@@ -68,8 +74,10 @@ CASES = {
         "subject system:serviceaccount:NAMESPACE:SERVICEACCOUNT",
     ),
     "a sentence no rule knows is kept, clipped to one line": (
-        "client_secret", "ClientSecretCredential.get_token failed: Something new\nand more",
-        "the client secret sign-in failed: Something new", "check credential.tenant_id",
+        "client_secret",
+        "ClientSecretCredential.get_token failed: Something new\nand more",
+        "the client secret sign-in failed: Something new",
+        "check credential.tenant_id",
     ),
 }
 
@@ -88,6 +96,7 @@ def test_a_failed_sign_in_is_one_line_and_a_fix(kind: str, text: str, said: str,
 def test_a_token_file_that_cannot_be_read_names_the_file() -> None:
     failed = sign_in_failed("workload_identity", FileNotFoundError(2, "No such file or directory", "/var/run/token"))
 
-    assert failed.message == ("the workload identity sign-in failed: its token file /var/run/token cannot be read "
-                              "(No such file or directory)")
+    assert failed.message == (
+        "the workload identity sign-in failed: its token file /var/run/token cannot be read (No such file or directory)"
+    )
     assert "azure.workload.identity/use=true" in failed.hint

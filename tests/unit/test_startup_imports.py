@@ -28,11 +28,33 @@ with open(out, "w") as handle:
 """
 # Packages no start-up of these commands may import: the SDKs and their HTTP stacks, the daemon's scheduler
 # and metrics, the emulator, and the service's own modules of the other commands.
-NEVER = ("azure", "msgraph", "msgraph_core", "kiota_abstractions", "kiota_http", "kiota_authentication_azure",
-         "kiota_serialization_json", "kiota_serialization_text", "msal", "msal_extensions", "aiohttp", "httpx",
-         "httpcore", "apscheduler", "prometheus_client", "structlog", "service.emulator", "service.adapters",
-         "service.wiring", "service.runner", "service.reconcile", "service.daemon", "service.demo",
-         "service.bootstrap", "service.bootstrap_cli")
+NEVER = (
+    "azure",
+    "msgraph",
+    "msgraph_core",
+    "kiota_abstractions",
+    "kiota_http",
+    "kiota_authentication_azure",
+    "kiota_serialization_json",
+    "kiota_serialization_text",
+    "msal",
+    "msal_extensions",
+    "aiohttp",
+    "httpx",
+    "httpcore",
+    "apscheduler",
+    "prometheus_client",
+    "structlog",
+    "service.emulator",
+    "service.adapters",
+    "service.wiring",
+    "service.runner",
+    "service.reconcile",
+    "service.daemon",
+    "service.demo",
+    "service.bootstrap",
+    "service.bootstrap_cli",
+)
 # `--help` reads no config either.
 NOT_FOR_HELP = ("pydantic", "pydantic_core", "yaml")
 CONFIG = """\
@@ -52,8 +74,15 @@ def imported_by(tmp_path: Path, *argv: str, exit_code: int = 0) -> list[str]:
     """The modules `secret-rotator ARGV` imported, once it ended with ``exit_code``."""
     listing = tmp_path / "modules.json"
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_ROTATOR_CONFIG", "PYTHONPATH")}
-    done = subprocess.run([sys.executable, "-c", PROBE, str(listing), *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=False, env={**env, "DIME_API_KEY": "startup-test-key"})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(listing), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**env, "DIME_API_KEY": "startup-test-key"},
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(listing.read_text())
     assert (result["code"] or 0) == exit_code, done.stderr
@@ -74,8 +103,9 @@ def among(modules: list[str], packages: tuple[str, ...]) -> list[str]:
         pytest.param(("--config", "{config}", "config", "check"), NEVER, id="--config FILE config check"),
     ],
 )
-def test_a_command_that_needs_no_network_imports_no_sdk(tmp_path: Path, argv: tuple[str, ...],
-                                                        absent: tuple[str, ...]) -> None:
+def test_a_command_that_needs_no_network_imports_no_sdk(
+    tmp_path: Path, argv: tuple[str, ...], absent: tuple[str, ...]
+) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG)
 
@@ -91,4 +121,3 @@ def test_the_probe_sees_what_a_pass_imports(tmp_path: Path) -> None:
     modules = imported_by(tmp_path, "run", "--config", str(tmp_path / "missing.yaml"), exit_code=2)
 
     assert among(modules, ("azure", "msgraph", "aiohttp", "structlog")) != []
-

@@ -36,7 +36,9 @@ CASES: dict[str, Case] = {
         [THURSDAY], [keyvault("cur")], ["wait outside_window"], OFFICE
     ),
     "... and is rotated now when the margin is longer": Case(
-        [THURSDAY], [keyvault("cur")], ["create renewal_due overriding the window"],
+        [THURSDAY],
+        [keyvault("cur")],
+        ["create renewal_due overriding the window"],
         replace(OFFICE, window_margin=5 * DAY),
     ),
     "an expired secret in use is rotated now": Case(
@@ -52,19 +54,25 @@ CASES: dict[str, Case] = {
         [OLD, cred("cur", age=10 * DAY)], [keyvault("cur", recorded=("old",))], ["wait outside_window"], OFFICE
     ),
     "a rotation that cannot wait goes now and the retirements after it wait for the window": Case(
-        [cred("old", age=100 * DAY), SOON], [keyvault("cur", recorded=("old",))],
-        ["create renewal_due overriding the window", "wait outside_window"], replace(OFFICE, grace_period=HOUR),
+        [cred("old", age=100 * DAY), SOON],
+        [keyvault("cur", recorded=("old",))],
+        ["create renewal_due overriding the window", "wait outside_window"],
+        replace(OFFICE, grace_period=HOUR),
     ),
     "a re-sync of a lagging sink does not wait for a window": Case(
-        [OLD, cred("cur", age=10 * DAY)], [keyvault("cur", recorded=("old",)), push("old")],
-        ["resync sink_lags cur to push from keyvault"], OFFICE,
+        [OLD, cred("cur", age=10 * DAY)],
+        [keyvault("cur", recorded=("old",)), push("old")],
+        ["resync sink_lags cur to push from keyvault"],
+        OFFICE,
     ),
     "--force beats the window: a person is at the keyboard": Case(
         [cred("cur", age=10 * DAY)], [keyvault("cur")], ["create forced"], OFFICE, Flags(force=True)
     ),
     "--revoke-previous beats the window: a leaked secret does not wait": Case(
-        [OLD, cred("cur", age=10 * DAY)], [keyvault("cur", recorded=("old",))],
-        ["create revoke_previous", "retire superseded old after rotation", "retire revoked cur after rotation"], OFFICE,
+        [OLD, cred("cur", age=10 * DAY)],
+        [keyvault("cur", recorded=("old",))],
+        ["create revoke_previous", "retire superseded old after rotation", "retire revoked cur after rotation"],
+        OFFICE,
         Flags(revoke_previous=True),
     ),
     "nothing to do is nothing to wait for": Case([cred("cur", age=10 * DAY)], [keyvault("cur")], [], OFFICE),
@@ -97,8 +105,7 @@ def test_an_override_says_why() -> None:
 
 DEADLINES = {
     "the end of what the sink holds": ([SOON], [keyvault("cur")], NOW + 2 * DAY),
-    "the earliest of what several sinks hold": (
-        [OLD, SOON], [keyvault("old"), push("cur")], NOW + 2 * DAY),
+    "the earliest of what several sinks hold": ([OLD, SOON], [keyvault("old"), push("cur")], NOW + 2 * DAY),
     "now, for a sink that holds a credential no longer on the app": ([SOON], [keyvault("gone")], NOW),
     "the earliest valid secret, for a push sink without a receipt": ([OLD, SOON], [push(None)], NOW + 2 * DAY),
     "now, for a push sink without a receipt when no secret is valid": ([], [push(None)], NOW),

@@ -52,7 +52,10 @@ OPEN = {
     "office hours are closed on Saturday": ([OFFICE], "2026-11-28 12:00", False),
     "a window across midnight is open on the night it opens": ([FRIDAY_NIGHT], "2026-11-27 22:30", True),
     "a window across midnight is still open after midnight, on the next day": (
-        [FRIDAY_NIGHT], "2026-11-28 00:30", True),
+        [FRIDAY_NIGHT],
+        "2026-11-28 00:30",
+        True,
+    ),
     "a window across midnight closes at its end on the next day": ([FRIDAY_NIGHT], "2026-11-28 01:00", False),
     "a window across midnight is not open on the night before its day": ([FRIDAY_NIGHT], "2026-11-27 00:30", False),
     "a window to 24:00 is open a minute before midnight": ([EVENING], "2026-11-30 22:59", True),
@@ -60,20 +63,38 @@ OPEN = {
     "spring forward: a night window is open just before the clocks jump": ([SPRING_NIGHT], "2026-03-29 00:59", True),
     "spring forward: a night window 01:00-04:00 lasts two real hours": ([SPRING_NIGHT], "2026-03-29 02:00", False),
     "spring forward: a start in the skipped hour opens an hour later by the new clock (03:30 CEST)": (
-        [SKIPPED_START], "2026-03-29 01:29", False),
+        [SKIPPED_START],
+        "2026-03-29 01:29",
+        False,
+    ),
     "spring forward: ... and is open from then": ([SKIPPED_START], "2026-03-29 01:30", True),
     "spring forward: a window wholly inside the skipped hour is not open at 03:05 CEST": (
-        [WHOLLY_SKIPPED], "2026-03-29 01:05", False),
+        [WHOLLY_SKIPPED],
+        "2026-03-29 01:05",
+        False,
+    ),
     "spring forward: ... but an hour later by the new clock, 03:10-03:50 CEST": (
-        [WHOLLY_SKIPPED], "2026-03-29 01:45", True),
+        [WHOLLY_SKIPPED],
+        "2026-03-29 01:45",
+        True,
+    ),
     "a window inside the hour skipped in spring keeps its hours on other Sundays": (
-        [WHOLLY_SKIPPED], "2026-04-05 00:20", True),
+        [WHOLLY_SKIPPED],
+        "2026-04-05 00:20",
+        True,
+    ),
     "fall back: a window over the repeated hour is open at its first 02:30 (CEST)": (
-        [REPEATED_HOUR], "2026-10-25 00:30", True),
+        [REPEATED_HOUR],
+        "2026-10-25 00:30",
+        True,
+    ),
     "fall back: ... and at its second 02:30 (CET)": ([REPEATED_HOUR], "2026-10-25 01:30", True),
     "fall back: ... and closes at 03:00 CET": ([REPEATED_HOUR], "2026-10-25 02:00", False),
     "fall back: a window across midnight that night runs seven real hours, open at 03:30 CET": (
-        [SATURDAY_NIGHT], "2026-10-25 02:30", True),
+        [SATURDAY_NIGHT],
+        "2026-10-25 02:30",
+        True,
+    ),
     "fall back: ... and closed at 04:00 CET": ([SATURDAY_NIGHT], "2026-10-25 03:00", False),
     "several windows: open when any of them is": ([OFFICE, FRIDAY_NIGHT], "2026-11-28 00:30", True),
     "no windows: none is open": ([], "2026-11-30 12:00", False),
@@ -93,22 +114,42 @@ NEXT = {
     "after closing time the next opening is the next morning": ([OFFICE], "2026-11-30 16:00", "2026-12-01 07:00"),
     "on Friday after closing time it is Monday": ([OFFICE], "2026-12-04 16:00", "2026-12-07 07:00"),
     "spring forward: on the Saturday before, every-day hours open Sunday at 08:00 CEST (06:00Z)": (
-        [EVERY_DAY], "2026-03-28 18:00", "2026-03-29 06:00"),
+        [EVERY_DAY],
+        "2026-03-28 18:00",
+        "2026-03-29 06:00",
+    ),
     "fall back: on the Saturday before, they open Sunday at 08:00 CET (07:00Z)": (
-        [EVERY_DAY], "2026-10-24 18:00", "2026-10-25 07:00"),
+        [EVERY_DAY],
+        "2026-10-24 18:00",
+        "2026-10-25 07:00",
+    ),
     "spring forward: a start in the skipped hour is 01:30Z": ([SKIPPED_START], "2026-03-28 12:00", "2026-03-29 01:30"),
     "fall back: a start at the repeated 02:00 is its first showing (00:00Z)": (
-        [REPEATED_HOUR], "2026-10-24 12:00", "2026-10-25 00:00"),
+        [REPEATED_HOUR],
+        "2026-10-24 12:00",
+        "2026-10-25 00:00",
+    ),
     "spring forward: a window wholly inside the skipped hour opens at 03:10 CEST (01:10Z)": (
-        [WHOLLY_SKIPPED], "2026-03-28 12:00", "2026-03-29 01:10"),
-    "the next Sunday it opens at 02:10 CEST again (00:10Z)": (
-        [WHOLLY_SKIPPED], "2026-03-29 02:00", "2026-04-05 00:10"),
+        [WHOLLY_SKIPPED],
+        "2026-03-28 12:00",
+        "2026-03-29 01:10",
+    ),
+    "the next Sunday it opens at 02:10 CEST again (00:10Z)": ([WHOLLY_SKIPPED], "2026-03-29 02:00", "2026-04-05 00:10"),
     "a window across midnight that has closed opens next Friday": (
-        [FRIDAY_NIGHT], "2026-11-28 03:00", "2026-12-04 21:00"),
+        [FRIDAY_NIGHT],
+        "2026-11-28 03:00",
+        "2026-12-04 21:00",
+    ),
     "several windows in several zones: the earliest opening wins": (
-        [OFFICE, NEW_YORK], "2026-11-28 12:00", "2026-11-30 07:00"),
+        [OFFICE, NEW_YORK],
+        "2026-11-28 12:00",
+        "2026-11-30 07:00",
+    ),
     "the later zone wins when the earlier window has closed": (
-        [OFFICE, NEW_YORK], "2026-11-30 16:30", "2026-11-30 23:00"),
+        [OFFICE, NEW_YORK],
+        "2026-11-30 16:30",
+        "2026-11-30 23:00",
+    ),
     "no windows: none opens": ([], "2026-11-30 12:00", None),
 }
 
@@ -151,19 +192,25 @@ def problems(window: dict[str, object]) -> list[str]:
 
 GOOD = {"days": ["mon-fri"], "start": "08:00", "end": "17:00", "time_zone": AMS}
 BAD = {
-    "an unknown time zone": ({"time_zone": "Europe/Amsterdan"},
-                             "windows[0].time_zone: not a time zone this system knows: give an IANA name"),
+    "an unknown time zone": (
+        {"time_zone": "Europe/Amsterdan"},
+        "windows[0].time_zone: not a time zone this system knows: give an IANA name",
+    ),
     "a path for a time zone": ({"time_zone": "../../etc/passwd"}, "windows[0].time_zone: not a time zone"),
     "an hour past 24": ({"end": "25:00"}, 'windows[0].end: must be a 24-hour time in quotes, like "08:00"'),
     "minutes past 59": ({"start": "08:60"}, "windows[0].start: must be a 24-hour time"),
     "a start at 24:00": ({"start": "24:00"}, "windows[0].start: must be a 24-hour time"),
     "an unquoted time YAML read as a number": (
-        {"end": 1020}, "windows[0].end: must be a 24-hour time in quotes, like \"08:00\" or \"17:30\", or \"24:00\" "
-        "for midnight at the end of the day (without quotes YAML reads 17:30 as a number)"),
+        {"end": 1020},
+        'windows[0].end: must be a 24-hour time in quotes, like "08:00" or "17:30", or "24:00" '
+        "for midnight at the end of the day (without quotes YAML reads 17:30 as a number)",
+    ),
     "a misspelt day": ({"days": ["mon-fry"]}, "windows[0].days: a day that is not one: write days as mon, tue"),
     "no days": ({"days": []}, "windows[0].days: no day given"),
-    "start and end the same": ({"start": "08:00", "end": "08:00"},
-                               'windows[0]: start and end are the same time: for a whole day write start: "00:00"'),
+    "start and end the same": (
+        {"start": "08:00", "end": "08:00"},
+        'windows[0]: start and end are the same time: for a whole day write start: "00:00"',
+    ),
     "no time zone": ({"time_zone": None}, "windows[0].time_zone: required: add it"),
 }
 

@@ -56,7 +56,7 @@ targets:
     "a comment alone": "# nothing\n",
     "a scalar document": "just text",
     "an explicit document": "--- \na: 1\n...\n",
-    "unicode": "name: \u00e9t\u00e9 \u2603\nq: \"\\u263a \\x41\"\n",
+    "unicode": 'name: \u00e9t\u00e9 \u2603\nq: "\\u263a \\x41"\n',
     "a merge key": "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n",
     "other explicit tags": "[!!int '3', !!float '2', !!bool 'yes', !!binary aGVsbG8=, !!set {a, b}]",
     "an ordered map": "!!omap [a: 1, b: 2]",
@@ -103,8 +103,31 @@ def test_it_refuses_what_safe_load_refuses_in_the_same_words(text: str) -> None:
     assert str(found.value) == str(expected.value)
 
 
-TRICKY = ["yes", "no", "on", "~", "null", "", "0x1F", "017", "1_000", "1:20", ".inf", ".nan", "2001-12-14", "-",
-          "=", "<<", "1e3", "+.5", "0o7", "true", "False", "12:30:45.5", "0b11"]
+TRICKY = [
+    "yes",
+    "no",
+    "on",
+    "~",
+    "null",
+    "",
+    "0x1F",
+    "017",
+    "1_000",
+    "1:20",
+    ".inf",
+    ".nan",
+    "2001-12-14",
+    "-",
+    "=",
+    "<<",
+    "1e3",
+    "+.5",
+    "0o7",
+    "true",
+    "False",
+    "12:30:45.5",
+    "0b11",
+]
 scalars = st.one_of(
     st.sampled_from(TRICKY),
     st.text(alphabet="ab019.:-+_ xeEyYnN~", max_size=12),
@@ -113,9 +136,13 @@ scalars = st.one_of(
     st.booleans(),
     st.none(),
 )
-documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
-                         | st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=5),
-                         max_leaves=30)
+documents = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
 
 
 @given(documents, st.booleans())
@@ -124,8 +151,7 @@ def test_any_document_safe_dump_writes_reads_the_same(data: Any, flow: bool) -> 
     assert same(safe_load(text), reference(text))
 
 
-@given(st.lists(st.sampled_from(TRICKY) | st.text(alphabet="ab019.:-+_ xeEyYnN~#&*!'\"[]{},", max_size=10),
-                max_size=6))
+@given(st.lists(st.sampled_from(TRICKY) | st.text(alphabet="ab019.:-+_ xeEyYnN~#&*!'\"[]{},", max_size=10), max_size=6))
 def test_any_plain_scalars_in_a_flow_sequence_read_the_same(words: list[str]) -> None:
     """Text no dumper wrote: plain scalars as a person types them, errors included."""
     text = "[" + ", ".join(words) + "]"
