@@ -294,6 +294,17 @@ class Plan:
         """The action that stands for what waits for a maintenance window, if anything does."""
         return next((a for a in self.actions if a.kind is Kind.WAIT), None)
 
+    @property
+    def evidence_gap(self) -> Usage | None:
+        """With ``retire_on: usage``, the sign-in report when it gave no evidence and that matters: any gap but
+        "no data", which matters only when a superseded secret waits on it (a new target has no sign-ins)."""
+        usage = self.usage
+        if usage is None or usage.gap is None:
+            return None
+        if usage.gap is EvidenceGap.NO_DATA and not any(s.state is State.SUPERSEDED for s in self.standings):
+            return None
+        return usage
+
 
 # -- bootstrap: an app registration as an admin sees it ------------------------------------------
 

@@ -1,4 +1,5 @@
-"""What a pass tells people: a short message per target and kind (rotated, failed), as Teams and Slack take it.
+"""What a pass tells people: a short message per target and kind (rotated, failed, consumer_lagging,
+evidence_unavailable), as Teams and Slack take it.
 
 :func:`notices` reads a pass's results and nothing else; the bodies are built here too, so that what
 reaches a channel is plain data a test can read. A notice names credentials by key id and says the
@@ -31,7 +32,8 @@ class Notice:
 
 def notices(results: Sequence[TargetResult]) -> list[Notice]:
     """At most one notice per target and kind: ``rotated`` when a new secret reached every sink this pass,
-    ``failed`` when the target's pass failed (both, when a rotation was done and a later step failed)."""
+    ``failed`` when the target's pass failed (both, when a rotation was done and a later step failed), and
+    with ``retire_on: usage`` ``consumer_lagging`` and ``evidence_unavailable``."""
     found: list[Notice] = []
     for result in results:
         app = [("App", f"{result.app.display_name} ({result.app.app_id})")] if result.app is not None else []
@@ -69,6 +71,49 @@ def notices(results: Sequence[TargetResult]) -> list[Notice]:
                     tuple(facts),
                 )
             )
+        found.extend(_evidence_notices(result, app))
+    return found
+
+
+def _evidence_notices(result: TargetResult, app: list[tuple[str, str]]) -> list[Notice]:
+    """With ``retire_on: usage``: the old secrets kept because their consumer shows no switch (one notice for
+    all of them), and a sign-in report that gave no evidence (the grace period decides instead)."""
+    plan, found = result.plan, []
+    if plan is None:
+        return []
+    if plan.lagging:
+        facts = [("Target", result.target), *app]
+        facts += [(f"Kept {lag.key_id}", clip(lag.missing, 500)) for lag in plan.lagging]
+        facts.append(
+            (
+                "What to do",
+                "check that every consumer (each Dime.Scheduler instance) took the new secret; "
+                "see the runbook, consumer.lagging",
+            )
+        )
+        found.append(
+            Notice(
+                result.target,
+                NotifyEvent.CONSUMER_LAGGING,
+                f"secret-rotator: {result.target}'s consumer still uses an old secret, which is kept",
+                tuple(facts),
+            )
+        )
+    usage = plan.evidence_gap
+    if usage is not None and usage.gap is not None:
+        facts = [("Target", result.target), *app, ("Reason", usage.gap.value)]
+        if usage.detail:
+            facts.append(("What happened", clip(usage.detail, 500)))
+        if usage.hint:
+            facts.append(("What to do", clip(usage.hint, 500)))
+        found.append(
+            Notice(
+                result.target,
+                NotifyEvent.EVIDENCE_UNAVAILABLE,
+                f"secret-rotator: no sign-in evidence for {result.target}; the grace period decides",
+                tuple(facts),
+            )
+        )
     return found
 
 
@@ -85,7 +130,7 @@ def teams_body(notice: Notice) -> str:
                 "weight": "Bolder",
                 "size": "Medium",
                 "wrap": True,
-                "color": "Attention" if notice.kind is NotifyEvent.FAILED else "Good",
+                "color": "Good" if notice.kind is NotifyEvent.ROTATED else "Attention",
             },
             {"type": "FactSet", "facts": [{"title": label, "value": text} for label, text in notice.facts]},
         ],

@@ -16,7 +16,7 @@ from typing import Any
 
 from service import logs, policy
 from service.bulk_reads import BulkApps
-from service.catalogue import Event, EvidenceGap
+from service.catalogue import Event
 from service.clock import iso
 from service.durations import format_duration
 from service.errors import FailureReason, OutcomeUnknown, RemoteError, ServiceError, StateCorrupt, VerificationFailed
@@ -34,7 +34,6 @@ from service.model import (
     Plan,
     Policy,
     Reason,
-    State,
     Usage,
     credential_name,
 )
@@ -336,12 +335,8 @@ class Engine:
         """With ``retire_on: usage``: a report that gave no evidence, once a pass, and each consumer that shows
         no switch (its superseded secret is kept); both as metrics too."""
         now = self._clock.now()
-        usage = plan.usage
-        # No data is only worth a warning when a superseded secret waits on it (a new target has no sign-ins yet).
-        matters = usage is not None and (
-            usage.gap is not EvidenceGap.NO_DATA or any(s.state is State.SUPERSEDED for s in plan.standings)
-        )
-        if usage is not None and usage.gap is not None and matters:
+        usage = plan.evidence_gap
+        if usage is not None and usage.gap is not None:
             log.warning(
                 Event.EVIDENCE_UNAVAILABLE,
                 reason=usage.gap.value,

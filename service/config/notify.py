@@ -24,6 +24,8 @@ class NotifyEvent(StrEnum):
 
     ROTATED = "rotated"
     FAILED = "failed"
+    CONSUMER_LAGGING = "consumer_lagging"  # retire_on usage: an old secret is kept, the consumer shows no switch
+    EVIDENCE_UNAVAILABLE = "evidence_unavailable"  # retire_on usage: the sign-in report gave no evidence
 
 
 class NotifyConfig(StrictModel):
@@ -41,9 +43,11 @@ class NotifyConfig(StrictModel):
     )
     events: list[NotifyEvent] = Field(
         default_factory=lambda: list(NotifyEvent),
-        json_schema_extra={"default": ["rotated", "failed"]},
-        description="What to tell: rotated (a new secret reached every sink) and failed (a target's pass failed, "
-        "with the reason and what to do). Never a secret, nor its first characters.",
+        json_schema_extra={"default": ["rotated", "failed", "consumer_lagging", "evidence_unavailable"]},
+        description="What to tell: rotated (a new secret reached every sink), failed (a target's pass failed, "
+        "with the reason and what to do), consumer_lagging and evidence_unavailable (retire_on: usage: an old "
+        "secret is kept because the sign-in report shows no switch / the report gave no evidence, so the grace "
+        "period decides). Never a secret, nor its first characters.",
         examples=[["failed"]],
     )
 

@@ -6,6 +6,7 @@ is never followed (the message would go wherever it points, and the URL is a sec
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import yaml
@@ -13,8 +14,10 @@ import yaml
 from service.config.loading import parse_config
 from service.emulator.hooks import HookMessage
 from service.reconcile import Outcome
+from service.secret import Secret
 from tests.conftest import assert_no_secrets
-from tests.integration.conftest import World
+from tests.integration.conftest import World, days
+from tests.integration.kit import Kit
 
 GRAPH = r"^/v1\.0/"
 
@@ -110,3 +113,31 @@ async def test_an_unreachable_webhook_is_logged_and_never_fails_the_pass(world: 
     assert result.outcome is Outcome.CHANGED
     [failure] = world.logs.named("notify.failed", target="dime-exchange")
     assert failure["error"].startswith("no answer: ")
+
+
+async def test_a_lagging_consumer_and_a_report_without_evidence_are_told_with_retire_on_usage(
+    world: World, kit: Kit
+) -> None:
+    world.defaults = {"retire_on": "usage"}
+    world.emu.receiver.verify_signin = False  # only the test's sign-ins count as the consumer's
+    world.emu.grant_app_role(world.tenant, world.rotator_object_id, "AuditLog.Read.All")
+    await world.run()
+    [old] = world.passwords()
+    old_secret = world.emu.receiver.deliveries[-1].reveal()
+    world.clock.advance(days(61))
+    await world.run()
+    world.clock.advance(timedelta(hours=25))
+    await kit.verifier().try_token(world.tenant, world.app_id, Secret(old_secret))  # the consumer never switched
+
+    await world.run(config=with_hooks(world, "slack"))
+
+    [lagging] = checked(world.emu.hooks.of("slack"))
+    assert f"Kept {old.key_id}" in lagging.text()
+    assert "consumer still uses an old secret" in lagging.text()
+
+    world.emu.sign_ins.available = False  # as in a national cloud: no report at all
+    await world.run(config=with_hooks(world, "slack"))
+
+    unavailable = checked(world.emu.hooks.of("slack"))[-1]
+    assert "no sign-in evidence for dime-exchange" in unavailable.text()
+    assert "not_in_this_cloud" in unavailable.text()

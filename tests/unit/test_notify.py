@@ -4,15 +4,17 @@ how Teams and Slack bodies look, and how a `notify:` entry that cannot be used i
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
+from service.catalogue import EvidenceGap
 from service.config.loading import parse_config
 from service.config.problems import ConfigProblems
 from service.errors import FailureReason, ServiceError
-from service.model import Action, App, Kind, Reason
+from service.model import Action, App, Kind, MissingEvidence, Plan, Reason, Standing, State, Usage
 from service.notify import Notice, notices, slack_body, teams_body
 from service.reconcile import Outcome, TargetResult
 
@@ -30,7 +32,33 @@ def result(outcome: Outcome, *done: Action, error: ServiceError | None = None, t
     return TargetResult(target, outcome, app=APP, done=list(done), error=error)
 
 
+HANDED_OUT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+LAG = MissingEvidence("old", ("cur",), HANDED_OUT, {"old": HANDED_OUT, "cur": None}, "no sign-in with cur", True)
+NO_PERMISSION = Usage(gap=EvidenceGap.NO_PERMISSION, detail="Graph answered 403", hint="grant AuditLog.Read.All")
+NO_DATA = Usage(gap=EvidenceGap.NO_DATA, detail="the report has no rows for the app", hint="wait")
+SUPERSEDED = (Standing("old", State.SUPERSEDED),)
+
+
+def planned(
+    usage: Usage | None = None, lagging: tuple[MissingEvidence, ...] = (), standings: tuple[Standing, ...] = ()
+) -> TargetResult:
+    """A healthy target with retire_on usage: what its plan says of the sign-in report."""
+    plan = Plan("a", (), usage=usage, lagging=lagging, standings=standings)
+    return TargetResult("a", Outcome.HEALTHY, app=APP, plan=plan)
+
+
 CASES = {
+    "a consumer that shows no switch is told once, whatever the number of old secrets kept": (
+        [planned(Usage(), lagging=(LAG, LAG))],
+        [("a", "consumer_lagging")],
+    ),
+    "a report that cannot be read is told": ([planned(NO_PERMISSION)], [("a", "evidence_unavailable")]),
+    "a report without data for a new target tells nothing": ([planned(NO_DATA)], []),
+    "a report without data while an old secret waits on it is told": (
+        [planned(NO_DATA, standings=SUPERSEDED)],
+        [("a", "evidence_unavailable")],
+    ),
+    "a report that was read tells nothing": ([planned(Usage())], []),
     "a healthy target tells nothing": ([result(Outcome.HEALTHY)], []),
     "a retirement alone tells nothing": ([result(Outcome.CHANGED, RETIRE)], []),
     "a rotation is told once": ([result(Outcome.CHANGED, CREATE)], [("a", "rotated")]),
@@ -123,7 +151,7 @@ BAD = {
     "an unknown kind": (
         {"type": "slack", "url": {"env": "HOOK"}, "events": ["retired"]},
         {"HOOK": "https://x.example/h"},
-        "notify[0].events[0]: Input should be 'rotated' or 'failed'",
+        "notify[0].events[0]: Input should be 'rotated', 'failed', 'consumer_lagging' or 'evidence_unavailable'",
     ),
 }
 
@@ -145,3 +173,15 @@ def test_a_loopback_http_webhook_is_taken() -> None:
         environ={"H": "http://127.0.0.1:8080/hook"},
     )
     assert [h.type for h in config.notify] == ["slack"]
+
+
+def test_a_lagging_consumer_says_which_secret_is_kept_and_why() -> None:
+    [notice] = notices([planned(Usage(), lagging=(LAG,))])
+    assert dict(notice.facts)["Kept old"] == "no sign-in with cur"
+    assert "consumer.lagging" in dict(notice.facts)["What to do"]
+
+
+def test_an_unreadable_report_says_the_reason_and_the_fix() -> None:
+    [notice] = notices([planned(NO_PERMISSION)])
+    assert dict(notice.facts)["Reason"] == "no_permission"
+    assert dict(notice.facts)["What to do"] == "grant AuditLog.Read.All"
