@@ -137,6 +137,21 @@ class OutcomeUnknown(RemoteError):
     removed by a later pass once ``in_flight_timeout`` has passed.
     """
 
+    @classmethod
+    def after(cls, error: RemoteError, hint: str) -> OutcomeUnknown:
+        """``error`` (a 5xx, an answer too large to read) met by a write that may have happened anyway: not to
+        be tried blindly again, and ``hint`` says how to find out."""
+        return cls(
+            error.message,
+            service=error.service,
+            target=error.target,
+            reason=error.reason,
+            transient=False,
+            status=error.status,
+            code=error.code,
+            hint=hint,
+        )
+
 
 class VerificationFailed(ServiceError):
     """The new secret did not authenticate before ``verify_timeout``."""

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -230,6 +230,18 @@ class ReceiverWatch:
 def _write_secret(path: Path, value: str) -> None:
     path.write_text(value)
     path.chmod(0o600)
+
+
+def emulator_in_thread() -> Iterator[Emulator]:
+    """An emulator serving from a daemon thread, for an ``emu`` fixture that overrides the one below: the code
+    under test runs an event loop of its own on the test's thread (``main``), or the test waits on a
+    subprocess that calls the emulator."""
+    emulator = Emulator()
+    emulator.start_in_thread()
+    try:
+        yield emulator
+    finally:
+        emulator.stop_thread()
 
 
 @pytest.fixture

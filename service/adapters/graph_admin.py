@@ -147,15 +147,8 @@ class GraphAdmin:
             # A success answer too large to read, or a 5xx: the write may have happened.
             unreadable = isinstance(exc, AnswerRefused) and exc.status < 300
             if unreadable or (error.status is not None and error.status >= 500):
-                raise OutcomeUnknown(
-                    error.message,
-                    service=SERVICE,
-                    target=target,
-                    reason=error.reason,
-                    transient=False,
-                    status=error.status,
-                    code=error.code,
-                    hint=f"{made} may exist now: run the same bootstrap command again, it finds it and completes it",
+                raise OutcomeUnknown.after(
+                    error, f"{made} may exist now: run the same bootstrap command again, it finds it and completes it"
                 ) from None
             raise error from None
         observe("ok")

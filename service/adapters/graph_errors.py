@@ -29,6 +29,22 @@ NOT_GRAPH = (
     "something other than Graph answered (a proxy, a captive portal?): check cloud.graph_url and HTTPS_PROXY/NO_PROXY"
 )
 NETWORK = "network trouble reaching Graph (proxy, DNS, firewall?); the next pass tries again"
+
+
+def not_graph(message: str, *, target: str, status: int | None = None, transient: bool = False) -> RemoteError:
+    """An answer that cannot be Graph's (not JSON, a batch that left a request out, a body refused unread):
+    unexpected, with the hint that something else answered."""
+    return RemoteError(
+        message,
+        service=SERVICE,
+        target=target,
+        reason=FailureReason.UNEXPECTED,
+        transient=transient,
+        status=status,
+        hint=NOT_GRAPH,
+    )
+
+
 # The properties of an app the rotator reads.
 APP_SELECT = ("id", "appId", "displayName", "passwordCredentials")
 # The failures of the rotator's own token request that token_error sorts.
@@ -135,14 +151,7 @@ def app_from_json(data: object, client_id: str, *, target: str) -> App:
     try:
         credentials = tuple(credential_from_json(p) for p in data.get("passwordCredentials") or ())
     except (ValueError, TypeError, AttributeError):
-        raise RemoteError(
-            "Graph's answer holds a password credential that cannot be read",
-            service=SERVICE,
-            target=target,
-            reason=FailureReason.UNEXPECTED,
-            transient=False,
-            hint=NOT_GRAPH,
-        ) from None
+        raise not_graph("Graph's answer holds a password credential that cannot be read", target=target) from None
     return App(
         object_id=str(data["id"]),
         app_id=str(data.get("appId") or client_id),

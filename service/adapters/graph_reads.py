@@ -34,12 +34,12 @@ from service.adapters.budget import GRAPH_LIMIT, Budget
 from service.adapters.graph_errors import (
     APP_SELECT,
     NETWORK,
-    NOT_GRAPH,
     SERVICE,
     TOKEN_FAILURES,
     answer_error,
     app_from_json,
     app_target,
+    not_graph,
     token_error,
 )
 from service.adapters.transport import AnswerRefused, env_proxy, host_of, redirect_refused
@@ -155,14 +155,7 @@ class GraphReads:
 
     def _app(self, answer: Answer, client_id: str, target: str) -> App:
         if answer.body is NOT_JSON:
-            raise RemoteError(
-                "Graph's answer is not JSON",
-                service=SERVICE,
-                target=target,
-                reason=FailureReason.UNEXPECTED,
-                transient=False,
-                hint=NOT_GRAPH,
-            )
+            raise not_graph("Graph's answer is not JSON", target=target)
         return app_from_json(answer.body, client_id, target=target)
 
     # --- many apps -------------------------------------------------------------------------------
@@ -291,16 +284,7 @@ class GraphReads:
             item = by_id.get(str(n))
             status = item.get("status") if item else None
             if item is None or not isinstance(status, int):
-                results.append(
-                    RemoteError(
-                        "Graph's batch answer left out a request",
-                        service=SERVICE,
-                        target=target,
-                        reason=FailureReason.UNEXPECTED,
-                        transient=True,
-                        hint=NOT_GRAPH,
-                    )
-                )
+                results.append(not_graph("Graph's batch answer left out a request", target=target, transient=True))
                 continue
             headers = item.get("headers")
             results.append(
@@ -347,15 +331,7 @@ class GraphReads:
                     raw = await response.read()
                 answer_headers = dict(response.headers)
         except AnswerRefused as exc:
-            raise RemoteError(
-                f"{operation}: {exc}",
-                service=SERVICE,
-                target=target,
-                reason=FailureReason.UNEXPECTED,
-                transient=False,
-                status=exc.status,
-                hint=NOT_GRAPH,
-            ) from None
+            raise not_graph(f"{operation}: {exc}", target=target, status=exc.status) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RemoteError(
                 clip(f"{operation} failed: {type(exc).__name__} {exc}".strip()),

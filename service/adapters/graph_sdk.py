@@ -49,11 +49,11 @@ from service import redact
 from service.adapters.budget import Budget
 from service.adapters.graph_errors import (
     NETWORK,
-    NOT_GRAPH,
     SERVICE,
     TOKEN_FAILURES,
     answer_error,
     credential_from_json,
+    not_graph,
     token_error,
 )
 from service.adapters.transport import AnswerRefused
@@ -108,15 +108,7 @@ def translate(exc: BaseException, *, target: str, operation: str) -> RemoteError
     if isinstance(exc, RemoteError):
         return exc
     if isinstance(exc, AnswerRefused):
-        return RemoteError(
-            f"{operation}: {exc}",
-            service=SERVICE,
-            target=target,
-            reason=FailureReason.UNEXPECTED,
-            transient=False,
-            status=exc.status,
-            hint=NOT_GRAPH,
-        )
+        return not_graph(f"{operation}: {exc}", target=target, status=exc.status)
     if isinstance(exc, APIError):
         error = exc.error if isinstance(exc, ODataError) else None
         fields = {"code": error.code, "message": error.message} if error is not None else None
@@ -285,16 +277,7 @@ class GraphWrites:
                 if error.status == 429:
                     raise error from None  # throttled before it was processed: safe to try again
                 if error.status is not None and error.status >= 500:
-                    raise OutcomeUnknown(
-                        error.message,
-                        service=SERVICE,
-                        target=target,
-                        reason=error.reason,
-                        transient=False,
-                        status=error.status,
-                        code=error.code,
-                        hint=_MAYBE_CREATED,
-                    ) from None
+                    raise OutcomeUnknown.after(error, _MAYBE_CREATED) from None
                 error.transient = False
                 raise error from None
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:

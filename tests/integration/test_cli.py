@@ -28,6 +28,7 @@ from service.emulator import Emulator
 from service.errors import ConfigError, FailureReason, ServiceError
 from tests.conftest import assert_no_secrets
 from tests.integration.conftest import SECRET_NAME, World
+from tests.world import emulator_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 INLINE_API_KEY = "inline-api-key-9f8e7d6c5b4a-do-not-echo"
@@ -36,12 +37,7 @@ INLINE_API_KEY = "inline-api-key-9f8e7d6c5b4a-do-not-echo"
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     """The emulator in a daemon thread: ``main`` runs ``asyncio.run`` on the test's thread."""
-    emulator = Emulator()
-    emulator.start_in_thread()
-    try:
-        yield emulator
-    finally:
-        emulator.stop_thread()
+    yield from emulator_in_thread()
 
 
 @pytest.fixture(autouse=True)

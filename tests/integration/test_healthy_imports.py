@@ -16,6 +16,7 @@ from service.emulator import Emulator
 from tests.integration.conftest import World
 from tests.integration.test_cli import ROOT, subprocess_cli
 from tests.unit.test_startup_imports import PROBE, among
+from tests.world import emulator_in_thread
 
 # The write side: Graph's SDK and its HTTP stack (kiota's, on httpx).
 WRITE_SIDE = (
@@ -33,12 +34,7 @@ WRITE_SIDE = (
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     """The emulator in a daemon thread, so that this test's subprocesses can reach it while the test waits."""
-    emulator = Emulator()
-    emulator.start_in_thread()
-    try:
-        yield emulator
-    finally:
-        emulator.stop_thread()
+    yield from emulator_in_thread()
 
 
 def test_a_healthy_run_never_imports_graphs_sdk(world: World, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import yaml
 
 from service.emulator import Emulator
 from tests.conftest import assert_no_secrets
-from tests.world import World
+from tests.world import World, emulator_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,12 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     """The emulator in a thread: the test waits on a subprocess."""
-    emulator = Emulator()
-    emulator.start_in_thread()
-    try:
-        yield emulator
-    finally:
-        emulator.stop_thread()
+    yield from emulator_in_thread()
 
 
 def closed_port() -> int:

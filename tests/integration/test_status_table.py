@@ -19,7 +19,7 @@ import structlog
 from service.emulator import Emulator
 from service.model import credential_name
 from tests.integration.test_cli import cli
-from tests.world import World
+from tests.world import World, emulator_in_thread
 
 DAY = timedelta(days=1)
 
@@ -36,12 +36,7 @@ def _restore_logging() -> Iterator[None]:
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     """The emulator in a thread: ``main`` runs its own event loop on the test's."""
-    emulator = Emulator()
-    emulator.start_in_thread()
-    try:
-        yield emulator
-    finally:
-        emulator.stop_thread()
+    yield from emulator_in_thread()
 
 
 def rows(table: str) -> dict[str, list[str]]:
