@@ -12,12 +12,13 @@ usage: ./dev.sh COMMAND [ARGS...]
   demo    set up .venv, then run the full rotation lifecycle against the built-in emulator
   test    set up .venv, then ruff (lint and format check), mypy --strict and the test suite (ARGS go to pytest)
   setup   only create .venv from the lock files
+  explore draw fresh Hypothesis examples, 100 times CI's number (HYPOTHESIS_EXPLORE_TIMES), to find new counterexamples
   docs    regenerate docs/config.md and config/schema.json from the code
   audit   check every pin of the lock files against the published advisories (needs network)
   lock    re-pin requirements*.lock from pyproject.toml (needs network)
   help    this text
 
-test runs Hypothesis with its quick profile here, as CI does with its full one (HYPOTHESIS_PROFILE=ci);
+test runs Hypothesis with its quick profile here, as CI does with its full, fixed one (HYPOTHESIS_PROFILE=ci);
 `./dev.sh test -m "not container"` leaves out the container tests. See README.md, "Tests".
 USAGE
 }
@@ -56,6 +57,13 @@ case "${1:-}" in
         "$VENV/bin/ruff" format --check service tests .ci
         "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    explore)
+        setup requirements-test.lock
+        shift
+        # Only the property tests: the rest of the suite draws nothing.
+        HYPOTHESIS_PROFILE=explore exec "$VENV/bin/python" -m pytest -p no:cacheprovider -q \
+            $(grep -rl --include='test_*.py' '@given' tests) "$@"
         ;;
     audit)
         setup requirements-test.lock

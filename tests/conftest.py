@@ -17,16 +17,24 @@ from hypothesis import settings
 from tests.canary import issued, leaks
 
 # Hypothesis: the full number of examples in CI (.ci/run sets HYPOTHESIS_PROFILE=ci, and CI=true is set
-# there too), a tenth of it in a developer's loop. Either way no example database: every run explores
-# afresh and leaves nothing in the tree, and no deadline: a loaded machine must not fail a property.
+# there too), a tenth of it in a developer's loop. No example database: nothing is left in the tree. No
+# deadline: a loaded machine must not fail a property. CI draws the same examples on every run
+# (derandomize): a gate that passes or fails by the luck of the draw says nothing about the change it
+# gates. Looking for new counterexamples is a run of its own: HYPOTHESIS_PROFILE=explore draws afresh,
+# HYPOTHESIS_EXPLORE_TIMES (default 100) times the full number of examples (./dev.sh explore).
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "dev")
-settings.register_profile("ci", deadline=None, database=None)
+EXPLORE_TIMES = int(os.environ.get("HYPOTHESIS_EXPLORE_TIMES") or 100)
+settings.register_profile("ci", deadline=None, database=None, derandomize=True)
+settings.register_profile("explore", deadline=None, database=None, max_examples=100 * EXPLORE_TIMES)
 settings.register_profile("dev", deadline=None, database=None, max_examples=20)
 settings.load_profile(PROFILE)
 
 
 def examples(full: int) -> int:
-    """How many examples a property gets: ``full`` under the ci profile, a tenth (at least 20) under dev."""
+    """How many examples a property gets: ``full`` under the ci profile, a tenth (at least 20) under dev,
+    ``HYPOTHESIS_EXPLORE_TIMES`` times it under explore."""
+    if PROFILE == "explore":
+        return full * EXPLORE_TIMES
     return full if PROFILE == "ci" else max(20, full // 10)
 
 
