@@ -20,7 +20,7 @@ from service.daemon import Daemon
 from service.runner import PassOptions
 from tests.conftest import assert_no_secrets
 from tests.integration.conftest import FAST_BACKOFF, FAST_RETRY, World
-from tests.integration.test_daemon import DaemonProcess, get, metric, passes, pause_on_add_password
+from tests.integration.daemon_kit import DaemonProcess, get, metric, passes, pause_on_add_password
 from tests.integration.test_workers import fleet
 
 EXPIRY = "secret_rotator_credential_expiry_timestamp_seconds"

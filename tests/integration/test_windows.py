@@ -16,14 +16,13 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.interval import IntervalTrigger
 
-from service.daemon import Daemon
 from service.metrics import Metrics
 from service.output import plan_document, render_json, render_plan_table, render_status_table, status_document
 from service.reconcile import Outcome
-from service.runner import PassOptions, exit_code, plan_pass
+from service.runner import exit_code, plan_pass
 from service.windows import DAY_NAMES
-from tests.integration.conftest import FAST_BACKOFF, FAST_RETRY, SECRET_NAME, World, days
-from tests.integration.test_daemon import get_json, passes
+from tests.integration.conftest import SECRET_NAME, World, days
+from tests.integration.daemon_kit import StartDaemon, get_json, passes
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -143,26 +142,17 @@ async def test_an_empty_list_on_a_target_lifts_the_defaults_windows(world: World
     assert len(world.passwords()) == 2
 
 
-async def test_the_daemon_defers_too_and_runs_its_next_pass_when_the_window_opens(world: World) -> None:
+async def test_the_daemon_defers_too_and_runs_its_next_pass_when_the_window_opens(
+    world: World, start_daemon: StartDaemon
+) -> None:
     await world.run()
     world.clock.advance(days(61))
     window, opens = closed_window(world)
     world.targets[0]["windows"] = [window]
     before = remote(world)
-    daemon = Daemon(
-        world.config(),
-        clock=world.clock,
-        metrics=world.metrics,
-        listen=("127.0.0.1", 0),
-        options=PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF),
-        trigger=IntervalTrigger(days=30),
-    )
-    await daemon.start()
-    try:
-        await passes(daemon, 1)
-        _, health = await get_json(f"{daemon.url}/healthz")
-    finally:
-        await daemon.stop()
+    daemon = await start_daemon(IntervalTrigger(days=30))
+    await passes(daemon, 1)
+    _, health = await get_json(f"{daemon.url}/healthz")
 
     assert remote(world) == before
     assert health["last_pass"]["healthy"] == 1

@@ -22,7 +22,7 @@ import pytest
 from service.http_endpoints import parse_listen
 from tests.conftest import assert_no_secrets
 from tests.integration.conftest import World
-from tests.integration.test_daemon import DaemonProcess, pause_on_add_password
+from tests.integration.daemon_kit import DaemonProcess, pause_on_add_password
 
 pytestmark = pytest.mark.slow
 
