@@ -147,6 +147,13 @@ def _repeated_sinks(target: _TargetParts) -> Iterator[Problem]:
             first[sink_id] = j
 
 
+def _hashable(value: object) -> object:
+    """A policy value as a cache key: a target's own ``windows`` list as the windows it means."""
+    if isinstance(value, list):
+        return tuple(w.window() for w in value)
+    return value
+
+
 def _policy_problems(parts: _Parts) -> Iterator[Problem]:
     """A policy that contradicts itself: once at `defaults` when targets inherit it, else at each target."""
     if parts.defaults is None:
@@ -158,15 +165,10 @@ def _policy_problems(parts: _Parts) -> Iterator[Problem]:
     for target in parts.targets:
         if target.policy is None:
             continue
-        overrides = tuple(getattr(target.policy, key) for key in PolicyOverrides.model_fields)
-        try:
-            found = checked.get(overrides)
-        except TypeError:  # a key whose value is a list (a target's own windows): checked every time
-            overrides, found = (), None
+        overrides = tuple(_hashable(getattr(target.policy, key)) for key in PolicyOverrides.model_fields)
+        found = checked.get(overrides)
         if found is None:
-            found = policy_problems(merge_policy(parts.defaults, target.policy))
-            if overrides:
-                checked[overrides] = found
+            found = checked[overrides] = policy_problems(merge_policy(parts.defaults, target.policy))
         for problem in found:
             if problem in inherited:
                 if problem not in told:

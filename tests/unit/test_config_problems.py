@@ -69,6 +69,28 @@ def test_a_target_whose_own_keys_make_the_policy_contradict_itself_is_named() ->
     ]
 
 
+def test_targets_with_windows_of_their_own_are_each_checked_with_those_windows() -> None:
+    office = "{days: [mon-fri], start: '08:00', end: '17:00', time_zone: Europe/Amsterdam}"
+    night = "{days: [sat], start: '22:00', end: '04:00', time_zone: UTC}"
+    text = "defaults: {lifetime: 30d, window_margin: 30d}\ntargets:\n" + "".join(
+        target(name=name, extra=f"    windows: [{windows}]\n" if windows is not None else "")
+        for name, windows in (
+            ("any-time", ""),
+            ("office", office),
+            ("office-too", office),
+            ("night", night),
+            ("d", None),
+        )
+    )
+
+    margin = "window_margin (30d) must be shorter than lifetime (30d), else every pass would rotate outside the windows"
+    # Without windows (an empty list, or none inherited) the margin is moot; every target with windows is named,
+    # the second with the same windows as the first too.
+    assert problems(text) == [
+        f"targets[{i}] ({name}): {margin}" for i, name in ((1, "office"), (2, "office-too"), (3, "night"))
+    ]
+
+
 def test_a_broken_target_still_gets_its_policy_and_references_checked() -> None:
     text = "targets:\n" + target(
         tenant="not-a-guid",
