@@ -12,7 +12,7 @@ usage: ./dev.sh COMMAND [ARGS...]
   demo    set up .venv, then run the full rotation lifecycle against the built-in emulator
   test    set up .venv, then ruff (lint and format check), mypy --strict and the test suite (ARGS go to pytest)
   setup   only create .venv from the lock files
-  explore draw fresh Hypothesis examples, 100 times CI's number (HYPOTHESIS_EXPLORE_TIMES), to find new counterexamples
+  explore draw fresh Hypothesis examples, 10 times CI's number (HYPOTHESIS_EXPLORE_TIMES), to find new counterexamples
   docs    regenerate docs/config.md and config/schema.json from the code
   audit   check every pin of the lock files against the published advisories (needs network)
   lock    re-pin requirements*.lock from pyproject.toml (needs network)
@@ -61,9 +61,9 @@ case "${1:-}" in
     explore)
         setup requirements-test.lock
         shift
-        # Only the property tests: the rest of the suite draws nothing.
+        # Only the property tests and state machines: the rest of the suite draws nothing.
         HYPOTHESIS_PROFILE=explore exec "$VENV/bin/python" -m pytest -p no:cacheprovider -q \
-            $(grep -rl --include='test_*.py' '@given' tests) "$@"
+            $(grep -rlE --include='test_*.py' '@given|RuleBasedStateMachine' tests) "$@"
         ;;
     audit)
         setup requirements-test.lock

@@ -21,9 +21,9 @@ from tests.canary import issued, leaks
 # deadline: a loaded machine must not fail a property. CI draws the same examples on every run
 # (derandomize): a gate that passes or fails by the luck of the draw says nothing about the change it
 # gates. Looking for new counterexamples is a run of its own: HYPOTHESIS_PROFILE=explore draws afresh,
-# HYPOTHESIS_EXPLORE_TIMES (default 100) times the full number of examples (./dev.sh explore).
+# HYPOTHESIS_EXPLORE_TIMES (default 10) times the full number of examples (./dev.sh explore).
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "dev")
-EXPLORE_TIMES = int(os.environ.get("HYPOTHESIS_EXPLORE_TIMES") or 100)
+EXPLORE_TIMES = int(os.environ.get("HYPOTHESIS_EXPLORE_TIMES") or 10)
 settings.register_profile("ci", deadline=None, database=None, derandomize=True)
 settings.register_profile("explore", deadline=None, database=None, max_examples=100 * EXPLORE_TIMES)
 settings.register_profile("dev", deadline=None, database=None, max_examples=20)
