@@ -120,7 +120,7 @@ SKIPPED: dict[str, str] = {
     "./dev.sh setup": "installs from PyPI (network) into .venv, which this suite runs in already",
     "./dev.sh test tests/unit -x": "is (part of) this test suite",
     "HYPOTHESIS_PROFILE=ci ./dev.sh test": "is this test suite",
-    "./dev.sh explore": "is this suite's property tests with 100 times the examples (about 20 minutes)",
+    "./dev.sh explore": "is this suite's property tests, with ten times the examples",
     "apt-get install -y podman debootstrap runc": "installs system packages (root, network); .ci/run does it",
     "apt-get install -y --no-install-recommends prometheus": "installs system packages (root, network); .ci/run "
     "does it",
