@@ -11,6 +11,7 @@ the rotation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from service.durations import format_duration
 from service.model import Action, Credential, Kind, MissingEvidence, Reason
@@ -25,20 +26,21 @@ def known(facts: Facts) -> bool:
     return all(h.known for h in facts.holdings)
 
 
+def settles_at(facts: Facts) -> datetime | None:
+    """When every sink will have held its current credential for the grace period: the last of them to have
+    taken its credential, plus ``grace_period``. None while a sink holds none known and confirmed."""
+    if not facts.holdings or not known(facts):
+        return None
+    if not all(facts.held.get(h.sink) is not None and not h.pending and h.since is not None for h in facts.holdings):
+        return None
+    return max(h.since for h in facts.holdings if h.since is not None) + facts.policy.grace_period
+
+
 def settled(facts: Facts) -> bool:
     """Every sink holds a credential of the app, confirmed, for at least the grace period: what none of them
     holds is no one's any more."""
-    return (
-        bool(facts.holdings)
-        and known(facts)
-        and all(
-            facts.held.get(h.sink) is not None
-            and not h.pending
-            and h.since is not None
-            and facts.now - h.since >= facts.policy.grace_period
-            for h in facts.holdings
-        )
-    )
+    at = settles_at(facts)
+    return at is not None and facts.now >= at
 
 
 def _expired(facts: Facts, credential: Credential) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime
 from service.model import Credential, Holding, Intent, Policy, Standing, State, Usage
 from service.policy.evidence import evidence
 from service.policy.facts import Facts, renewal_time
-from service.policy.retirement import awaiting_evidence, known, lagging_consumers, superseded
+from service.policy.retirement import awaiting_evidence, known, lagging_consumers, settles_at, superseded
 
 
 def standings(
@@ -29,14 +29,7 @@ def standings(
     held = set(k for k in facts.held.values() if k)
     pending = {h.key_id for h in holdings if h.pending}
     strangers = {c.key_id for c in facts.strangers}
-    # Every sink holds a credential of the app, confirmed, since a known time: the last of them to have taken
-    # its current one says when the grace period is over (what retirement.settled checks).
-    settles = (
-        bool(holdings)
-        and known(facts)
-        and all(facts.held.get(h.sink) is not None and not h.pending and h.since is not None for h in holdings)
-    )
-    settle_at = max(h.since for h in holdings if h.since is not None) + policy.grace_period if settles else None
+    settle_at = settles_at(facts)
     waiting = {gap.key_id: gap for gap in awaiting_evidence(facts)}
     kept = {gap.key_id for gap in lagging_consumers(facts)}
     usage = evidence(facts)
