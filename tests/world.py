@@ -117,11 +117,7 @@ class World:
 
     def config_data(self) -> dict[str, Any]:
         return {
-            "cloud": {
-                "authority_host": self.emu.url,
-                "graph_url": self.emu.graph_url,
-                "ca_bundle": str(self.emu.ca_file),
-            },
+            "cloud": cloud(self.emu),
             "credential": {
                 "type": "client_secret",
                 "tenant_id": self.tenant,
@@ -258,6 +254,11 @@ async def world(emu: Emulator, tmp_path: Path) -> World:
     _write_secret(tmp_path / "rotator-secret", rotator.secret)
     _write_secret(tmp_path / "dimescheduler-api-key", emu.receiver.api_key)
     return World(emu, tmp_path, tenant, app.app_id, app.object_id, rotator.client_id, rotator.object_id, LogCapture())
+
+
+def cloud(emu: Emulator) -> dict[str, str]:
+    """A config's ``cloud:`` block that points every client at ``emu``."""
+    return {"authority_host": emu.url, "graph_url": emu.graph_url, "ca_bundle": str(emu.ca_file)}
 
 
 def days(n: float) -> timedelta:

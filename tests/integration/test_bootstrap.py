@@ -30,6 +30,7 @@ from service.reconcile import Outcome
 from service.runner import PassOptions, run_pass
 from tests.conftest import assert_no_secrets
 from tests.integration.conftest import FAST_BACKOFF, FAST_RETRY, LogCapture
+from tests.world import cloud
 
 ADMIN_ROLES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All")
 SHOWN_ONCE = "----- client secret: shown once"
@@ -105,11 +106,7 @@ class Site:
         config.write_text(
             yaml.safe_dump(
                 {
-                    "cloud": {
-                        "authority_host": self.emu.url,
-                        "graph_url": self.emu.graph_url,
-                        "ca_bundle": str(self.emu.ca_file),
-                    },
+                    "cloud": cloud(self.emu),
                     "credential": {
                         "type": "client_secret",
                         "tenant_id": self.tenant,
@@ -766,11 +763,7 @@ async def test_the_bootstrapped_app_is_rotated_by_run_with_no_manual_step(site: 
     config = parse_config(
         yaml.safe_dump(
             {
-                "cloud": {
-                    "authority_host": site.emu.url,
-                    "graph_url": site.emu.graph_url,
-                    "ca_bundle": str(site.emu.ca_file),
-                },
+                "cloud": cloud(site.emu),
                 "credential": {
                     "type": "client_secret",
                     "tenant_id": site.tenant,
