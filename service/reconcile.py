@@ -91,6 +91,7 @@ class TargetResult:
     app: App | None = None
     error: ServiceError | None = None
     done: list[Action] = field(default_factory=list)
+    created: Credential | None = None  # the credential apply created and delivered to every sink
     marker: str = DEFAULT_MARKER  # the target's display-name marker: which credentials are managed
 
 
@@ -315,14 +316,19 @@ class Engine:
         log.info(Event.TARGET_HEALTHY, key_id=current.key_id if current else None, renew_at=iso(plan.renew_at))
 
     async def _report_credentials(self, ctx: TargetContext, result: TargetResult) -> None:
-        """The expiry gauges as the pass left the app: read again after apply changed it, else as gathered."""
+        """The expiry gauges as the pass left the app: as gathered and changed by apply when it did all it planned
+        (:func:`_after_apply`), else read again."""
         app, plan = result.app, result.plan
         if app is None or plan is None:
             return
         credentials, in_use = app.credentials, set(plan.in_use)
-        if not plan.healthy:
-            # apply added or removed credentials and changed what the sinks hold: without a second read
-            # the gauges (and the expiry alerts) would describe the app as it was, until the next pass.
+        applied = _after_apply(result) if not plan.healthy else None
+        if applied is not None:
+            credentials, in_use = applied
+        elif not plan.healthy:
+            # apply added or removed credentials and changed what the sinks hold, and did not get through all
+            # of it: without a second read the gauges (and the expiry alerts) would describe the app as it
+            # was, until the next pass.
             try:
                 after = await self.gather(ctx, usage=False)  # the gauges need no sign-in report
             except ServiceError:
@@ -413,7 +419,7 @@ class Engine:
                 elif action.kind is Kind.RESYNC:
                     await self._resync(ctx, app, action, log)
                 elif action.kind is Kind.CREATE:
-                    await self._rotate(ctx, app, action, log)
+                    result.created = await self._rotate(ctx, app, action, log)
                     rotated = True
                 result.done.append(action)
             except ServiceError as error:
@@ -440,7 +446,8 @@ class Engine:
             Event.SINK_UPDATED, sink=sink.id, key_id=credential.key_id, reason=action.reason.value, source=source.id
         )
 
-    async def _rotate(self, ctx: TargetContext, app: App, action: Action, log: Any) -> None:
+    async def _rotate(self, ctx: TargetContext, app: App, action: Action, log: Any) -> Credential:
+        """Create, verify, deliver to every sink (readable ones first); the new credential, once every sink has it."""
         credential, secret = await self._create(ctx, app, log, action.reason, action.message)
         try:
             attempts, seconds = await self._verify(ctx, credential, secret)
@@ -470,7 +477,7 @@ class Engine:
         if delivered:
             self._metrics.rotations.labels(ctx.name, action.reason.value).inc()
         if not failures:
-            return
+            return credential
         first = failures[0]
         if not delivered and not any(isinstance(f, OutcomeUnknown) for f in failures):
             # No consumer has it for sure: take it back now instead of leaving it to the orphan rule.
@@ -615,6 +622,22 @@ def _log_wait(action: Action, log: Any) -> None:
     log.info(
         Event.ROTATION_DEFERRED, reason=action.reason.value, opens_at=iso(action.waits_until), detail=action.message
     )
+
+
+def _after_apply(result: TargetResult) -> tuple[tuple[Credential, ...], set[str]] | None:
+    """The app's credentials and the ones in use once apply did everything it planned, without reading them
+    again: as gathered, less what it retired, plus what it created (then the one every sink holds). None when
+    anything failed or a sink was re-sent: then only a second read tells."""
+    app, plan = result.app, result.plan
+    if app is None or plan is None or result.error is not None:
+        return None
+    if any(action.kind is Kind.RESYNC for action in result.done):
+        return None
+    retired = {action.key_id for action in result.done if action.kind is Kind.RETIRE}
+    credentials = tuple(c for c in app.credentials if c.key_id not in retired)
+    if result.created is None:
+        return credentials, set(plan.in_use) - retired
+    return (*credentials, result.created), {result.created.key_id}
 
 
 def _current(app: App, in_use: frozenset[str]) -> Credential | None:
