@@ -290,26 +290,21 @@ class KeyVault:
         # never more pages than the pass's own secrets read alone would take requests (a vault may serve pages
         # shorter than asked for, and hold other secrets: other apps', other shards' or workers'), so that a
         # listing given up costs at most as much again as reading alone.
-        # The next page is asked for before the callers of this one are answered: their work (a plan, the
-        # state read) then overlaps its round trip instead of delaying it, and pages are serial anyway.
-        coming: asyncio.Task[tuple[list[tuple[VaultVersion, str]], str | None]] | None = None
+        continuation: str | None = None
         try:
-            coming = asyncio.create_task(self._page(None))
-            while coming is not None:
-                items, continuation = await coming
+            while True:
+                if self.pages >= self.wanted:
+                    raise NotListed(f"{self._vault_url} holds far more secrets than this pass reads")
+                items, continuation = await self._page(continuation)
                 self.pages += 1
-                coming = None
-                too_many = bool(continuation) and self.pages >= self.wanted
-                if continuation and not too_many:
-                    coming = asyncio.create_task(self._page(continuation))
                 for version, item_name in items:
                     key = item_name.lower()
                     self._listed[key] = version
                     waiter = self._waiting.pop(key, None)
                     if waiter is not None and not waiter.done():
                         waiter.set_result(version)
-                if too_many:
-                    raise NotListed(f"{self._vault_url} holds far more secrets than this pass reads")
+                if not continuation:
+                    break
         except Exception as exc:  # noqa: BLE001  # whatever stops the listing, each secret is read alone
             self._given_up = True
             for waiter in self._waiting.values():
@@ -320,9 +315,6 @@ class KeyVault:
             for waiter in self._waiting.values():
                 if not waiter.done():
                     waiter.set_result(None)
-        finally:
-            if coming is not None:  # cancelled (close) while a page was on its way
-                coming.cancel()
         self._waiting.clear()
 
     async def _page(self, next_link: str | None) -> tuple[list[tuple[VaultVersion, str]], str | None]:
