@@ -4,7 +4,9 @@ Graph allows an app about 3,500 requests per 10 s in a tenant, each request insi
 its own; Key Vault 4,000 operations per 10 s on a vault. A bucket that holds ``burst`` tokens and gains
 ``(limit - burst) / window`` a second never lets more than ``limit`` through in any window, however long
 the pass: it can empty its bucket once, then gains at most ``limit - burst`` in the window. A 429's
-Retry-After pauses the whole budget: the service is telling every request of this caller, not one.
+Retry-After pauses the whole budget: the service is telling every request of this caller, not one. Nothing
+is saved up during a pause: after it, requests resume at the budget's rate, not in a burst that the
+service would answer with the next 429.
 """
 
 from __future__ import annotations
@@ -63,8 +65,12 @@ class Budget:
         self.waited = 0.0  # seconds spent waiting for room, all callers together (for the bench)
 
     def pause(self, seconds: float) -> None:
-        """No request goes for ``seconds`` from now (a 429's Retry-After); a longer pause already set stays."""
-        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+        """No request goes for ``seconds`` from now (a 429's Retry-After); a longer pause already set stays.
+        When it ends, one request may go at once and the rest at the budget's rate."""
+        until = self._monotonic() + seconds
+        if until > self._paused_until:
+            self._paused_until = until
+            self._tokens = min(self._tokens, 1.0)
 
     async def take(self, n: int = 1) -> None:
         """Wait until ``n`` requests fit in the budget, then count them. Callers go in the order they came."""
@@ -72,7 +78,10 @@ class Budget:
         async with self._lock:
             while True:
                 now = self._monotonic()
-                self._tokens = min(float(self.limit.burst), self._tokens + (now - self._stamp) * self.limit.rate)
+                gaining_since = max(self._stamp, self._paused_until)  # nothing is gained while paused
+                if now > gaining_since:
+                    gained = (now - gaining_since) * self.limit.rate
+                    self._tokens = min(float(self.limit.burst), self._tokens + gained)
                 self._stamp = now
                 wait = self._paused_until - now
                 # Within a hair: a refill computed to just under one token must not wait for nothing forever.

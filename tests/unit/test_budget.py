@@ -60,6 +60,23 @@ async def test_a_pause_holds_every_caller_for_as_long_as_the_service_asked() -> 
     assert clock.now == pytest.approx(7.0)
 
 
+async def test_after_a_pause_requests_resume_at_the_budgets_rate_not_in_a_burst() -> None:
+    clock = FakeTime()
+    limit = Limit(100)  # a burst of 10, then 9 a second
+    budget = Budget(limit, monotonic=clock.monotonic, sleep=clock.sleep)
+    await budget.take()
+
+    budget.pause(30.0)  # long enough to refill the bucket many times over, were it refilling
+    stamps = []
+    for _ in range(10):
+        await budget.take()
+        stamps.append(clock.now)
+
+    assert stamps[0] == pytest.approx(30.0)
+    assert stamps[-1] == pytest.approx(30.0 + 9 / limit.rate)
+    assert all(later - earlier == pytest.approx(1 / limit.rate) for earlier, later in itertools.pairwise(stamps))
+
+
 async def test_callers_go_in_the_order_they_came() -> None:
     clock = FakeTime()
     budget = Budget(Limit(10, 10.0), monotonic=clock.monotonic, sleep=clock.sleep)
