@@ -216,7 +216,16 @@ class GraphWrites:
         self._budget = budget
 
     async def _read(self, call: Callable[[], Awaitable[T]], target: str, operation: str) -> T:
-        return await graph_read(self._budgeted(call), target, operation, self._retry, self._metrics)
+        return await graph_read(self._budgeted(call), target, operation, self._retry, self._metrics, self._translate)
+
+    def _translate(self, exc: BaseException, *, target: str, operation: str) -> RemoteError:
+        return self._throttled(translate(exc, target=target, operation=operation))
+
+    def _throttled(self, error: RemoteError) -> RemoteError:
+        """A 429 holds every request to this tenant for its Retry-After (as the bulk reads' 429s do)."""
+        if self._budget is not None and error.status == 429 and error.retry_after is not None:
+            self._budget.pause(min(error.retry_after, self._retry.max_delay))
+        return error
 
     def _budgeted(self, call: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """``call`` once the tenant's request budget has room (every try counts, as Graph counts it)."""
@@ -273,7 +282,7 @@ class GraphWrites:
                     hint=_MAYBE_CREATED,
                 ) from None
             except APIError as exc:
-                error = translate(exc, target=target, operation="addPassword")
+                error = self._throttled(translate(exc, target=target, operation="addPassword"))
                 if error.status == 429:
                     raise error from None  # throttled before it was processed: safe to try again
                 if error.status is not None and error.status >= 500:

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from azure.core.credentials_async import AsyncTokenCredential
 
+from service.adapters.budget import GRAPH_LIMIT, Budget
 from service.adapters.entra import EntraVerifier, rotator_credential
 from service.adapters.graph import GraphDirectory
 from service.adapters.graph_reads import GraphReads
@@ -65,8 +66,9 @@ class Kit:
     def directory(self, retry: RetryPolicy = FAST_RETRY, *, secret_file: Path | None = None) -> GraphDirectory:
         credential = self.credential(secret_file)
         tenant, endpoints = self.world.tenant, self.endpoints
+        budget = Budget(GRAPH_LIMIT)  # the tenant's: reads and writes spend (and pause) the same one
         reads = GraphReads(
-            self.session, credential, tenant, endpoints.graph_url, endpoints.graph_scope, retry, Metrics()
+            self.session, credential, tenant, endpoints.graph_url, endpoints.graph_scope, retry, Metrics(), budget
         )
 
         def writes() -> GraphWrites:
@@ -74,7 +76,7 @@ class Kit:
                 credential, tenant, endpoints.graph_url, endpoints.graph_scope, self.tls
             )
             self.closers.append(http.aclose)
-            return GraphWrites(client, tenant, retry, Metrics())
+            return GraphWrites(client, tenant, retry, Metrics(), budget)
 
         return GraphDirectory(reads, writes)
 

@@ -259,6 +259,24 @@ async def test_read_app_waits_out_a_429_then_succeeds(
     assert 2 * wait * 0.9 <= elapsed < 2 * wait + 3.0
 
 
+async def test_a_throttled_graph_write_holds_the_tenants_reads_for_its_retry_after(kit: Kit) -> None:
+    directory = kit.directory(RetryPolicy(attempts=1, base_delay=0.01, max_delay=5.0, budget=10.0))
+    await directory.read_app(kit.world.app_id)  # the token is fetched outside the timed part
+    kit.emu.reset_requests()
+    kit.emu.faults.add(ADD_PASSWORD, "POST", "throttle", retry_after=2, count=1)
+    end = datetime.now(UTC) + timedelta(days=30)
+
+    with pytest.raises(RemoteError) as caught:
+        await directory.add_password(kit.world.app_object_id, credential_name(DEFAULT_MARKER, datetime.now(UTC)), end)
+    await directory.read_app(kit.world.app_id)
+
+    assert caught.value.reason is FailureReason.THROTTLED
+    [throttled] = [r for r in kit.emu.requests if r.status == 429]
+    [read] = graph_reads(kit.emu)
+    # Graph throttles the app in the tenant, not one request: the next read waits out the Retry-After too.
+    assert (read.at - throttled.at).total_seconds() >= 1.8
+
+
 async def test_read_app_rides_out_one_503(kit: Kit, read: ReadPath) -> None:
     kit.emu.faults.add(APP_READ, "GET", "status", status=503, retry_after=0, count=1)
 
