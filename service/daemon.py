@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import resource
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -48,6 +49,9 @@ from service.stores import build_store
 
 # An unlimited hard limit still needs a number for the soft one: this is Linux's default fs.nr_open.
 _MOST_OPEN_FILES = 1 << 20
+
+
+WINDOW_WAKE_JITTER = timedelta(minutes=1)  # at most this much after a window opens (schedule_jitter caps it)
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,11 @@ class Daemon:
         if not openings or self._job is None or self._stopping:
             return
         # The scheduler runs on the system clock; the engine's clock may differ from it (the emulator's does).
-        at = datetime.now(UTC) + (min(openings) - self._clock.now())
+        # Jittered like the schedule, so that the rotators waiting for one window do not all call Graph in its
+        # first second; by at most a minute, so that the pass still lands inside a short window.
+        most = min(self._config.schedule_jitter, WINDOW_WAKE_JITTER).total_seconds()
+        jitter = timedelta(seconds=random.uniform(0, most))  # noqa: S311
+        at = datetime.now(UTC) + (min(openings) - self._clock.now()) + jitter
         scheduled = getattr(self._job, "next_run_time", None)
         if scheduled is None or at < scheduled:
             self._job.modify(next_run_time=at)

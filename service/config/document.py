@@ -201,7 +201,8 @@ class Config(StrictModel):
     schedule_jitter: DurationOrZero = Field(
         default=timedelta(minutes=5),
         description="The daemon starts each scheduled pass up to this much later, at random, so that many "
-        "rotators do not call Graph in the same second; 0s turns it off.",
+        "rotators do not call Graph in the same second (a pass moved to a maintenance window's opening: up to "
+        "this much or a minute, whichever is less); 0s turns it off.",
         examples=["5m"],
     )
     concurrency_per_tenant: int = Field(
