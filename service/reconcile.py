@@ -322,19 +322,21 @@ class Engine:
         if app is None or plan is None:
             return
         credentials, in_use = app.credentials, set(plan.in_use)
-        applied = _after_apply(result) if not plan.healthy else None
-        if applied is not None:
-            credentials, in_use = applied
-        elif not plan.healthy:
-            # apply added or removed credentials and changed what the sinks hold, and did not get through all
-            # of it: without a second read the gauges (and the expiry alerts) would describe the app as it
-            # was, until the next pass.
-            try:
-                after = await self.gather(ctx, usage=False)  # the gauges need no sign-in report
-            except ServiceError:
-                pass  # keep the gathered picture; the next pass corrects it
+        if not plan.healthy:
+            applied = _after_apply(result)
+            if applied is not None:
+                credentials, in_use = applied
             else:
-                credentials, in_use = after.app.credentials, policy.in_use(after.app.credentials, after.holdings)
+                # apply added or removed credentials and changed what the sinks hold, and did not get through
+                # all of it: without a second read the gauges (and the expiry alerts) would describe the app as
+                # it was, until the next pass.
+                try:
+                    after = await self.gather(ctx, usage=False)  # the gauges need no sign-in report
+                except ServiceError:
+                    pass  # keep the gathered picture; the next pass corrects it
+                else:
+                    credentials = after.app.credentials
+                    in_use = policy.in_use(after.app.credentials, after.holdings)
         self._metrics.credentials(ctx.name, credentials, in_use, ctx.policy.marker)
 
     def _report_evidence(self, ctx: TargetContext, plan: Plan, log: Any) -> None:
