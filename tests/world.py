@@ -150,11 +150,15 @@ class World:
         revoke_previous: bool = False,
         only: str | None = None,
         config: Config | None = None,
+        metrics: Metrics | None = None,
     ) -> list[TargetResult]:
+        """A pass over the world's config (or ``config``), counted in ``metrics`` (default: the world's)."""
         options = PassOptions(
             only=only, flags=Flags(force=force, revoke_previous=revoke_previous), retry=FAST_RETRY, backoff=FAST_BACKOFF
         )
-        results = await run_pass(config or self.config(), clock=self.clock, metrics=self.metrics, options=options)
+        results = await run_pass(
+            config or self.config(), clock=self.clock, metrics=metrics or self.metrics, options=options
+        )
         assert_no_secrets(self.logs.text, "the pass's log lines")
         return results
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from service.metrics import Metrics
 from service.reconcile import Outcome, TargetResult
-from service.runner import PassOptions, run_pass
-from tests.integration.conftest import FAST_BACKOFF, FAST_RETRY, World, days
+from tests.integration.conftest import World, days
 
 EXPIRY = "secret_rotator_credential_expiry_timestamp_seconds"
 READS = (("graph", "GET"), ("keyvault", "GET"))
@@ -25,8 +24,7 @@ def gauges(metrics: Metrics) -> dict[tuple[str, ...], float]:
 async def fresh_gauges(world: World) -> dict[tuple[str, ...], float]:
     """The gauges of a pass that changes nothing, in a registry of its own: the app and sinks as they are."""
     metrics = Metrics()
-    options = PassOptions(retry=FAST_RETRY, backoff=FAST_BACKOFF)
-    [result] = await run_pass(world.config(), clock=world.clock, metrics=metrics, options=options)
+    [result] = await world.run(metrics=metrics)
     assert result.outcome is Outcome.HEALTHY
     return gauges(metrics)
 
