@@ -9,7 +9,6 @@ from service.reconcile import Outcome, TargetResult
 from tests.integration.conftest import World, days
 
 EXPIRY = "secret_rotator_credential_expiry_timestamp_seconds"
-READS = (("graph", "GET"), ("keyvault", "GET"))
 
 
 def gauges(metrics: Metrics) -> dict[tuple[str, ...], float]:
