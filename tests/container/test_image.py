@@ -39,6 +39,13 @@ CONTAINER_TMP = "/tmp"  # noqa: S108 - the container's /tmp, where the host fold
 EVENTS_OF_A_ROTATION = ("run.started", "credential.created", "credential.verified", "sink.updated", "run.finished")
 
 
+def mounted(config: Path, *, api_key: bool = True) -> tuple[str, ...]:
+    """podman arguments that mount ``config`` read-only as the image's config file and, unless told not
+    to, set the API key its `{env: DIMESCHEDULER_API_KEY}` reference asks for."""
+    key = ("--env", "DIMESCHEDULER_API_KEY=not-a-real-key") if api_key else ()
+    return ("--volume", f"{config}:{MOUNTED}/config.yaml:ro", *key)
+
+
 def made_for_a_mount(path: str) -> bool:
     """`podman diff` lists the mount points the runtime created (and their parents), not the process's writes."""
     parent = path.rstrip("/") + "/"
@@ -110,10 +117,7 @@ def test_config_check_accepts_the_shipped_example(podman: Podman, image: str) ->
         "--rm",
         *LOCKED_DOWN,
         "--network=none",
-        "--volume",
-        f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
-        "--env",
-        "DIMESCHEDULER_API_KEY=not-a-real-key",
+        *mounted(ROOT / "config" / "example.yaml"),
         "--env",
         f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
         image,
@@ -135,10 +139,7 @@ def test_the_image_knows_the_time_zones_maintenance_windows_name(podman: Podman,
         "--rm",
         *LOCKED_DOWN,
         "--network=none",
-        "--volume",
-        f"{example}:{MOUNTED}/config.yaml:ro",
-        "--env",
-        "DIMESCHEDULER_API_KEY=not-a-real-key",
+        *mounted(example),
         image,
         "config",
         "check",
@@ -156,8 +157,7 @@ def test_config_check_names_the_missing_environment_variable_and_exits_2(podman:
         "--rm",
         *LOCKED_DOWN,
         "--network=none",
-        "--volume",
-        f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
+        *mounted(ROOT / "config" / "example.yaml", api_key=False),
         image,
         "config",
         "check",
@@ -181,10 +181,7 @@ def test_the_default_command_is_the_daemon_which_serves_healthz_and_stops_on_sig
         name,
         *LOCKED_DOWN,
         "--network=none",
-        "--volume",
-        f"{ROOT / 'config' / 'example.yaml'}:{MOUNTED}/config.yaml:ro",
-        "--env",
-        "DIMESCHEDULER_API_KEY=not-a-real-key",
+        *mounted(ROOT / "config" / "example.yaml"),
         "--env",
         f"SECRET_ROTATOR_CONFIG={MOUNTED}/config.yaml",
         image,
